@@ -1,0 +1,377 @@
+"""``l2tpv3d``: the asyncio (uvloop) adapters around the sans-I/O tunnels and sessions.
+
+One underlay socket per tunnel, one TAP per session, one Unix control socket. The
+per-packet loops read in batches until the descriptor is drained and never raise:
+failures become counters.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+from typing import Any
+
+from . import __version__
+from .codec import session_mtu
+from .config import Encap, SessionConfig, TunnelConfig
+from .configfile import load_config
+from .constants import CONTROL_SOCKET_ENV, DEFAULT_CONTROL_SOCKET
+from .control import serve
+from .errors import L2TPError, StateError
+from .session import TAP_WRITE_FAILED, Session
+from .tap import Tap
+from .tunnel import Tunnel
+from .underlay import ipv4_payload_offset, open_socket, path_mtu
+
+log = logging.getLogger("l2tpv3d")
+
+# Datagrams or frames handled per readiness callback before yielding to the loop, so
+# one busy direction cannot starve the other or the control socket.
+BATCH = 64
+MAX_DATAGRAM = 65535
+
+
+class SessionPort:
+    """A session's TAP device and its TAP-to-socket loop."""
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, tunnel: TunnelPort, session: Session, tap: Tap
+    ) -> None:
+        self.loop = loop
+        self.tunnel = tunnel
+        self.session = session
+        self.tap = tap
+        self._timer: asyncio.TimerHandle | None = None
+        self.reorders = session.config.reorder_timeout > 0
+        loop.add_reader(tap.fd, self._on_tap_readable)
+
+    def _on_tap_readable(self) -> None:
+        fd = self.tap.fd
+        read = os.read
+        send = self.tunnel.sock.send
+        encapsulate = self.session.encapsulate
+        for _ in range(BATCH):
+            try:
+                frame = read(fd, MAX_DATAGRAM)
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                log.warning("%s: read failed: %s", self.tap.name, exc.strerror)
+                return
+            pkt = encapsulate(frame)
+            try:
+                send(pkt)
+            except OSError:
+                # Full socket buffer, or an ICMP error from an earlier datagram
+                # surfacing on the connected socket: the kernel counts tx_errors.
+                self.session.tx_failed(len(pkt))
+
+    def write(self, frames: list[bytes]) -> None:
+        fd = self.tap.fd
+        for frame in frames:
+            try:
+                os.write(fd, frame)
+            except OSError:
+                # The TAP is down or its queue is full: the kernel drops on the device.
+                self.session.drops[TAP_WRITE_FAILED] += 1
+
+    def rearm(self) -> None:
+        deadline = self.session.next_deadline()
+        if deadline is None:
+            return
+        timer = self._timer
+        if timer is not None and not timer.cancelled() and timer.when() <= deadline:
+            return
+        if timer is not None:
+            timer.cancel()
+        self._timer = self.loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self.write(self.session.poll(self.loop.time()))
+        self.rearm()
+
+    def close(self) -> None:
+        self.loop.remove_reader(self.tap.fd)
+        if self._timer is not None:
+            self._timer.cancel()
+        self.tap.close()
+
+    def state(self) -> dict[str, Any]:
+        s = self.session
+        out = s.config.to_dict()
+        out.update(
+            interface=self.tap.name,
+            peer_tunnel_id=self.tunnel.tunnel.config.peer_tunnel_id,
+            mtu=self.tap.mtu,
+            send_seq=s.send_seq,
+            recv_seq=s.recv_seq,
+            stats=s.counters.as_dict(),
+            drops=dict(s.drops),
+        )
+        return out
+
+
+class TunnelPort:
+    """A tunnel's underlay socket and its socket-to-TAP loop."""
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, tunnel: Tunnel, sock: socket.socket
+    ) -> None:
+        self.loop = loop
+        self.tunnel = tunnel
+        self.sock = sock
+        self.ports: dict[int, SessionPort] = {}
+        cfg = tunnel.config
+        self._strip_ip = cfg.encap is Encap.IP and cfg.family == 4
+        loop.add_reader(sock.fileno(), self._on_sock_readable)
+
+    def _on_sock_readable(self) -> None:
+        recv = self.sock.recv
+        receive = self.tunnel.receive
+        ports = self.ports
+        strip_ip = self._strip_ip
+        now = self.loop.time()
+        touched: set[SessionPort] = set()
+        for _ in range(BATCH):
+            try:
+                data = recv(MAX_DATAGRAM)
+            except BlockingIOError:
+                break
+            except ConnectionRefusedError:
+                # An ICMP port unreachable for something we sent: no datagram here.
+                continue
+            except OSError as exc:
+                log.warning("tunnel %d: receive failed: %s", self.tunnel.config.tunnel_id,
+                            exc.strerror)
+                break
+            if strip_ip:
+                if len(data) < 20:
+                    continue
+                data = data[ipv4_payload_offset(data):]
+            session, frames = receive(data, now)
+            if session is None:
+                continue
+            port = ports[session.session_id]
+            if frames:
+                port.write(frames)
+            if port.reorders:
+                touched.add(port)
+        for port in touched:
+            port.rearm()
+
+    def close(self) -> None:
+        for port in self.ports.values():
+            port.close()
+        self.ports.clear()
+        self.loop.remove_reader(self.sock.fileno())
+        self.sock.close()
+
+    def state(self) -> dict[str, Any]:
+        out = self.tunnel.config.to_dict()
+        out["stats"] = self.tunnel.totals().as_dict()
+        out["drops"] = dict(self.tunnel.drops)
+        return out
+
+
+class Daemon:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.tunnels: dict[int, TunnelPort] = {}
+        # IP-encap session IDs are unique per host (kernel l2tp_v3_session_get with no
+        # tunnel); this maps each to its tunnel.
+        self.ip_sessions: dict[int, int] = {}
+
+    # -- operations, shared by the control socket and the config file ---------------
+
+    def add_tunnel(self, cfg: TunnelConfig) -> None:
+        if cfg.tunnel_id in self.tunnels:
+            raise StateError(f"tunnel {cfg.tunnel_id} already exists")
+        foreign = self.ip_sessions.keys() if cfg.encap is Encap.IP else ()
+        sock = open_socket(cfg)
+        self.tunnels[cfg.tunnel_id] = TunnelPort(self.loop, Tunnel(cfg, foreign), sock)
+        log.info("tunnel %d: encap %s from %s to %s", cfg.tunnel_id, cfg.encap.value,
+                 cfg.local, cfg.remote)
+
+    def del_tunnel(self, tunnel_id: int) -> None:
+        port = self._tunnel(tunnel_id)
+        # Like the kernel, deleting a tunnel deletes its sessions.
+        for sid in list(port.ports):
+            self.del_session(tunnel_id, sid)
+        port.close()
+        del self.tunnels[tunnel_id]
+        log.info("tunnel %d: deleted", tunnel_id)
+
+    def add_session(self, cfg: SessionConfig) -> None:
+        tport = self._tunnel(cfg.tunnel_id)
+        tcfg = tport.tunnel.config
+        if cfg.session_id in tport.ports:
+            raise StateError(f"session {cfg.session_id} already exists in tunnel {cfg.tunnel_id}")
+        if tcfg.encap is Encap.IP and cfg.session_id in self.ip_sessions:
+            other = self.ip_sessions[cfg.session_id]
+            raise StateError(
+                f"session {cfg.session_id} already exists in tunnel {other} "
+                "(IP-encap session IDs are unique per host)"
+            )
+        session = Session(tcfg, cfg)
+        mtu = session_mtu(tcfg, cfg, path_mtu(tport.sock, tcfg.family))
+        tap = Tap(cfg.name, mtu)
+        tport.tunnel.add(session)
+        tport.ports[cfg.session_id] = SessionPort(self.loop, tport, session, tap)
+        if tcfg.encap is Encap.IP:
+            self.ip_sessions[cfg.session_id] = cfg.tunnel_id
+        log.info("session %d in tunnel %d: interface %s mtu %d", cfg.session_id,
+                 cfg.tunnel_id, tap.name, mtu)
+
+    def del_session(self, tunnel_id: int, session_id: int) -> None:
+        tport = self._tunnel(tunnel_id)
+        port = tport.ports.pop(session_id, None)
+        if port is None:
+            raise StateError(f"session {session_id} does not exist in tunnel {tunnel_id}")
+        port.close()
+        tport.tunnel.remove(session_id)
+        if tport.tunnel.config.encap is Encap.IP:
+            self.ip_sessions.pop(session_id, None)
+        log.info("session %d in tunnel %d: deleted", session_id, tunnel_id)
+
+    def show_tunnels(self, tunnel_id: int | None = None) -> list[dict[str, Any]]:
+        return [
+            port.state()
+            for tid, port in self.tunnels.items()
+            if tunnel_id is None or tid == tunnel_id
+        ]
+
+    def show_sessions(
+        self, tunnel_id: int | None = None, session_id: int | None = None
+    ) -> list[dict[str, Any]]:
+        return [
+            sport.state()
+            for tid, tport in self.tunnels.items()
+            if tunnel_id is None or tid == tunnel_id
+            for sid, sport in tport.ports.items()
+            if session_id is None or sid == session_id
+        ]
+
+    def close(self) -> None:
+        for tid in list(self.tunnels):
+            with contextlib.suppress(L2TPError):
+                self.del_tunnel(tid)
+
+    def _tunnel(self, tunnel_id: int) -> TunnelPort:
+        port = self.tunnels.get(tunnel_id)
+        if port is None:
+            raise StateError(f"tunnel {tunnel_id} does not exist")
+        return port
+
+    # -- control socket ---------------------------------------------------------------
+
+    async def handle(self, message: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return {"ok": True, "result": self._dispatch(message)}
+        except L2TPError as exc:
+            return {"ok": False, "error": str(exc)}
+        except (TypeError, ValueError, KeyError) as exc:
+            return {"ok": False, "error": f"malformed request: {exc}"}
+
+    def _dispatch(self, msg: dict[str, Any]) -> Any:
+        op = msg.get("op")
+        if op == "add_tunnel":
+            self.add_tunnel(TunnelConfig.from_dict(msg["config"]))
+            return None
+        if op == "del_tunnel":
+            self.del_tunnel(_int(msg, "tunnel_id"))
+            return None
+        if op == "add_session":
+            self.add_session(SessionConfig.from_dict(msg["config"]))
+            return None
+        if op == "del_session":
+            self.del_session(_int(msg, "tunnel_id"), _int(msg, "session_id"))
+            return None
+        if op == "show_tunnels":
+            return self.show_tunnels(_opt_int(msg, "tunnel_id"))
+        if op == "show_sessions":
+            return self.show_sessions(_opt_int(msg, "tunnel_id"), _opt_int(msg, "session_id"))
+        if op == "ping":
+            return {"version": __version__, "pid": os.getpid()}
+        raise StateError(f'unknown operation "{op}"')
+
+
+def _int(msg: dict[str, Any], key: str) -> int:
+    value = msg.get(key)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise StateError(f'argument "{key}" is required')
+    return value
+
+
+def _opt_int(msg: dict[str, Any], key: str) -> int | None:
+    return None if msg.get(key) is None else _int(msg, key)
+
+
+async def run(socket_path: str, config_path: str | None) -> int:
+    loop = asyncio.get_running_loop()
+    daemon = Daemon(loop)
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    server = None
+    try:
+        if config_path is not None:
+            tunnels, sessions = load_config(config_path)
+            for tcfg in tunnels:
+                daemon.add_tunnel(tcfg)
+            for scfg in sessions:
+                daemon.add_session(scfg)
+        server = await serve(socket_path, daemon.handle)
+        log.info("listening on %s (version %s, pid %d)", socket_path, __version__, os.getpid())
+        await stop.wait()
+        log.info("stopping")
+        return 0
+    except L2TPError as exc:
+        print(f"l2tpv3d: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if server is not None:
+            server.close()
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(socket_path)
+        daemon.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="l2tpv3d", description="Userspace L2TPv3 Ethernet pseudowire daemon."
+    )
+    parser.add_argument(
+        "-S", "--socket",
+        default=os.environ.get(CONTROL_SOCKET_ENV, DEFAULT_CONTROL_SOCKET),
+        help=f"control socket (default ${CONTROL_SOCKET_ENV} or {DEFAULT_CONTROL_SOCKET})",
+    )
+    parser.add_argument("--config", help="TOML file of tunnels and sessions to bring up")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument("--version", action="version", version=f"l2tpv3d {__version__}")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="l2tpv3d: %(levelname)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        import uvloop
+    except ImportError:
+        runner = asyncio.run
+    else:
+        runner = uvloop.run
+    try:
+        return int(runner(run(args.socket, args.config)))
+    except KeyboardInterrupt:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

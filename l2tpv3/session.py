@@ -1,0 +1,170 @@
+"""One pseudowire's protocol state, sans I/O: frames in, datagram payloads out, and back.
+
+The adapters (daemon.py) read Ethernet frames from the session's TAP and hand them to
+:meth:`Session.encapsulate`; they hand each received data message to the tunnel, which
+finds the session and calls :meth:`Session.receive`. Neither touches a socket or a
+clock: time comes in as ``now`` (seconds, monotonic).
+"""
+
+from __future__ import annotations
+
+from .codec import HeaderLayout
+from .config import SessionConfig, TunnelConfig
+from .constants import ETH_HLEN, L2SPEC_S_BIT, SEQ_MASK
+from .counters import Counters
+from .sequence import RxSequencer
+
+# Per-session reasons a decapsulated frame did not reach the TAP device; the kernel
+# counts these on the l2tpethN device (rx_errors / rx_dropped), not the session.
+FRAME_TOO_SHORT = "frame_too_short"
+TAP_WRITE_FAILED = "tap_write_failed"
+
+_S_BIT = L2SPEC_S_BIT
+_SEQ_MASK = SEQ_MASK
+
+
+class Session:
+    """Kernel-compatible L2TPv3 session: header, cookie check, sequencing, counters."""
+
+    __slots__ = (
+        "_cookie",
+        "_cookie_end",
+        "_cookie_off",
+        "_header_len",
+        "_l2spec_off",
+        "_prefix",
+        "_rx_header_len",
+        "config",
+        "counters",
+        "drops",
+        "layout",
+        "lns_mode",
+        "ns",
+        "recv_seq",
+        "send_seq",
+        "sequencer",
+    )
+
+    def __init__(self, tunnel: TunnelConfig, config: SessionConfig) -> None:
+        self.config = config
+        self.layout = HeaderLayout.for_session(tunnel, config)
+        self.counters = Counters()
+        self.drops: dict[str, int] = {FRAME_TOO_SHORT: 0, TAP_WRITE_FAILED: 0}
+        self.send_seq = config.seq.send
+        self.recv_seq = config.seq.recv
+        # Sessions made by `ip l2tp` are in LAC mode: the peer's use of sequence
+        # numbers switches ours on and off (kernel l2tp_recv_common).
+        self.lns_mode = False
+        self.ns = 0
+        self.sequencer: RxSequencer[bytes] = RxSequencer(
+            self.counters,
+            reorder_timeout=config.reorder_timeout / 1000.0,
+            policy=config.seq_policy,
+        )
+        lay = self.layout
+        self._prefix = lay.tx_prefix
+        self._header_len = lay.tx_header_len
+        self._cookie = lay.rx_cookie
+        self._cookie_off = lay.rx_cookie_offset
+        self._cookie_end = lay.rx_cookie_offset + len(lay.rx_cookie)
+        self._l2spec_off = lay.rx_l2spec_offset
+        self._rx_header_len = lay.rx_header_len
+
+    @property
+    def session_id(self) -> int:
+        return self.config.session_id
+
+    def encapsulate(self, frame: bytes) -> bytes:
+        """The L2TP payload carrying ``frame``; counts it as sent.
+
+        If the send then fails the adapter calls :meth:`tx_failed`, so the counters end
+        up as the kernel's l2tp_xmit_skb leaves them.
+        """
+        c = self.counters
+        if self._l2spec_off < 0:
+            pkt = self._prefix + frame
+        elif self.send_seq:
+            ns = self.ns
+            self.ns = (ns + 1) & _SEQ_MASK
+            pkt = self._prefix + (_S_BIT | ns).to_bytes(4, "big") + frame
+        else:
+            pkt = self._prefix + b"\0\0\0\0" + frame
+        c.tx_packets += 1
+        # Kernel: tx_bytes counts the L2TP header plus the frame.
+        c.tx_bytes += len(pkt)
+        return pkt
+
+    def tx_failed(self, length: int) -> None:
+        c = self.counters
+        c.tx_packets -= 1
+        c.tx_bytes -= length
+        c.tx_errors += 1
+
+    def receive(self, payload: bytes, now: float) -> list[bytes]:
+        """Check a data message already matched to this session by its session ID.
+
+        Returns the Ethernet frames now deliverable, in order (sequencing may hold a
+        packet back or release several). Drops are counted, never raised.
+        """
+        c = self.counters
+        if len(payload) < self._rx_header_len:
+            c.rx_errors += 1
+            return []
+        # RFC 3931 §4.1: a cookie that does not match is discarded.
+        if self._cookie and payload[self._cookie_off : self._cookie_end] != self._cookie:
+            c.rx_cookie_discards += 1
+            c.rx_errors += 1
+            return []
+        ns: int | None = None
+        off = self._l2spec_off
+        if off >= 0:
+            word = int.from_bytes(payload[off : off + 4], "big")
+            if word & _S_BIT:
+                ns = word & _SEQ_MASK
+        if ns is not None:
+            if not self.lns_mode and not self.send_seq:
+                self.send_seq = True
+        else:
+            if self.recv_seq:
+                c.rx_seq_discards += 1
+                c.rx_errors += 1
+                return []
+            if not self.lns_mode and self.send_seq:
+                self.send_seq = False
+            elif self.send_seq:
+                c.rx_seq_discards += 1
+                c.rx_errors += 1
+                return []
+        frame = payload[self._rx_header_len :]
+        if ns is None and not self.sequencer:
+            # Fast path: nothing queued, so ordering cannot matter.
+            c.rx_packets += 1
+            c.rx_bytes += len(payload)
+            return [frame] if self._frame_ok(frame) else []
+        return self._deliver(self.sequencer.push(frame, ns, now))
+
+    def poll(self, now: float) -> list[bytes]:
+        """Release or expire what the reorder queue holds, as time has passed."""
+        return self._deliver(self.sequencer.poll(now))
+
+    def next_deadline(self) -> float | None:
+        return self.sequencer.next_deadline()
+
+    def _deliver(self, frames: list[bytes]) -> list[bytes]:
+        c = self.counters
+        hdr = self._rx_header_len
+        out = []
+        for frame in frames:
+            c.rx_packets += 1
+            c.rx_bytes += len(frame) + hdr
+            if self._frame_ok(frame):
+                out.append(frame)
+        return out
+
+    def _frame_ok(self, frame: bytes) -> bool:
+        # Kernel l2tp_eth_dev_recv: a frame without a whole Ethernet header is an
+        # error on the device, after the session has counted it as received.
+        if len(frame) < ETH_HLEN:
+            self.drops[FRAME_TOO_SHORT] += 1
+            return False
+        return True

@@ -1,0 +1,92 @@
+"""One tunnel's receive demultiplexer and counters, sans I/O.
+
+A tunnel owns its sessions by session ID. :meth:`Tunnel.receive` takes one datagram
+payload as the socket delivered it (UDP payload, or for IP encapsulation the L2TP part
+after the IP header) and returns the session it belongs to with the frames to write
+to that session's TAP. Anything that cannot be matched is counted under ``rx_invalid``
+with a reason in ``drops``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Container
+
+from .config import Encap, TunnelConfig
+from .constants import (
+    DROP_BAD_VERSION,
+    DROP_CONTROL,
+    DROP_REASONS,
+    DROP_TOO_SHORT,
+    DROP_UNKNOWN_SESSION,
+    L2TP_VERSION_3,
+)
+from .counters import Counters
+from .session import Session
+
+_NO_FRAMES: list[bytes] = []
+
+
+class Tunnel:
+    __slots__ = ("_retired", "_udp", "config", "counters", "drops", "foreign", "sessions")
+
+    def __init__(self, config: TunnelConfig, foreign: Container[int] = ()) -> None:
+        self.config = config
+        self.sessions: dict[int, Session] = {}
+        # Over IP every raw socket sees every protocol-115 packet from its peer, so a
+        # session ID owned by another tunnel to the same peer is that tunnel's copy,
+        # not an error (IP-encap session IDs are unique per host, as in the kernel).
+        self.foreign = foreign
+        self.counters = Counters()
+        self._retired = Counters()
+        self.drops = dict.fromkeys(DROP_REASONS, 0)
+        self._udp = config.encap is Encap.UDP
+
+    def add(self, session: Session) -> None:
+        self.sessions[session.session_id] = session
+
+    def remove(self, session_id: int) -> Session:
+        """Forget a session; its counts stay in the tunnel's totals, as in the kernel."""
+        session = self.sessions.pop(session_id)
+        for name, value in session.counters.as_dict().items():
+            setattr(self._retired, name, getattr(self._retired, name) + value)
+        return session
+
+    def receive(self, payload: bytes, now: float) -> tuple[Session | None, list[bytes]]:
+        if self._udp:
+            # RFC 3931 §4.1.2.1: flags/version word, reserved, then the session ID.
+            if len(payload) < 8:
+                return self._drop(DROP_TOO_SHORT)
+            flags = payload[0]
+            if flags & 0x80:
+                # T=1: a control message. Unmanaged tunnels have no control
+                # connection, so like the kernel we never treat it as data.
+                return self._drop(DROP_CONTROL)
+            if payload[1] & 0x0F != L2TP_VERSION_3:
+                return self._drop(DROP_BAD_VERSION)
+            session_id = int.from_bytes(payload[4:8], "big")
+        else:
+            if len(payload) < 4:
+                return self._drop(DROP_TOO_SHORT)
+            session_id = int.from_bytes(payload[0:4], "big")
+            if session_id == 0:
+                # RFC 3931 §4.1.1.2: session ID 0 over IP introduces a control message.
+                return self._drop(DROP_CONTROL)
+        session = self.sessions.get(session_id)
+        if session is None:
+            if not self._udp and session_id in self.foreign:
+                return None, _NO_FRAMES
+            return self._drop(DROP_UNKNOWN_SESSION)
+        return session, session.receive(payload, now)
+
+    def _drop(self, reason: str) -> tuple[None, list[bytes]]:
+        self.drops[reason] += 1
+        self.counters.rx_invalid += 1
+        return None, _NO_FRAMES
+
+    def totals(self) -> Counters:
+        """Tunnel statistics: its own drops plus every session's, past and present."""
+        total = Counters()
+        parts = [self.counters, self._retired, *(s.counters for s in self.sessions.values())]
+        for name in total.as_dict():
+            setattr(total, name, sum(getattr(p, name) for p in parts))
+        return total

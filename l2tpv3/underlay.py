@@ -1,0 +1,107 @@
+"""Underlay sockets: UDP per tunnel, or raw IP protocol 115, configured like the kernel's."""
+
+from __future__ import annotations
+
+import errno
+import socket
+
+from .config import Encap, TunnelConfig
+from .constants import IPPROTO_L2TP
+from .errors import StateError
+
+# Linux socket options the socket module does not name.
+SO_NO_CHECK = 11
+SO_RCVBUFFORCE = 33
+SO_SNDBUFFORCE = 32
+UDP_NO_CHECK6_TX = 101
+UDP_NO_CHECK6_RX = 102
+IP_MTU_DISCOVER = 10
+IP_PMTUDISC_DONT = 0
+IP_MTU = 14
+IPV6_MTU_DISCOVER = 23
+IPV6_PMTUDISC_DONT = 0
+IPV6_MTU = 24
+
+DEFAULT_SOCKET_BUFFER = 4 * 1024 * 1024
+
+
+def open_socket(cfg: TunnelConfig, buffer_size: int = DEFAULT_SOCKET_BUFFER) -> socket.socket:
+    """Bind to local (and udp_sport), connect to remote (and udp_dport).
+
+    Connecting makes the kernel deliver only the configured peer's packets, as the
+    kernel's own tunnel socket does, and lets the data path send without an address.
+    """
+    v6 = cfg.family == 6
+    family = socket.AF_INET6 if v6 else socket.AF_INET
+    udp = cfg.encap is Encap.UDP
+    if udp:
+        sock = socket.socket(family, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
+    else:
+        try:
+            sock = socket.socket(family, socket.SOCK_RAW, IPPROTO_L2TP)
+        except PermissionError:
+            raise StateError("encap ip needs a raw socket: run l2tpv3d as root "
+                             "(or with CAP_NET_RAW)") from None
+    try:
+        if v6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            # The kernel's tunnel socket lets the stack fragment the outer packet.
+            sock.setsockopt(socket.IPPROTO_IPV6, IPV6_MTU_DISCOVER, IPV6_PMTUDISC_DONT)
+            if udp and not cfg.udp6_csum_tx:
+                sock.setsockopt(socket.IPPROTO_UDP, UDP_NO_CHECK6_TX, 1)
+            if udp and not cfg.udp6_csum_rx:
+                sock.setsockopt(socket.IPPROTO_UDP, UDP_NO_CHECK6_RX, 1)
+        else:
+            # Seen from the kernel: outer IPv4 goes with DF=0 (ignore_df).
+            sock.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DONT)
+            if udp and not cfg.udp_csum:
+                sock.setsockopt(socket.SOL_SOCKET, SO_NO_CHECK, 1)
+        _set_buffers(sock, buffer_size)
+        port = cfg.udp_sport if udp else 0
+        dport = cfg.udp_dport if udp else 0
+        try:
+            sock.bind((str(cfg.local), port))
+        except OSError as exc:
+            raise _bind_error(cfg, exc) from None
+        try:
+            sock.connect((str(cfg.remote), dport))
+        except OSError as exc:
+            raise StateError(f"cannot reach remote {cfg.remote}: {exc.strerror}") from None
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _bind_error(cfg: TunnelConfig, exc: OSError) -> StateError:
+    if exc.errno == errno.EADDRINUSE:
+        return StateError(f"udp_sport {cfg.udp_sport} on {cfg.local} is already in use")
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return StateError(f"local address {cfg.local} is not configured on this host")
+    return StateError(f"cannot bind to local {cfg.local}: {exc.strerror}")
+
+
+def _set_buffers(sock: socket.socket, size: int) -> None:
+    # Small default buffers caused most retransmits in every userspace relay we
+    # measured; the *FORCE variants pass net.core.rmem_max when we are root.
+    for force, plain in ((SO_RCVBUFFORCE, socket.SO_RCVBUF), (SO_SNDBUFFORCE, socket.SO_SNDBUF)):
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, force, size)
+        except OSError:
+            sock.setsockopt(socket.SOL_SOCKET, plain, size)
+
+
+def path_mtu(sock: socket.socket, family: int) -> int | None:
+    """The route MTU toward the connected peer, as the kernel's l2tp_tunnel_dst_mtu."""
+    try:
+        if family == 6:
+            return int(sock.getsockopt(socket.IPPROTO_IPV6, IPV6_MTU))
+        return int(sock.getsockopt(socket.IPPROTO_IP, IP_MTU))
+    except OSError:
+        return None
+
+
+def ipv4_payload_offset(packet: bytes) -> int:
+    """IPv4 raw sockets deliver the IP header: skip it by its IHL, not a fixed 20."""
+    return (packet[0] & 0x0F) * 4
