@@ -79,7 +79,7 @@ def _check_bool(field: str, value: object) -> bool:
 
 def _check_enum(field: str, value: object, enum: type[_E]) -> _E:
     try:
-        return enum(value)
+        return enum(str(value))
     except ValueError:
         choices = " | ".join(e.value for e in enum)
         raise ConfigError(field, value, f"must be one of {choices}") from None
@@ -110,8 +110,9 @@ def parse_cookie(field: str, value: object) -> bytes:
     else:
         raise ConfigError(field, value, "cookie must be a hex string")
     if len(raw) not in COOKIE_LENGTHS:
-        raise ConfigError(field, value.hex() if isinstance(value, bytes) else value,
-                          "cookie must be 4 or 8 bytes")
+        raise ConfigError(
+            field, value.hex() if isinstance(value, bytes) else value, "cookie must be 4 or 8 bytes"
+        )
     return raw
 
 

@@ -44,7 +44,9 @@ def request(path: str, message: dict[str, Any], timeout: float = 30.0) -> dict[s
                 if len(buf) > MAX_MESSAGE:
                     raise ControlError(f"answer from {path} is too large")
     except FileNotFoundError:
-        raise ControlError(f"cannot reach l2tpv3d at {path}: no such socket (is it running?)") from None
+        raise ControlError(
+            f"cannot reach l2tpv3d at {path}: no such socket (is it running?)"
+        ) from None
     except PermissionError:
         raise ControlError(f"cannot reach l2tpv3d at {path}: permission denied") from None
     except TimeoutError:

@@ -148,13 +148,14 @@ class TunnelPort:
                 # An ICMP port unreachable for something we sent: no datagram here.
                 continue
             except OSError as exc:
-                log.warning("tunnel %d: receive failed: %s", self.tunnel.config.tunnel_id,
-                            exc.strerror)
+                log.warning(
+                    "tunnel %d: receive failed: %s", self.tunnel.config.tunnel_id, exc.strerror
+                )
                 break
             if strip_ip:
                 if len(data) < 20:
                     continue
-                data = data[ipv4_payload_offset(data):]
+                data = data[ipv4_payload_offset(data) :]
             session, frames = receive(data, now)
             if session is None:
                 continue
@@ -196,8 +197,13 @@ class Daemon:
         foreign = self.ip_sessions.keys() if cfg.encap is Encap.IP else ()
         sock = open_socket(cfg)
         self.tunnels[cfg.tunnel_id] = TunnelPort(self.loop, Tunnel(cfg, foreign), sock)
-        log.info("tunnel %d: encap %s from %s to %s", cfg.tunnel_id, cfg.encap.value,
-                 cfg.local, cfg.remote)
+        log.info(
+            "tunnel %d: encap %s from %s to %s",
+            cfg.tunnel_id,
+            cfg.encap.value,
+            cfg.local,
+            cfg.remote,
+        )
 
     def del_tunnel(self, tunnel_id: int) -> None:
         port = self._tunnel(tunnel_id)
@@ -226,8 +232,13 @@ class Daemon:
         tport.ports[cfg.session_id] = SessionPort(self.loop, tport, session, tap)
         if tcfg.encap is Encap.IP:
             self.ip_sessions[cfg.session_id] = cfg.tunnel_id
-        log.info("session %d in tunnel %d: interface %s mtu %d", cfg.session_id,
-                 cfg.tunnel_id, tap.name, mtu)
+        log.info(
+            "session %d in tunnel %d: interface %s mtu %d",
+            cfg.session_id,
+            cfg.tunnel_id,
+            tap.name,
+            mtu,
+        )
 
     def del_session(self, tunnel_id: int, session_id: int) -> None:
         tport = self._tunnel(tunnel_id)
@@ -278,6 +289,12 @@ class Daemon:
             return {"ok": False, "error": str(exc)}
         except (TypeError, ValueError, KeyError) as exc:
             return {"ok": False, "error": f"malformed request: {exc}"}
+        except Exception as exc:
+            # A bug of ours must not take the pseudowires down with it: answer, log
+            # one line (the traceback only with -v), carry on.
+            log.error("internal error handling %s: %r", message.get("op"), exc)
+            log.debug("traceback", exc_info=True)
+            return {"ok": False, "error": f"internal error: {exc!r}"}
 
     def _dispatch(self, msg: dict[str, Any]) -> Any:
         op = msg.get("op")
@@ -348,7 +365,8 @@ def main(argv: list[str] | None = None) -> int:
         prog="l2tpv3d", description="Userspace L2TPv3 Ethernet pseudowire daemon."
     )
     parser.add_argument(
-        "-S", "--socket",
+        "-S",
+        "--socket",
         default=os.environ.get(CONTROL_SOCKET_ENV, DEFAULT_CONTROL_SOCKET),
         help=f"control socket (default ${CONTROL_SOCKET_ENV} or {DEFAULT_CONTROL_SOCKET})",
     )

@@ -26,7 +26,9 @@ class Tap:
                 name=name or DEFAULT_IFNAME_TEMPLATE, flags=pytun.IFF_TAP | pytun.IFF_NO_PI
             )
         except pytun.Error as exc:
-            raise StateError(f"cannot create TAP device {name or DEFAULT_IFNAME_TEMPLATE}: {exc}") from None
+            raise StateError(
+                f"cannot create TAP device {name or DEFAULT_IFNAME_TEMPLATE}: {exc}"
+            ) from None
         self.name: str = self._dev.name
         self.fd: int = self._dev.fileno()
         try:

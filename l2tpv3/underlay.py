@@ -40,11 +40,13 @@ def open_socket(cfg: TunnelConfig, buffer_size: int = DEFAULT_SOCKET_BUFFER) -> 
         try:
             sock = socket.socket(family, socket.SOCK_RAW, IPPROTO_L2TP)
         except PermissionError:
-            raise StateError("encap ip needs a raw socket: run l2tpv3d as root "
-                             "(or with CAP_NET_RAW)") from None
+            raise StateError(
+                "encap ip needs a raw socket: run l2tpv3d as root (or with CAP_NET_RAW)"
+            ) from None
     try:
         if v6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            if udp:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             # The kernel's tunnel socket lets the stack fragment the outer packet.
             sock.setsockopt(socket.IPPROTO_IPV6, IPV6_MTU_DISCOVER, IPV6_PMTUDISC_DONT)
             if udp and not cfg.udp6_csum_tx:
@@ -68,6 +70,9 @@ def open_socket(cfg: TunnelConfig, buffer_size: int = DEFAULT_SOCKET_BUFFER) -> 
         except OSError as exc:
             raise StateError(f"cannot reach remote {cfg.remote}: {exc.strerror}") from None
         sock.setblocking(False)
+    except OSError as exc:
+        sock.close()
+        raise StateError(f"cannot set up the tunnel socket: {exc.strerror or exc}") from None
     except BaseException:
         sock.close()
         raise

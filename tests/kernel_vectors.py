@@ -1,3 +1,4 @@
+# ruff: noqa: E501 - the titles are the headings of kernel-vectors.md, verbatim
 """Packets a real Linux kernel sent and accepted, byte for byte.
 
 Source: shared/kernel-vectors.md (captured from a stock Debian 6.1 kernel,
@@ -15,7 +16,7 @@ KERNEL_PACKETS: dict[str, bytes] = {
         "00000fa000000000029900000001029900000002080600010800060400020299"
         "000000020a6301020299000000010a630101"
     ),
-    'udp-default: same session - VM-originated broadcast frame (`ip neigh flush all; ping` inside the VM)': bytes.fromhex(
+    "udp-default: same session - VM-originated broadcast frame (`ip neigh flush all; ping` inside the VM)": bytes.fromhex(
         "450000528e6b00004011d7670a6300020a63000106a506a5003e000000030000"
         "00000fa000000000ffffffffffff029900000002080600010800060400010299"
         "000000020a6301020000000000000a630101"
@@ -72,7 +73,7 @@ KERNEL_PACKETS: dict[str, bytes] = {
         "ffff029900000001080600010800060400010299000000010a63010100000000"
         "00000a630102"
     ),
-    'udp-seq-both: packet the kernel ACCEPTED (host -> VM) under seq both: S=1, seq 1': bytes.fromhex(
+    "udp-seq-both: packet the kernel ACCEPTED (host -> VM) under seq both: S=1, seq 1": bytes.fromhex(
         "4500007229a540004011fc0d0a6300010a63000206a506a5005e842e00030000"
         "00000bb84000000102990000000202990000000108004500003c123440004001"
         "11c50a6301010a6301020800bbae4b500000000102030405060708090a0b0c0d"

@@ -100,8 +100,9 @@ def test_every_vector_is_covered() -> None:
     assert used == set(KERNEL_PACKETS)
 
 
-@pytest.mark.parametrize("vec", VECTORS, ids=[v.key.split(":")[0] + str(i) for i, v in
-                                               enumerate(VECTORS)])
+@pytest.mark.parametrize(
+    "vec", VECTORS, ids=[v.key.split(":")[0] + str(i) for i, v in enumerate(VECTORS)]
+)
 def test_builder_reproduces_kernel_bytes(vec: Vector) -> None:
     pkt = vec.packet()
     l2tp = pkt[vec.l2tp_offset :]
@@ -117,8 +118,9 @@ def test_builder_reproduces_kernel_bytes(vec: Vector) -> None:
     assert session.counters.tx_bytes == len(l2tp) * len(sent)
 
 
-@pytest.mark.parametrize("vec", VECTORS, ids=[v.key.split(":")[0] + str(i) for i, v in
-                                               enumerate(VECTORS)])
+@pytest.mark.parametrize(
+    "vec", VECTORS, ids=[v.key.split(":")[0] + str(i) for i, v in enumerate(VECTORS)]
+)
 def test_receiver_accepts_kernel_bytes(vec: Vector) -> None:
     pkt = vec.packet()
     l2tp = pkt[vec.l2tp_offset :]
