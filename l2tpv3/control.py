@@ -86,6 +86,8 @@ async def serve(path: str, handler: Handler) -> asyncio.AbstractServer:
             pass
         finally:
             writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
 
     old_umask = os.umask(0o177)
     try:

@@ -35,6 +35,8 @@ log = logging.getLogger("l2tpv3d")
 # one busy direction cannot starve the other or the control socket.
 BATCH = 64
 MAX_DATAGRAM = 65535
+# Seconds between re-reads of each TAP's MTU (a user may change it at any time).
+MTU_REFRESH = 1.0
 
 
 class SessionPort:
@@ -49,6 +51,7 @@ class SessionPort:
         self.tap = tap
         self._timer: asyncio.TimerHandle | None = None
         self.reorders = session.config.reorder_timeout > 0
+        session.set_mtu(tap.mtu)
         loop.add_reader(tap.fd, self._on_tap_readable)
 
     def _on_tap_readable(self) -> None:
@@ -188,6 +191,7 @@ class Daemon:
         # IP-encap session IDs are unique per host (kernel l2tp_v3_session_get with no
         # tunnel); this maps each to its tunnel.
         self.ip_sessions: dict[int, int] = {}
+        self._mtu_timer: asyncio.TimerHandle | None = None
 
     # -- operations, shared by the control socket and the config file ---------------
 
@@ -269,7 +273,16 @@ class Daemon:
             if session_id is None or sid == session_id
         ]
 
+    def refresh_mtus(self) -> None:
+        """Follow `ip link set l2tpethN mtu ...`, as the kernel checks the live MTU."""
+        for tport in self.tunnels.values():
+            for sport in tport.ports.values():
+                sport.session.set_mtu(sport.tap.mtu)
+        self._mtu_timer = self.loop.call_later(MTU_REFRESH, self.refresh_mtus)
+
     def close(self) -> None:
+        if self._mtu_timer is not None:
+            self._mtu_timer.cancel()
         for tid in list(self.tunnels):
             with contextlib.suppress(L2TPError):
                 self.del_tunnel(tid)
@@ -345,6 +358,7 @@ async def run(socket_path: str, config_path: str | None) -> int:
             for scfg in sessions:
                 daemon.add_session(scfg)
         server = await serve(socket_path, daemon.handle)
+        daemon.refresh_mtus()
         log.info("listening on %s (version %s, pid %d)", socket_path, __version__, os.getpid())
         await stop.wait()
         log.info("stopping")

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from .codec import HeaderLayout
 from .config import SessionConfig, TunnelConfig
-from .constants import ETH_HLEN, L2SPEC_S_BIT, SEQ_MASK
+from .constants import ETH_HLEN, L2SPEC_S_BIT, RX_FRAME_SLACK, SEQ_MASK
 from .counters import Counters
 from .sequence import RxSequencer
 
 # Per-session reasons a decapsulated frame did not reach the TAP device; the kernel
 # counts these on the l2tpethN device (rx_errors / rx_dropped), not the session.
 FRAME_TOO_SHORT = "frame_too_short"
+FRAME_TOO_LONG = "frame_too_long"
 TAP_WRITE_FAILED = "tap_write_failed"
 
 _S_BIT = L2SPEC_S_BIT
@@ -39,6 +40,7 @@ class Session:
         "drops",
         "layout",
         "lns_mode",
+        "max_frame",
         "ns",
         "recv_seq",
         "send_seq",
@@ -49,7 +51,10 @@ class Session:
         self.config = config
         self.layout = HeaderLayout.for_session(tunnel, config)
         self.counters = Counters()
-        self.drops: dict[str, int] = {FRAME_TOO_SHORT: 0, TAP_WRITE_FAILED: 0}
+        self.drops = dict.fromkeys((FRAME_TOO_SHORT, FRAME_TOO_LONG, TAP_WRITE_FAILED), 0)
+        # Largest frame the l2tpethN device takes; the adapter keeps it in step with
+        # the device's MTU (set_mtu), which a user may change at any time.
+        self.max_frame = 65535 + RX_FRAME_SLACK
         self.send_seq = config.seq.send
         self.recv_seq = config.seq.recv
         # Sessions made by `ip l2tp` are in LAC mode: the peer's use of sequence
@@ -161,10 +166,18 @@ class Session:
                 out.append(frame)
         return out
 
+    def set_mtu(self, mtu: int) -> None:
+        self.max_frame = mtu + RX_FRAME_SLACK
+
     def _frame_ok(self, frame: bytes) -> bool:
-        # Kernel l2tp_eth_dev_recv: a frame without a whole Ethernet header is an
-        # error on the device, after the session has counted it as received.
-        if len(frame) < ETH_HLEN:
+        # Kernel l2tp_eth_dev_recv: the session has already counted the packet as
+        # received; a frame without a whole Ethernet header, or longer than the
+        # device's MTU + 14 + a VLAN tag (is_skb_forwardable), is dropped on the device.
+        n = len(frame)
+        if n < ETH_HLEN:
             self.drops[FRAME_TOO_SHORT] += 1
+            return False
+        if n > self.max_frame:
+            self.drops[FRAME_TOO_LONG] += 1
             return False
         return True

@@ -37,8 +37,12 @@ def server(tmp_path: Path) -> Iterator[tuple[str, list[dict[str, Any]]]]:
         srv.close()
         await srv.wait_closed()
         # Let connection handlers see their EOF and close their sockets.
-        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-        await asyncio.wait_for(asyncio.gather(*others, return_exceptions=True), 5)
+        for _ in range(20):
+            await asyncio.sleep(0.01)
+            others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            if not others:
+                break
+            await asyncio.wait_for(asyncio.gather(*others, return_exceptions=True), 5)
 
     thread = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
     thread.start()
@@ -82,6 +86,8 @@ def test_second_daemon_on_the_same_socket_is_refused(
 
     with pytest.raises(ControlError, match="already listening"):
         asyncio.run(second())
+    # The first daemon still answers (and has accepted, and closed, the probe).
+    assert request(path, {"op": "ping"})["ok"]
 
 
 def test_stale_socket_file_is_replaced(tmp_path: Path) -> None:

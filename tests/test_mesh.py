@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from .netns import Daemon, Netns, require_root, veth, workdir
+from .netns import Daemon, Netns, require_root, veth, wait_until, workdir
 
 pytestmark = pytest.mark.root
 
@@ -99,10 +99,23 @@ def test_three_site_mesh(mesh: tuple[dict[str, Netns], dict[str, Daemon]]) -> No
             if dst != src:
                 spaces[src].ping(addr, count=2)
 
+    # Each tunnel's two ends agree on what crossed, once nothing is in flight.
+    def stats() -> tuple[dict[str, int], dict[int, dict[str, int]], dict[str, int]]:
+        b = {s["session_id"]: s["stats"] for s in daemons["gw-b"].sessions()}
+        return daemons["gw-a"].session(1000)["stats"], b, daemons["gw-c"].session(2000)["stats"]
+
+    def agree() -> bool:
+        a, b, c = stats()
+        return all(
+            x[f"{d1}_{k}"] == y[f"{d2}_{k}"]
+            for x, y in ((a, b[1000]), (c, b[2000]))
+            for d1, d2 in (("tx", "rx"), ("rx", "tx"))
+            for k in ("packets", "bytes")
+        )
+
+    assert wait_until(agree)
+    a, b, c = stats()
     # pc1 <-> pc3 crossed both tunnels: gw-b forwarded between its two sessions.
-    b = {s["session_id"]: s["stats"] for s in daemons["gw-b"].sessions()}
-    a = daemons["gw-a"].session(1000)["stats"]
-    c = daemons["gw-c"].session(2000)["stats"]
     assert b[1000]["rx_packets"] > 0
     assert b[2000]["tx_packets"] > 0
     for st in (a, c, *b.values()):

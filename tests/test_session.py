@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from l2tpv3.config import Encap, L2SpecType, SeqMode, SessionConfig, TunnelConfig
-from l2tpv3.session import FRAME_TOO_SHORT, Session
+from l2tpv3.session import FRAME_TOO_LONG, FRAME_TOO_SHORT, Session
 
 FRAME = bytes(range(14)) + b"payload"
 
@@ -83,6 +83,16 @@ def test_short_inner_frame_is_counted_on_the_device() -> None:
     assert b.receive(a.encapsulate(b"\x01\x02\x03"), 0.0) == []
     assert b.counters.rx_packets == 1  # the session received it, as in the kernel
     assert b.drops[FRAME_TOO_SHORT] == 1
+
+
+def test_frame_longer_than_mtu_plus_18_is_dropped_on_the_device() -> None:
+    a, b = _pair()
+    b.set_mtu(100)
+    ok, too_long = bytes(118), bytes(119)
+    assert b.receive(a.encapsulate(ok), 0.0) == [ok]
+    assert b.receive(a.encapsulate(too_long), 0.0) == []
+    assert b.counters.rx_packets == 2
+    assert b.drops[FRAME_TOO_LONG] == 1
 
 
 def test_short_session_header_is_an_error() -> None:

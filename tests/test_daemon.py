@@ -1,0 +1,123 @@
+"""l2tpv3d as a process: config file at start, control socket, clean stop on signals."""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .netns import Daemon, Netns, daemon_cmd, require_root, veth, workdir
+
+pytestmark = pytest.mark.root
+
+SITE = """
+[[tunnel]]
+tunnel_id = 1000
+peer_tunnel_id = 2000
+local = "{local}"
+remote = "{remote}"
+udp_sport = 5000
+udp_dport = 6000
+
+  [[tunnel.session]]
+  session_id = 3000
+  peer_session_id = 4000
+
+  [[tunnel.session]]
+  session_id = 3001
+  peer_session_id = 4001
+  name = "pw-dc2"
+  cookie = "014d3636deadbeef"
+
+[[tunnel]]
+tunnel_id = 7
+peer_tunnel_id = 8
+local = "{local}"
+remote = "{remote}"
+encap = "ip"
+
+[[session]]
+tunnel_id = 7
+session_id = 70
+peer_session_id = 80
+l2spec_type = "none"
+"""
+
+
+@pytest.fixture
+def host() -> Iterator[tuple[Netns, Path]]:
+    require_root()
+    with workdir() as wd:
+        ns, peer = Netns("d-a"), Netns("d-b")
+        try:
+            veth(ns, "eth0", peer, "eth0")
+            ns.ip("addr", "add", "10.5.0.1/24", "dev", "eth0")
+            peer.ip("addr", "add", "10.5.0.2/24", "dev", "eth0")
+            yield ns, wd
+        finally:
+            ns.delete()
+            peer.delete()
+
+
+def _links(ns: Netns) -> set[str]:
+    out = ns.run("ip", "-o", "link", "show").stdout
+    return {line.split(": ")[1].split("@")[0] for line in out.splitlines()}
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_config_file_and_clean_stop(host: tuple[Netns, Path], sig: signal.Signals) -> None:
+    ns, wd = host
+    d = Daemon(ns, wd, config=SITE.format(local="10.5.0.1", remote="10.5.0.2"))
+    try:
+        assert stat.S_IMODE(os.stat(d.socket).st_mode) == 0o600
+        assert {"l2tpeth0", "pw-dc2", "l2tpeth1"} <= _links(ns)
+        sessions = {s["session_id"]: s for s in d.sessions()}
+        assert sessions[3000]["interface"] == "l2tpeth0"
+        assert sessions[3001]["cookie"] == "014d3636deadbeef"
+        assert sessions[3001]["mtu"] == 1500 - 20 - 8 - 4 - 4 - 8 - 4 - 14
+        assert sessions[70]["mtu"] == 1500 - 20 - 4 - 14
+        # Sessions can still be changed at run time next to the configured ones.
+        d.cli("add", "session", "tunnel_id", "1000", "session_id", "3002", "peer_session_id",
+              "4002")  # fmt: skip
+        assert "l2tpeth2" in _links(ns)
+    finally:
+        d.proc.send_signal(sig)
+        d.proc.wait(timeout=10)
+        log = d.stop()
+    assert d.proc.returncode == 0, log
+    assert "Traceback" not in log
+    assert not {"l2tpeth0", "l2tpeth1", "l2tpeth2", "pw-dc2"} & _links(ns)
+    assert not os.path.exists(d.socket)
+
+
+@pytest.mark.parametrize(
+    ("config", "needle"),
+    [
+        ("[[tunnel]]\ntunnel_id = 1\n", 'argument "peer_tunnel_id" is required'),
+        (SITE.format(local="10.5.0.1", remote="10.5.0.2").replace("3001", "3000"),
+         "session 3000 already exists in tunnel 1000"),
+        (SITE.format(local="10.9.9.9", remote="10.5.0.2"), "not configured on this host"),
+    ],
+)  # fmt: skip
+def test_bad_config_is_one_line_and_leaves_nothing(
+    host: tuple[Netns, Path], config: str, needle: str
+) -> None:
+    ns, wd = host
+    cfg = wd / "bad.toml"
+    cfg.write_text(config)
+    sock = str(wd / "bad.sock")
+    proc = subprocess.run(
+        ["ip", "netns", "exec", ns.name, *daemon_cmd(), "-S", sock, "--config", str(cfg)],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    errors = [line for line in proc.stderr.splitlines() if "INFO" not in line]
+    assert len(errors) == 1, proc.stderr
+    assert needle in errors[0]
+    assert not any(name.startswith("l2tpeth") for name in _links(ns))
+    assert not os.path.exists(sock)
