@@ -81,6 +81,12 @@ def test_config_file_and_clean_stop(host: tuple[Netns, Path], sig: signal.Signal
         assert sessions[3001]["cookie"] == "014d3636deadbeef"
         assert sessions[3001]["mtu"] == 1500 - 20 - 8 - 4 - 4 - 8 - 4 - 14
         assert sessions[70]["mtu"] == 1500 - 20 - 4 - 14
+        # Random, locally administered, unicast MACs, as l2tp_eth's eth_hw_addr_random.
+        macs = {ns.run("cat", f"/sys/class/net/{dev}/address").stdout.strip()
+                for dev in ("l2tpeth0", "l2tpeth1", "pw-dc2")}  # fmt: skip
+        assert len(macs) == 3
+        for mac in macs:
+            assert int(mac.split(":")[0], 16) & 0x03 == 0x02, mac
         # Sessions can still be changed at run time next to the configured ones.
         d.cli("add", "session", "tunnel_id", "1000", "session_id", "3002", "peer_session_id",
               "4002")  # fmt: skip
