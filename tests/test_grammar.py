@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import random
 import re
 import shlex
@@ -212,6 +213,8 @@ SEEDS = Path(__file__).resolve().parents[2] / "shared" / "seeds"
 def test_seed_files_have_no_other_ip_l2tp_lines() -> None:
     """Keeps SEED_LINES in step with the seed files when they are beside the repo."""
     if not SEEDS.is_dir():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{SEEDS} is not there (CI clones main with shared/ beside it)")
         pytest.skip(f"{SEEDS} is not there")
     found = set()
     for path in sorted(SEEDS.glob("*.txt")) + sorted(SEEDS.glob("*.md")):
