@@ -217,6 +217,32 @@ def workdir() -> Iterator[Path]:
         yield Path(d)
 
 
+@contextlib.contextmanager
+def two_hosts(tag: str, addrs_a: list[str], addrs_b: list[str]) -> Iterator[tuple[Daemon, Daemon]]:
+    """Two namespaces joined by veth0 with the given addresses, an l2tpv3d in each.
+
+    Everything is removed afterwards, and neither daemon may have logged a traceback.
+    """
+    require_root()
+    with workdir() as wd:
+        na, nb = Netns(f"{tag}-a"), Netns(f"{tag}-b")
+        daemons: list[Daemon] = []
+        try:
+            veth(na, "veth0", nb, "veth0")
+            for ns, addrs in ((na, addrs_a), (nb, addrs_b)):
+                for addr in addrs:
+                    extra = ["nodad"] if ":" in addr else []
+                    ns.ip("addr", "add", addr, "dev", "veth0", *extra)
+            daemons = [Daemon(na, wd), Daemon(nb, wd)]
+            yield daemons[0], daemons[1]
+        finally:
+            logs = [d.stop() for d in daemons]
+            na.delete()
+            nb.delete()
+            for text in logs:
+                assert "Traceback" not in text, text
+
+
 def tcp_transfer(server: Netns, client: Netns, addr: str, size: int, seed: int = 1) -> None:
     """Send ``size`` random bytes over TCP and check the SHA-256 at both ends."""
     srv = server.popen(sys.executable, "-c", TCP_SERVER, addr, "5001")

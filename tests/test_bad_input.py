@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from .netns import Daemon, Netns, require_root, veth, workdir
+from .netns import Daemon, two_hosts
 
 pytestmark = pytest.mark.root
 
@@ -42,38 +42,23 @@ for item in sys.argv[2:]:
 
 @pytest.fixture(scope="module")
 def wire() -> Iterator[tuple[Daemon, Daemon]]:
-    require_root()
-    with workdir() as wd:
-        na, nb = Netns("bad-a"), Netns("bad-b")
-        da = db = None
-        try:
-            veth(na, "veth0", nb, "veth0")
-            na.ip("addr", "add", f"{A}/24", "dev", "veth0")
-            nb.ip("addr", "add", f"{B}/24", "dev", "veth0")
-            nb.ip("addr", "add", f"{B_ALIAS}/24", "dev", "veth0")
-            da, db = Daemon(na, wd), Daemon(nb, wd)
-            da.cli("add", "tunnel", "tunnel_id", "1", "peer_tunnel_id", "2", "local", A,
-                   "remote", B, "udp_sport", "5000", "udp_dport", "6000")  # fmt: skip
-            db.cli("add", "tunnel", "tunnel_id", "2", "peer_tunnel_id", "1", "local", B,
-                   "remote", A, "udp_sport", "6000", "udp_dport", "5000")  # fmt: skip
-            da.cli("add", "session", "tunnel_id", "1", "session_id", "10", "peer_session_id",
-                   "20", "cookie", COOKIE_A, "peer_cookie", COOKIE_B, "seq", "both")  # fmt: skip
-            db.cli("add", "session", "tunnel_id", "2", "session_id", "20", "peer_session_id",
-                   "10", "cookie", COOKIE_B, "peer_cookie", COOKIE_A, "seq", "both")  # fmt: skip
-            # An IP-encap tunnel to the same peer, for IP-specific malformations.
-            da.cli("add", "tunnel", "tunnel_id", "3", "peer_tunnel_id", "4", "local", A,
-                   "remote", B, "encap", "ip")  # fmt: skip
-            for d, idx in ((da, 0), (db, 1)):
-                d.ns.sysctl("net.ipv6.conf.l2tpeth0.disable_ipv6", "1")
-                d.ns.ip("addr", "add", f"{INNER[idx]}/24", "dev", "l2tpeth0")
-                d.ns.ip("link", "set", "l2tpeth0", "up")
-            yield da, db
-        finally:
-            logs = [d.stop() for d in (da, db) if d is not None]
-            na.delete()
-            nb.delete()
-            for text in logs:
-                assert "Traceback" not in text, text
+    with two_hosts("bad", [f"{A}/24"], [f"{B}/24", f"{B_ALIAS}/24"]) as (da, db):
+        da.cli("add", "tunnel", "tunnel_id", "1", "peer_tunnel_id", "2", "local", A,
+               "remote", B, "udp_sport", "5000", "udp_dport", "6000")  # fmt: skip
+        db.cli("add", "tunnel", "tunnel_id", "2", "peer_tunnel_id", "1", "local", B,
+               "remote", A, "udp_sport", "6000", "udp_dport", "5000")  # fmt: skip
+        da.cli("add", "session", "tunnel_id", "1", "session_id", "10", "peer_session_id",
+               "20", "cookie", COOKIE_A, "peer_cookie", COOKIE_B, "seq", "both")  # fmt: skip
+        db.cli("add", "session", "tunnel_id", "2", "session_id", "20", "peer_session_id",
+               "10", "cookie", COOKIE_B, "peer_cookie", COOKIE_A, "seq", "both")  # fmt: skip
+        # An IP-encap tunnel to the same peer, for IP-specific malformations.
+        da.cli("add", "tunnel", "tunnel_id", "3", "peer_tunnel_id", "4", "local", A,
+               "remote", B, "encap", "ip")  # fmt: skip
+        for d, idx in ((da, 0), (db, 1)):
+            d.ns.sysctl("net.ipv6.conf.l2tpeth0.disable_ipv6", "1")
+            d.ns.ip("addr", "add", f"{INNER[idx]}/24", "dev", "l2tpeth0")
+            d.ns.ip("link", "set", "l2tpeth0", "up")
+        yield da, db
 
 
 def _udp(session_id: int, rest: str) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from .netns import Daemon, Netns, require_root, tcp_transfer, veth, workdir
+from .netns import Daemon, tcp_transfer, two_hosts
 
 pytestmark = pytest.mark.root
 
@@ -33,23 +33,9 @@ class Pair:
 
 @pytest.fixture(scope="module")
 def pair() -> Iterator[Pair]:
-    require_root()
-    with workdir() as wd:
-        na, nb = Netns("a"), Netns("b")
-        da = db = None
-        try:
-            veth(na, "veth0", nb, "veth0")
-            for ns, idx in ((na, 0), (nb, 1)):
-                ns.ip("addr", "add", f"{UNDERLAY[4][idx]}/24", "dev", "veth0")
-                ns.ip("addr", "add", f"{UNDERLAY[6][idx]}/64", "dev", "veth0", "nodad")
-            da, db = Daemon(na, wd), Daemon(nb, wd)
-            yield Pair(da, db)
-        finally:
-            for d in (da, db):
-                if d is not None:
-                    d.stop()
-            na.delete()
-            nb.delete()
+    a_addrs, b_addrs = ([f"{UNDERLAY[4][i]}/24", f"{UNDERLAY[6][i]}/64"] for i in (0, 1))
+    with two_hosts("pw", a_addrs, b_addrs) as (a, b):
+        yield Pair(a, b)
 
 
 # Sequencing needs the default sublayer (RFC 4719 §3): `seq both` with `l2spec_type none`
