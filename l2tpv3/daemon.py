@@ -10,11 +10,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import signal
 import socket
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from . import __version__
@@ -43,9 +45,15 @@ class SessionPort:
     """A session's TAP device and its TAP-to-socket loop."""
 
     def __init__(
-        self, loop: asyncio.AbstractEventLoop, tunnel: TunnelPort, session: Session, tap: Tap
+        self,
+        loop: asyncio.AbstractEventLoop,
+        tunnel: TunnelPort,
+        session: Session,
+        tap: Tap,
+        on_gone: Callable[[], None],
     ) -> None:
         self.loop = loop
+        self.on_gone = on_gone
         self.tunnel = tunnel
         self.session = session
         self.tap = tap
@@ -65,7 +73,13 @@ class SessionPort:
             except BlockingIOError:
                 return
             except OSError as exc:
-                log.warning("%s: read failed: %s", self.tap.name, exc.strerror)
+                if exc.errno == errno.EBADFD:
+                    # Someone ran `ip link del` on the device. The kernel deletes the
+                    # session along with its l2tpethN; so do we.
+                    self.loop.remove_reader(fd)
+                    self.loop.call_soon(self.on_gone)
+                else:
+                    log.warning("%s: read failed: %s", self.tap.name, exc.strerror)
                 return
             pkt = encapsulate(frame)
             try:
@@ -101,7 +115,8 @@ class SessionPort:
         self.rearm()
 
     def close(self) -> None:
-        self.loop.remove_reader(self.tap.fd)
+        with contextlib.suppress(OSError, ValueError):
+            self.loop.remove_reader(self.tap.fd)
         if self._timer is not None:
             self._timer.cancel()
         self.tap.close()
@@ -233,7 +248,9 @@ class Daemon:
         mtu = session_mtu(tcfg, cfg, path_mtu(tport.sock, tcfg.family))
         tap = Tap(cfg.name, mtu)
         tport.tunnel.add(session)
-        tport.ports[cfg.session_id] = SessionPort(self.loop, tport, session, tap)
+        tport.ports[cfg.session_id] = SessionPort(
+            self.loop, tport, session, tap, lambda: self._interface_gone(tport, cfg.session_id)
+        )
         if tcfg.encap is Encap.IP:
             self.ip_sessions[cfg.session_id] = cfg.tunnel_id
         log.info(
@@ -254,6 +271,14 @@ class Daemon:
         if tport.tunnel.config.encap is Encap.IP:
             self.ip_sessions.pop(session_id, None)
         log.info("session %d in tunnel %d: deleted", session_id, tunnel_id)
+
+    def _interface_gone(self, tport: TunnelPort, session_id: int) -> None:
+        port = tport.ports.get(session_id)
+        if port is None:
+            return
+        log.info("interface %s was deleted: deleting its session", port.tap.name)
+        with contextlib.suppress(L2TPError):
+            self.del_session(tport.tunnel.config.tunnel_id, session_id)
 
     def show_tunnels(self, tunnel_id: int | None = None) -> list[dict[str, Any]]:
         return [

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .netns import Daemon, Netns, daemon_cmd, require_root, veth, workdir
+from .netns import Daemon, Netns, daemon_cmd, require_root, veth, wait_until, workdir
 
 pytestmark = pytest.mark.root
 
@@ -87,6 +87,9 @@ def test_config_file_and_clean_stop(host: tuple[Netns, Path], sig: signal.Signal
         assert len(macs) == 3
         for mac in macs:
             assert int(mac.split(":")[0], 16) & 0x03 == 0x02, mac
+        # `ip link del` on a session's interface deletes the session, as in the kernel.
+        ns.ip("link", "del", "pw-dc2")
+        assert wait_until(lambda: 3001 not in {s["session_id"] for s in d.sessions()})
         # Sessions can still be changed at run time next to the configured ones.
         d.cli("add", "session", "tunnel_id", "1000", "session_id", "3002", "peer_session_id",
               "4002")  # fmt: skip
