@@ -64,4 +64,11 @@ DROP_TOO_SHORT: Final = "too_short"
 DROP_BAD_VERSION: Final = "bad_version"
 DROP_CONTROL: Final = "control_message"
 DROP_UNKNOWN_SESSION: Final = "unknown_session"
-DROP_REASONS: Final = (DROP_TOO_SHORT, DROP_BAD_VERSION, DROP_CONTROL, DROP_UNKNOWN_SESSION)
+DROP_WRONG_SOURCE: Final = "wrong_source"
+DROP_REASONS: Final = (
+    DROP_TOO_SHORT,
+    DROP_BAD_VERSION,
+    DROP_CONTROL,
+    DROP_UNKNOWN_SESSION,
+    DROP_WRONG_SOURCE,
+)

@@ -16,20 +16,20 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from typing import Any
 
 from . import __version__
 from .codec import session_mtu
 from .config import Encap, SessionConfig, TunnelConfig
 from .configfile import load_config
-from .constants import CONTROL_SOCKET_ENV, DEFAULT_CONTROL_SOCKET
+from .constants import CONTROL_SOCKET_ENV, DEFAULT_CONTROL_SOCKET, DROP_WRONG_SOURCE
 from .control import serve
 from .errors import L2TPError, StateError
 from .session import TAP_WRITE_FAILED, Session
 from .tap import Tap
 from .tunnel import Tunnel
-from .underlay import ipv4_payload_offset, open_socket, path_mtu
+from .underlay import ipv4_payload_offset, open_socket, path_mtu, peer_address
 
 log = logging.getLogger("l2tpv3d")
 
@@ -65,7 +65,8 @@ class SessionPort:
     def _on_tap_readable(self) -> None:
         fd = self.tap.fd
         read = os.read
-        send = self.tunnel.sock.send
+        send = self.tunnel.sock.sendto
+        peer = self.tunnel.peer
         encapsulate = self.session.encapsulate
         for _ in range(BATCH):
             try:
@@ -83,10 +84,9 @@ class SessionPort:
                 return
             pkt = encapsulate(frame)
             try:
-                send(pkt)
+                send(pkt, peer)
             except OSError:
-                # Full socket buffer, or an ICMP error from an earlier datagram
-                # surfacing on the connected socket: the kernel counts tx_errors.
+                # A full socket buffer or no route: the kernel counts tx_errors.
                 self.session.tx_failed(len(pkt))
 
     def write(self, frames: list[bytes]) -> None:
@@ -140,36 +140,46 @@ class TunnelPort:
     """A tunnel's underlay socket and its socket-to-TAP loop."""
 
     def __init__(
-        self, loop: asyncio.AbstractEventLoop, tunnel: Tunnel, sock: socket.socket
+        self,
+        loop: asyncio.AbstractEventLoop,
+        tunnel: Tunnel,
+        sock: socket.socket,
+        other_peers: Container[str] = (),
     ) -> None:
         self.loop = loop
         self.tunnel = tunnel
         self.sock = sock
         self.ports: dict[int, SessionPort] = {}
         cfg = tunnel.config
+        self.peer = peer_address(cfg)
+        # Every raw socket sees every protocol-115 packet to its address: one from the
+        # peer of another IP-encap tunnel is that tunnel's, not a wrong source.
+        self.other_peers = other_peers
         self._strip_ip = cfg.encap is Encap.IP and cfg.family == 4
         loop.add_reader(sock.fileno(), self._on_sock_readable)
 
     def _on_sock_readable(self) -> None:
-        recv = self.sock.recv
+        recv = self.sock.recvfrom
         receive = self.tunnel.receive
         ports = self.ports
         strip_ip = self._strip_ip
+        peer_host, peer_port = self.peer
         now = self.loop.time()
         touched: set[SessionPort] = set()
         for _ in range(BATCH):
             try:
-                data = recv(MAX_DATAGRAM)
+                data, source = recv(MAX_DATAGRAM)
             except BlockingIOError:
                 break
-            except ConnectionRefusedError:
-                # An ICMP port unreachable for something we sent: no datagram here.
-                continue
             except OSError as exc:
                 log.warning(
                     "tunnel %d: receive failed: %s", self.tunnel.config.tunnel_id, exc.strerror
                 )
                 break
+            if source[0] != peer_host or source[1] != peer_port:
+                if source[0] not in self.other_peers:
+                    self.tunnel.count_drop(DROP_WRONG_SOURCE)
+                continue
             if strip_ip:
                 if len(data) < 20:
                     continue
@@ -206,6 +216,8 @@ class Daemon:
         # IP-encap session IDs are unique per host (kernel l2tp_v3_session_get with no
         # tunnel); this maps each to its tunnel.
         self.ip_sessions: dict[int, int] = {}
+        # Peers of IP-encap tunnels, by how many tunnels lead to each.
+        self.ip_peers: dict[str, int] = {}
         self._mtu_timer: asyncio.TimerHandle | None = None
 
     # -- operations, shared by the control socket and the config file ---------------
@@ -213,9 +225,13 @@ class Daemon:
     def add_tunnel(self, cfg: TunnelConfig) -> None:
         if cfg.tunnel_id in self.tunnels:
             raise StateError(f"tunnel {cfg.tunnel_id} already exists")
-        foreign = self.ip_sessions.keys() if cfg.encap is Encap.IP else ()
+        ip = cfg.encap is Encap.IP
         sock = open_socket(cfg)
-        self.tunnels[cfg.tunnel_id] = TunnelPort(self.loop, Tunnel(cfg, foreign), sock)
+        tunnel = Tunnel(cfg, self.ip_sessions.keys() if ip else ())
+        port = TunnelPort(self.loop, tunnel, sock, self.ip_peers.keys() if ip else ())
+        self.tunnels[cfg.tunnel_id] = port
+        if ip:
+            self.ip_peers[port.peer[0]] = self.ip_peers.get(port.peer[0], 0) + 1
         log.info(
             "tunnel %d: encap %s from %s to %s",
             cfg.tunnel_id,
@@ -231,6 +247,11 @@ class Daemon:
             self.del_session(tunnel_id, sid)
         port.close()
         del self.tunnels[tunnel_id]
+        host = port.peer[0]
+        if port.tunnel.config.encap is Encap.IP:
+            self.ip_peers[host] -= 1
+            if not self.ip_peers[host]:
+                del self.ip_peers[host]
         log.info("tunnel %d: deleted", tunnel_id)
 
     def add_session(self, cfg: SessionConfig) -> None:
@@ -245,7 +266,7 @@ class Daemon:
                 "(IP-encap session IDs are unique per host)"
             )
         session = Session(tcfg, cfg)
-        mtu = session_mtu(tcfg, cfg, path_mtu(tport.sock, tcfg.family))
+        mtu = session_mtu(tcfg, cfg, path_mtu(tcfg))
         tap = Tap(cfg.name, mtu)
         tport.tunnel.add(session)
         tport.ports[cfg.session_id] = SessionPort(

@@ -79,9 +79,13 @@ class Tunnel:
         return session, session.receive(payload, now)
 
     def _drop(self, reason: str) -> tuple[None, list[bytes]]:
+        self.count_drop(reason)
+        return None, _NO_FRAMES
+
+    def count_drop(self, reason: str) -> None:
+        """Count a datagram dropped before any session saw it (also by the adapter)."""
         self.drops[reason] += 1
         self.counters.rx_invalid += 1
-        return None, _NO_FRAMES
 
     def totals(self) -> Counters:
         """Tunnel statistics: its own drops plus every session's, past and present."""

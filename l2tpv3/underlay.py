@@ -26,10 +26,13 @@ DEFAULT_SOCKET_BUFFER = 4 * 1024 * 1024
 
 
 def open_socket(cfg: TunnelConfig, buffer_size: int = DEFAULT_SOCKET_BUFFER) -> socket.socket:
-    """Bind to local (and udp_sport), connect to remote (and udp_dport).
+    """Bind to local (and udp_sport). The socket is deliberately not connected.
 
-    Connecting makes the kernel deliver only the configured peer's packets, as the
-    kernel's own tunnel socket does, and lets the data path send without an address.
+    The kernel's own tunnel socket is connected, but a connected socket reports ICMP
+    errors (port or protocol unreachable while the peer is not up yet) as a socket
+    error, and uvloop stops polling a descriptor after an error: the tunnel would never
+    receive again. An unconnected socket gets no such errors; the adapter sends with
+    sendto() and checks each datagram's source itself (see :func:`peer_address`).
     """
     v6 = cfg.family == 6
     family = socket.AF_INET6 if v6 else socket.AF_INET
@@ -60,15 +63,10 @@ def open_socket(cfg: TunnelConfig, buffer_size: int = DEFAULT_SOCKET_BUFFER) -> 
                 sock.setsockopt(socket.SOL_SOCKET, SO_NO_CHECK, 1)
         _set_buffers(sock, buffer_size)
         port = cfg.udp_sport if udp else 0
-        dport = cfg.udp_dport if udp else 0
         try:
             sock.bind((str(cfg.local), port))
         except OSError as exc:
             raise _bind_error(cfg, exc) from None
-        try:
-            sock.connect((str(cfg.remote), dport))
-        except OSError as exc:
-            raise StateError(f"cannot reach remote {cfg.remote}: {exc.strerror}") from None
         sock.setblocking(False)
     except OSError as exc:
         sock.close()
@@ -97,12 +95,32 @@ def _set_buffers(sock: socket.socket, size: int) -> None:
             sock.setsockopt(socket.SOL_SOCKET, plain, size)
 
 
-def path_mtu(sock: socket.socket, family: int) -> int | None:
-    """The route MTU toward the connected peer, as the kernel's l2tp_tunnel_dst_mtu."""
+def peer_address(cfg: TunnelConfig) -> tuple[str, int]:
+    """Where to send, and the (host, port) a datagram from the peer arrives with.
+
+    The host is spelled as the kernel spells it in recvfrom(), so comparing strings is
+    exact; raw sockets report port 0.
+    """
+    family = socket.AF_INET6 if cfg.family == 6 else socket.AF_INET
+    host = socket.inet_ntop(family, cfg.remote.packed)
+    port = cfg.udp_dport if cfg.encap is Encap.UDP and cfg.udp_dport is not None else 0
+    return host, port
+
+
+def path_mtu(cfg: TunnelConfig) -> int | None:
+    """The route MTU toward the peer, as the kernel's l2tp_tunnel_dst_mtu.
+
+    Read from a throwaway connected UDP socket: connecting sends nothing, and the
+    tunnel's own socket stays unconnected.
+    """
+    v6 = cfg.family == 6
     try:
-        if family == 6:
-            return int(sock.getsockopt(socket.IPPROTO_IPV6, IPV6_MTU))
-        return int(sock.getsockopt(socket.IPPROTO_IP, IP_MTU))
+        with socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind((str(cfg.local), 0))
+            s.connect((str(cfg.remote), 9))
+            if v6:
+                return int(s.getsockopt(socket.IPPROTO_IPV6, IPV6_MTU))
+            return int(s.getsockopt(socket.IPPROTO_IP, IP_MTU))
     except OSError:
         return None
 

@@ -104,17 +104,57 @@ def test_malformed_packets_are_counted(wire: tuple[Daemon, Daemon]) -> None:
     udp_drops = after_t[1]["drops"]
     old = before_t[1]["drops"]
     assert {k: udp_drops[k] - old[k] for k in udp_drops} == {
-        "too_short": 1, "bad_version": 1, "control_message": 1, "unknown_session": 1,
+        "too_short": 1,
+        "bad_version": 1,
+        "control_message": 1,
+        "unknown_session": 1,
+        "wrong_source": 2,
     }  # fmt: skip
     ip_drops = {k: after_t[3]["drops"][k] - before_t[3]["drops"][k] for k in udp_drops}
     assert ip_drops == {"too_short": 1, "bad_version": 0, "control_message": 1,
-                        "unknown_session": 1}  # fmt: skip
-    assert after_t[1]["stats"]["rx_invalid"] - before_t[1]["stats"]["rx_invalid"] == 4
+                        "unknown_session": 1, "wrong_source": 0}  # fmt: skip
+    assert after_t[1]["stats"]["rx_invalid"] - before_t[1]["stats"]["rx_invalid"] == 6
 
     # The pseudowire still carries traffic, in order, both ways.
     b.ns.ping(INNER[0])
     a.ns.ping(INNER[1])
     assert a.session(10)["stats"]["rx_packets"] > after_s["rx_packets"]
+
+
+@pytest.mark.parametrize("encap", ["udp", "ip"])
+def test_peer_configured_late(wire: tuple[Daemon, Daemon], encap: str) -> None:
+    """Our side sends first and draws ICMP unreachables; once the peer is configured
+    the pseudowire must work (an errored socket must not stop being read)."""
+    a, b = wire
+    udp = encap == "udp"
+    tid_a, tid_b = ("50", "60") if udp else ("3", "4")
+    ports_a = ["udp_sport", "5500", "udp_dport", "6500"] if udp else []
+    ports_b = ["udp_sport", "6500", "udp_dport", "5500"] if udp else []
+    inner = ("10.43.1.1", "10.43.1.2") if udp else ("10.44.1.1", "10.44.1.2")
+    if udp:
+        a.cli("add", "tunnel", "tunnel_id", tid_a, "peer_tunnel_id", tid_b, "local", A,
+              "remote", B, *ports_a)  # fmt: skip
+    a.cli("add", "session", "name", "late", "tunnel_id", tid_a, "session_id", "500",
+          "peer_session_id", "600")  # fmt: skip
+    try:
+        a.ns.ip("addr", "add", f"{inner[0]}/24", "dev", "late")
+        a.ns.ip("link", "set", "late", "up")
+        # Nothing listens at B yet: these draw port or protocol unreachables.
+        assert a.ns.run("ping", "-c", "2", "-i", "0.2", "-W", "1", inner[1],
+                        check=False).returncode != 0  # fmt: skip
+        b.cli("add", "tunnel", "tunnel_id", tid_b, "peer_tunnel_id", tid_a, "encap", encap,
+              "local", B, "remote", A, *ports_b)  # fmt: skip
+        b.cli("add", "session", "name", "late", "tunnel_id", tid_b, "session_id", "600",
+              "peer_session_id", "500")  # fmt: skip
+        b.ns.ip("addr", "add", f"{inner[1]}/24", "dev", "late")
+        b.ns.ip("link", "set", "late", "up")
+        a.ns.ping(inner[1])
+        b.ns.ping(inner[0])
+    finally:
+        a.cli("del", "session", "tunnel_id", tid_a, "session_id", "500")
+        b.cli("del", "tunnel", "tunnel_id", tid_b, check=False)
+        if udp:
+            a.cli("del", "tunnel", "tunnel_id", tid_a)
 
 
 def test_frames_over_mtu_plus_18_are_dropped(wire: tuple[Daemon, Daemon]) -> None:

@@ -265,6 +265,7 @@ def test_tunnel_statistics() -> None:
         "bad_version": 7,
         "control_message": 0,
         "unknown_session": 9,
+        "wrong_source": 0,
         "new_reason": 3,
     }
 

@@ -16,7 +16,7 @@ import pytest
 
 from l2tpv3.config import Encap, TunnelConfig
 from l2tpv3.errors import StateError
-from l2tpv3.underlay import open_socket, path_mtu
+from l2tpv3.underlay import open_socket, path_mtu, peer_address
 
 ETH_P_ALL = 0x0003
 
@@ -39,12 +39,16 @@ def capture() -> Iterator[socket.socket]:
 
 
 def _pair(family: int, sport: int, **opts: bool) -> tuple[socket.socket, socket.socket]:
+    """Two tunnel sockets facing each other on loopback, connected for the test's ease."""
     a, b = ("127.0.0.1", "127.0.0.1") if family == 4 else ("::1", "::1")
     ta = TunnelConfig(tunnel_id=1, peer_tunnel_id=2, local=a, remote=b, udp_sport=sport,
                       udp_dport=sport + 1, **opts)  # fmt: skip
     tb = TunnelConfig(tunnel_id=2, peer_tunnel_id=1, local=b, remote=a, udp_sport=sport + 1,
                       udp_dport=sport, **opts)  # fmt: skip
-    return open_socket(ta), open_socket(tb)
+    sa, sb = open_socket(ta), open_socket(tb)
+    sa.connect(peer_address(ta))
+    sb.connect(peer_address(tb))
+    return sa, sb
 
 
 def _udp_header(capture: socket.socket, family: int, dport: int) -> tuple[bytes, bytes]:
@@ -101,7 +105,10 @@ def test_path_mtu_of_loopback() -> None:
         with open("/sys/class/net/lo/mtu") as fh:
             lo_mtu = int(fh.read())
         # IPv4 routes cap the MTU at 65535 (IP_MAX_MTU).
-        assert path_mtu(a, 4) == min(lo_mtu, 65535)
+        cfg = TunnelConfig(tunnel_id=1, peer_tunnel_id=1, local="127.0.0.1",
+                           remote="127.0.0.1", encap=Encap.IP)  # fmt: skip
+        assert path_mtu(cfg) == min(lo_mtu, 65535)
+        assert peer_address(cfg) == ("127.0.0.1", 0)
     finally:
         a.close()
         b.close()
