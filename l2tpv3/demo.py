@@ -1,6 +1,6 @@
 """A demo pseudowire between two network namespaces, narrated command by command.
 
-    sudo python3 -m l2tpv3.demo [--encap udp|ip] [--keep]
+    sudo python3 -m l2tpv3.demo [--encap udp|ip]
 
 Creates namespaces ``l2tpv3-demo-a`` and ``l2tpv3-demo-b`` joined by a veth pair
 (10.99.0.1 <-> 10.99.0.2), starts ``l2tpv3d`` in each, configures a tunnel and a

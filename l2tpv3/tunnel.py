@@ -24,6 +24,7 @@ from .counters import Counters
 from .session import Session
 
 _NO_FRAMES: list[bytes] = []
+_SHARED = ("tx_packets", "tx_bytes", "tx_errors", "rx_packets", "rx_bytes")
 
 
 class Tunnel:
@@ -56,13 +57,13 @@ class Tunnel:
             # RFC 3931 §4.1.2.1: flags/version word, reserved, then the session ID.
             if len(payload) < 8:
                 return self._drop(DROP_TOO_SHORT)
-            flags = payload[0]
-            if flags & 0x80:
+            # The kernel checks the version before the T bit (l2tp_udp_recv_core).
+            if payload[1] & 0x0F != L2TP_VERSION_3:
+                return self._drop(DROP_BAD_VERSION)
+            if payload[0] & 0x80:
                 # T=1: a control message. Unmanaged tunnels have no control
                 # connection, so like the kernel we never treat it as data.
                 return self._drop(DROP_CONTROL)
-            if payload[1] & 0x0F != L2TP_VERSION_3:
-                return self._drop(DROP_BAD_VERSION)
             session_id = int.from_bytes(payload[4:8], "big")
         else:
             if len(payload) < 4:
@@ -88,9 +89,14 @@ class Tunnel:
         self.counters.rx_invalid += 1
 
     def totals(self) -> Counters:
-        """Tunnel statistics: its own drops plus every session's, past and present."""
-        total = Counters()
-        parts = [self.counters, self._retired, *(s.counters for s in self.sessions.values())]
-        for name in total.as_dict():
+        """Tunnel statistics as the kernel keeps them.
+
+        Packets, bytes and tx_errors are counted on the tunnel and the session alike
+        (l2tp_xmit_skb, l2tp_recv_dequeue_skb), for sessions past and present; the
+        receive error counters belong to the session alone, rx_invalid to the tunnel.
+        """
+        total = Counters(rx_invalid=self.counters.rx_invalid)
+        parts = [self._retired, *(s.counters for s in self.sessions.values())]
+        for name in _SHARED:
             setattr(total, name, sum(getattr(p, name) for p in parts))
         return total

@@ -68,3 +68,13 @@ def test_totals_keep_deleted_sessions() -> None:
     assert totals.tx_packets == 1
     assert totals.rx_invalid == 1
     assert totals.rx_bytes == 8 + 4 + len(FRAME)
+
+
+def test_session_only_counters_stay_on_the_session() -> None:
+    tunnel, session = _tunnel(Encap.UDP)
+    session.counters.rx_errors = 3
+    session.counters.rx_cookie_discards = 2
+    session.counters.tx_errors = 1
+    totals = tunnel.totals()
+    assert (totals.rx_errors, totals.rx_cookie_discards) == (0, 0)
+    assert totals.tx_errors == 1
