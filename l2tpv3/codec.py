@@ -23,9 +23,12 @@ from .constants import (
     IPV6_HLEN,
     L2SPEC_DEFAULT_LEN,
     L2SPEC_S_BIT,
+    L2TP_VERSION_3,
     SEQ_MASK,
     UDP_DATA_WORD,
+    UDP_FLAG_T,
     UDP_HLEN,
+    UDP_VERSION_MASK,
 )
 
 _U32 = struct.Struct("!I")
@@ -36,16 +39,15 @@ _UDP_WORD = _U32.pack(UDP_DATA_WORD)
 class HeaderLayout:
     """Where each field sits in the L2TP part of a datagram (the UDP or IP payload).
 
-    ``session_offset`` is where the session ID starts in a received payload (4 over
-    UDP, after the flags word; 0 over IP); the receive-side offsets that follow are
-    absolute within the payload, so the hot path does no arithmetic.
+    The receive-side offsets are absolute within the payload (the session ID starts
+    at 4 over UDP, after the flags word, and at 0 over IP), so the hot path does no
+    arithmetic.
     """
 
     encap: Encap
     tx_prefix: bytes  # flags word (UDP), peer_session_id, cookie: fixed per session
     tx_l2spec: bool
     tx_header_len: int
-    session_offset: int
     rx_cookie: bytes
     rx_cookie_offset: int
     rx_l2spec_offset: int  # -1 when there is no sublayer
@@ -65,7 +67,6 @@ class HeaderLayout:
             tx_prefix=prefix,
             tx_l2spec=l2spec,
             tx_header_len=len(prefix) + (L2SPEC_DEFAULT_LEN if l2spec else 0),
-            session_offset=session_offset,
             rx_cookie=session.peer_cookie,
             rx_cookie_offset=cookie_offset,
             rx_l2spec_offset=l2spec_offset if l2spec else -1,
@@ -112,10 +113,11 @@ def parse_data(payload: bytes, encap: Encap, cookie_len: int, l2spec: bool) -> P
         if len(payload) < 8:
             raise ParseError("shorter than the L2TP/UDP header")
         flags = payload[0] << 8 | payload[1]
-        if flags & 0x8000:
+        # Version first, then the T bit, as the kernel and the tunnel demux do.
+        if flags & UDP_VERSION_MASK != L2TP_VERSION_3:
+            raise ParseError(f"version {flags & UDP_VERSION_MASK}, not 3")
+        if flags & UDP_FLAG_T:
             raise ParseError("T bit set: a control message")
-        if flags & 0x000F != 3:
-            raise ParseError(f"version {flags & 0x000F}, not 3")
         off = 4
     if len(payload) < off + 4:
         raise ParseError("shorter than a session ID")

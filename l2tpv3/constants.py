@@ -10,7 +10,6 @@ UDP_FLAG_T: Final = 0x8000
 UDP_VERSION_MASK: Final = 0x000F
 L2TP_VERSION_3: Final = 3
 UDP_DATA_WORD: Final = 0x00030000
-UDP_DEFAULT_PORT: Final = 1701
 
 # RFC 3931 §4.1.1: L2TP over IP uses IP protocol 115; session ID 0 means the rest is
 # a control message (§4.1.1.2).

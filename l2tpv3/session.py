@@ -31,7 +31,6 @@ class Session:
         "_cookie",
         "_cookie_end",
         "_cookie_off",
-        "_header_len",
         "_l2spec_off",
         "_prefix",
         "_rx_header_len",
@@ -68,7 +67,6 @@ class Session:
         )
         lay = self.layout
         self._prefix = lay.tx_prefix
-        self._header_len = lay.tx_header_len
         self._cookie = lay.rx_cookie
         self._cookie_off = lay.rx_cookie_offset
         self._cookie_end = lay.rx_cookie_offset + len(lay.rx_cookie)

@@ -19,6 +19,8 @@ from .constants import (
     DROP_TOO_SHORT,
     DROP_UNKNOWN_SESSION,
     L2TP_VERSION_3,
+    UDP_FLAG_T,
+    UDP_VERSION_MASK,
 )
 from .counters import Counters
 from .session import Session
@@ -58,9 +60,10 @@ class Tunnel:
             if len(payload) < 8:
                 return self._drop(DROP_TOO_SHORT)
             # The kernel checks the version before the T bit (l2tp_udp_recv_core).
-            if payload[1] & 0x0F != L2TP_VERSION_3:
+            flags = payload[0] << 8 | payload[1]
+            if flags & UDP_VERSION_MASK != L2TP_VERSION_3:
                 return self._drop(DROP_BAD_VERSION)
-            if payload[0] & 0x80:
+            if flags & UDP_FLAG_T:
                 # T=1: a control message. Unmanaged tunnels have no control
                 # connection, so like the kernel we never treat it as data.
                 return self._drop(DROP_CONTROL)
