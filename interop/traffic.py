@@ -1,0 +1,119 @@
+"""Traffic between the namespace and the guest: ping, and TCP with SHA-256 at both ends.
+
+The host side is a small Python program run in the namespace; the guest side is busybox
+``nc`` and ``sha256sum``. Data is random, generated where it is sent, hashed where it is
+sent and where it arrives; the two digests (and the byte counts) must agree.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+from interop.lab import KernelPeer
+
+PORT = 5001
+HOST_SERVER = r"""
+import hashlib, socket, sys
+srv = socket.socket(socket.AF_INET6 if ':' in sys.argv[1] else socket.AF_INET)
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind((sys.argv[1], int(sys.argv[2])))
+srv.listen(1)
+srv.settimeout(120)
+print("ready", flush=True)
+conn, _ = srv.accept()
+conn.settimeout(120)
+h = hashlib.sha256()
+n = 0
+while True:
+    chunk = conn.recv(1 << 16)
+    if not chunk:
+        break
+    h.update(chunk)
+    n += len(chunk)
+conn.close()
+print(n, h.hexdigest(), flush=True)
+"""
+HOST_CLIENT = r"""
+import hashlib, os, socket, sys
+size = int(sys.argv[3])
+data = os.urandom(size)
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=120)
+s.sendall(data)
+s.shutdown(socket.SHUT_WR)
+s.recv(1)
+print(size, hashlib.sha256(data).hexdigest(), flush=True)
+"""
+
+
+@dataclass(frozen=True)
+class Transfer:
+    size: int
+    seconds: float
+    sent: tuple[str, str]  # (byte count, sha256) where it was sent
+    received: tuple[str, str]  # the same, computed where it arrived
+
+    @property
+    def ok(self) -> bool:
+        return self.sent == self.received == (str(self.size), self.sent[1])
+
+    @property
+    def mbit_s(self) -> float:
+        return self.size * 8 / self.seconds / 1e6
+
+
+def _url(addr: str) -> str:
+    return addr
+
+
+def host_to_guest(peer: KernelPeer, addr: str, size: int) -> Transfer:
+    """Random bytes from the namespace to the guest's ``addr``."""
+    peer.sh(
+        f"rm -f /tmp/rx.sum; (nc -l -p {PORT} | (sha256sum; echo end) > /tmp/rx.part;"
+        " mv /tmp/rx.part /tmp/rx.sum) </dev/null >/dev/null 2>&1 &\n"
+        f"for i in $(seq 100); do netstat -ltn | grep -q ':{PORT} ' && exit 0; usleep 50000;"
+        " done; exit 1"
+    )
+    t0 = time.monotonic()
+    out = peer.ns.run(sys.executable, "-c", HOST_CLIENT, addr, str(PORT), str(size),
+                      timeout=300).stdout.split()  # fmt: skip
+    seconds = time.monotonic() - t0
+    got = peer.sh(
+        "for i in $(seq 200); do [ -e /tmp/rx.sum ] && break; usleep 50000; done;"
+        " cat /tmp/rx.sum"
+    ).split()
+    # sha256sum of a pipe prints "<digest>  -"; the byte count is implied by the digest
+    # but the guest states it as well, from wc on nothing: use the host's claim checked
+    # against the digest.
+    digest = got[0] if got and got[-1] == "end" else "incomplete"
+    return Transfer(size, seconds, (out[0], out[1]), (out[0] if digest == out[1] else "?", digest))
+
+
+def guest_to_host(peer: KernelPeer, addr: str, size: int) -> Transfer:
+    """Random bytes from the guest to the namespace's ``addr``."""
+    peer.sh(f"head -c {size} /dev/urandom > /tmp/tx")
+    sent = peer.sh("wc -c < /tmp/tx; sha256sum /tmp/tx").split()
+    srv = subprocess.Popen(
+        ["ip", "netns", "exec", peer.ns.name, sys.executable, "-c", HOST_SERVER, addr, str(PORT)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert srv.stdout is not None
+        if srv.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"host TCP server did not start: {srv.stderr.read()}")  # type: ignore[union-attr]
+        target = f"{addr}" if ":" not in addr else addr
+        t0 = time.monotonic()
+        res = peer.vm.run(f"nc {target} {PORT} < /tmp/tx", timeout=300)
+        got, err = srv.communicate(timeout=120)
+        seconds = time.monotonic() - t0
+    finally:
+        if srv.poll() is None:
+            srv.kill()
+            srv.wait()
+    peer.sh("rm -f /tmp/tx")
+    if res.status != 0:
+        raise RuntimeError(f"guest nc failed: {res.output}")
+    g = got.split()
+    return Transfer(size, seconds, (sent[0], sent[1]), (g[0], g[1]) if len(g) == 2 else ("?", err))

@@ -1,0 +1,227 @@
+"""l2tpv3d against the Linux kernel's l2tp_eth, in a QEMU guest (interop/).
+
+One VM per module; each case deletes every tunnel on both sides and configures a fresh
+pair: ours with the l2tpv3 client, the kernel with the `ip l2tp` lines `peer_lines`
+prints (l2tpv3 peer-config --for linux). Then ping both ways, a TCP transfer each way
+with SHA-256 checked where the bytes were made and where they arrived, MTU checks, and
+the kernel's counters (debugfs) against ours.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from interop.build import BuildError, build
+from interop.lab import (
+    GUEST4, GUEST6, HOST4, HOST6, INNER_GUEST4, INNER_GUEST6, INNER_HOST4, INNER_HOST6,
+    KernelPeer, kernel_peer,
+)  # fmt: skip
+from interop.peerlines import peer_lines, uses_cli
+from interop.traffic import guest_to_host, host_to_guest
+from interop.kstats import kernel_sessions
+from tests.netns import Daemon, require_root, wait_until, workdir
+
+pytestmark = [pytest.mark.root, pytest.mark.interop]
+
+# 10 MB each way for every case fits the 15-minute budget (see docs/interop.md);
+# L2TPV3_INTEROP_MB overrides it for quick local runs.
+TRANSFER = int(float(os.environ.get("L2TPV3_INTEROP_MB", "10")) * 1024 * 1024)
+OUR_TID, KERNEL_TID, OUR_SID, KERNEL_SID = 2000, 1000, 20, 10
+COOKIES = {
+    0: ("", ""),
+    4: ("0a0b0c0d", "11223344"),
+    8: ("0102030405060708", "a1a2a3a4a5a6a7a8"),
+}
+TIMINGS: list[tuple[str, float]] = []
+
+
+@dataclass(frozen=True)
+class Case:
+    encap: str
+    family: int
+    cookie: int
+    l2spec: str
+    seq: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.encap}{self.family}-c{self.cookie}-{self.l2spec}-seq{self.seq}"
+
+
+CASES = [
+    Case(encap, family, cookie, l2spec, seq)
+    for encap in ("udp", "ip")
+    for family in (4, 6)
+    for cookie in (0, 4, 8)
+    for l2spec, seq in (("none", "none"), ("default", "none"), ("default", "send"),
+                        ("default", "recv"), ("default", "both"))  # fmt: skip
+]
+
+
+def require_interop() -> None:
+    missing = [t for t in ("qemu-system-x86_64", "apt-get", "dpkg") if shutil.which(t) is None]
+    if missing:
+        msg = "interop tests need " + ", ".join(missing)
+        if os.environ.get("CI") == "true":
+            pytest.fail(msg)
+        pytest.skip(msg)
+
+
+@dataclass
+class Lab:
+    peer: KernelPeer
+    daemon: Daemon
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[Lab]:
+    require_root()
+    require_interop()
+    t0 = time.monotonic()
+    try:
+        art = build()
+    except BuildError as exc:
+        pytest.fail(f"interop build: {exc}")
+    TIMINGS.append(("build", time.monotonic() - t0))
+    with workdir() as wd, kernel_peer(artifacts=art, workdir=wd) as peer:
+        TIMINGS.append(("boot", peer.vm.boot_seconds))
+        daemon = Daemon(peer.ns, wd)
+        try:
+            yield Lab(peer, daemon)
+        finally:
+            log = daemon.stop()
+            assert "Traceback" not in log, log
+    report = "\n".join(f"  {name}: {secs:.1f}s" for name, secs in TIMINGS)
+    out = Path(__file__).resolve().parent.parent / "build" / "interop" / "kernel-timings.txt"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(report + "\n")
+    print(f"\nkernel interop timings:\n{report}")
+
+
+def ours_args(case: Case) -> tuple[list[str], list[str]]:
+    local, remote = (HOST4, GUEST4) if case.family == 4 else (HOST6, GUEST6)
+    tunnel = ["add", "tunnel", "tunnel_id", str(OUR_TID), "peer_tunnel_id", str(KERNEL_TID),
+              "encap", case.encap, "local", local, "remote", remote]  # fmt: skip
+    if case.encap == "udp":
+        tunnel += ["udp_sport", "5000", "udp_dport", "6000"]
+    session = ["add", "session", "tunnel_id", str(OUR_TID), "session_id", str(OUR_SID),
+               "peer_session_id", str(KERNEL_SID)]  # fmt: skip
+    cookie, peer_cookie = COOKIES[case.cookie]
+    if cookie:
+        session += ["cookie", cookie, "peer_cookie", peer_cookie]
+    session += ["l2spec_type", case.l2spec, "seq", case.seq]
+    return tunnel, session
+
+
+def reset(lab: Lab) -> None:
+    for t in lab.daemon.tunnels():
+        lab.daemon.cli("del", "tunnel", "tunnel_id", str(t["tunnel_id"]))
+    lab.peer.reset_l2tp()
+
+
+def configure(lab: Lab, case: Case, kernel_edit: dict[str, str] | None = None) -> list[str]:
+    """Both ends of ``case``; the kernel's lines come from peer_lines, optionally edited."""
+    reset(lab)
+    tunnel, session = ours_args(case)
+    lab.daemon.cli(*tunnel)
+    lab.daemon.cli(*session)
+    ns = lab.peer.ns
+    ns.ip("addr", "add", f"{INNER_HOST4}/24", "dev", "l2tpeth0")
+    ns.ip("addr", "add", f"{INNER_HOST6}/64", "dev", "l2tpeth0", "nodad")
+    ns.ip("link", "set", "l2tpeth0", "up")
+    lines = peer_lines(lab.daemon, OUR_TID, OUR_SID, case.l2spec, case.seq)
+    for old, new in (kernel_edit or {}).items():
+        lines = [ln.replace(old, new) for ln in lines]
+    lab.peer.configure(lines)
+    return lines
+
+
+def our_stats(lab: Lab) -> dict[str, int]:
+    return dict(lab.daemon.session(OUR_SID)["stats"])
+
+
+def kernel_stats(lab: Lab) -> dict[str, int]:
+    return kernel_sessions(lab.peer)[KERNEL_SID]
+
+
+def mtus(lab: Lab) -> tuple[int, int]:
+    ours = int(lab.peer.ns.run("cat", "/sys/class/net/l2tpeth0/mtu").stdout)
+    theirs = int(lab.peer.sh("cat /sys/class/net/l2tpeth0/mtu"))
+    return ours, theirs
+
+
+def ping_host(lab: Lab, addr: str, size: int = 56, count: int = 2, df: bool = False) -> bool:
+    args = ["ping", "-c", str(count), "-i", "0.2", "-W", "2", "-s", str(size)]
+    if df:
+        args += ["-M", "do"]
+    return lab.peer.ns.run(*args, addr, check=False, timeout=30).returncode == 0
+
+
+def ping_guest(lab: Lab, addr: str, size: int = 56, count: int = 2, df: bool = False) -> bool:
+    # busybox ping has no -M; the guest sets DF through the route MTU instead: the stack
+    # refuses rather than fragments when the packet exceeds the interface MTU with
+    # ip_no_pmtu_disc=0, which ping -M do is on the host side.
+    opt = "-6 " if ":" in addr else ""
+    res = lab.peer.vm.run(f"ping {opt}-c {count} -W 2 -s {size} {addr}", timeout=30)
+    return res.status == 0
+
+
+def settle(lab: Lab, ours0: dict[str, int], kern0: dict[str, int]) -> tuple[dict[str, int], ...]:
+    """Deltas since the snapshots, once both ends agree (packets may still be in flight)."""
+    result: list[dict[str, int]] = []
+
+    def agree() -> bool:
+        o, k = our_stats(lab), kernel_stats(lab)
+        do = {n: o[n] - ours0[n] for n in o}
+        dk = {n: k[n] - kern0[n] for n in k}
+        result[:] = [do, dk]
+        return (do["tx_packets"], do["tx_bytes"], do["rx_packets"], do["rx_bytes"]) == (
+            dk["rx_packets"], dk["rx_bytes"], dk["tx_packets"], dk["tx_bytes"])
+
+    wait_until(agree, timeout=8)
+    return result[0], result[1]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_kernel_matrix(lab: Lab, case: Case) -> None:
+    t0 = time.monotonic()
+    configure(lab, case)
+    ours_mtu, kernel_mtu = mtus(lab)
+    assert ours_mtu == kernel_mtu, f"our l2tpeth0 MTU {ours_mtu}, kernel's {kernel_mtu}"
+    # The kernel speaks first: with our `seq recv` its sequenced packets are what switch
+    # our sending on (LAC mode); until then it would drop ours.
+    assert wait_until(lambda: ping_guest(lab, INNER_HOST4, count=1), timeout=15), "no path"
+    ours0, kern0 = our_stats(lab), kernel_stats(lab)
+    assert ping_guest(lab, INNER_HOST4) and ping_guest(lab, INNER_HOST6)
+    assert ping_host(lab, INNER_GUEST4) and ping_host(lab, INNER_GUEST6)
+    # A frame of exactly the MTU crosses both ways, DF set.
+    assert ping_host(lab, INNER_GUEST4, size=ours_mtu - 28, df=True)
+    assert ping_guest(lab, INNER_HOST4, size=kernel_mtu - 28)
+    inner = INNER_GUEST4 if case.family == 4 else INNER_GUEST6
+    back = INNER_HOST4 if case.family == 4 else INNER_HOST6
+    down = host_to_guest(lab.peer, inner, TRANSFER)
+    assert down.ok, down
+    up = guest_to_host(lab.peer, back, TRANSFER)
+    assert up.ok, up
+    d_ours, d_kern = settle(lab, ours0, kern0)
+    assert (d_ours["tx_packets"], d_ours["tx_bytes"]) == (d_kern["rx_packets"], d_kern["rx_bytes"])
+    assert (d_ours["rx_packets"], d_ours["rx_bytes"]) == (d_kern["tx_packets"], d_kern["tx_bytes"])
+    assert d_ours["tx_packets"] > TRANSFER // 1500 and d_ours["rx_packets"] > TRANSFER // 1500
+    for name in ("rx_errors", "rx_seq_discards", "rx_oos_packets", "rx_cookie_discards",
+                 "rx_invalid"):  # fmt: skip
+        assert d_ours[name] == 0, (name, d_ours)
+    assert d_kern["rx_errors"] == 0 and d_kern["tx_errors"] == 0, d_kern
+    k = kernel_stats(lab)
+    if case.seq != "none":
+        # The kernel numbered what it sent, and our sequencer took every number in order.
+        assert k["send_seq"] == 1 and k["ns"] > 0
+    else:
+        assert k["send_seq"] == 0 and k["recv_seq"] == 0
+    TIMINGS.append((case.id, time.monotonic() - t0))
