@@ -165,11 +165,9 @@ def ping_host(lab: Lab, addr: str, size: int = 56, count: int = 2, df: bool = Fa
 
 
 def ping_guest(lab: Lab, addr: str, size: int = 56, count: int = 2, df: bool = False) -> bool:
-    # busybox ping has no -M; the guest sets DF through the route MTU instead: the stack
-    # refuses rather than fragments when the packet exceeds the interface MTU with
-    # ip_no_pmtu_disc=0, which ping -M do is on the host side.
+    # busybox ping cannot set DF; at exactly the MTU nothing is fragmented anyway.
     opt = "-6 " if ":" in addr else ""
-    res = lab.peer.vm.run(f"ping {opt}-c {count} -W 2 -s {size} {addr}", timeout=30)
+    res = lab.peer.vm.run(f"ping {opt}-A -c {count} -W 2 -s {size} {addr}", timeout=30)
     return res.status == 0
 
 
@@ -225,3 +223,106 @@ def test_kernel_matrix(lab: Lab, case: Case) -> None:
     else:
         assert k["send_seq"] == 0 and k["recv_seq"] == 0
     TIMINGS.append((case.id, time.monotonic() - t0))
+
+
+OVERSIZE_CASES = [Case("udp", 4, 0, "default", "none"), Case("ip", 6, 8, "none", "none")]
+
+
+@pytest.mark.parametrize("case", OVERSIZE_CASES, ids=[c.id for c in OVERSIZE_CASES])
+def test_kernel_oversize_frames(lab: Lab, case: Case) -> None:
+    """Frames longer than the receiver's MTU: both ends accept up to MTU + 18 (Ethernet
+    header plus a VLAN tag, the kernel's is_skb_forwardable) and drop anything longer.
+
+    The sender's MTU is raised so it emits such frames; IPv4 pings with DF set carry an
+    IP packet of MTU + extra bytes, a frame of MTU + extra + 14.
+    """
+    configure(lab, case)
+    mtu, kernel_mtu = mtus(lab)
+    assert mtu == kernel_mtu
+    ns = lab.peer.ns
+    assert wait_until(lambda: ping_host(lab, INNER_GUEST4, count=1), timeout=15)
+    # Only the sender's MTU is raised: the receiver keeps the MTU it checks against, and
+    # fragments its (DF-less) echo replies.
+    ns.ip("link", "set", "l2tpeth0", "mtu", str(mtu + 8))
+    try:
+        received = []
+        for extra in (1, 4, 5):
+            k0 = kernel_stats(lab)["rx_packets"]
+            ok = ping_host(lab, INNER_GUEST4, size=mtu + extra - 28, count=1, df=True)
+            received.append((extra, ok, kernel_stats(lab)["rx_packets"] > k0))
+    finally:
+        ns.ip("link", "set", "l2tpeth0", "mtu", str(mtu))
+    # The kernel takes frames up to MTU + 18 (is_skb_forwardable: MTU + 14 + VLAN tag).
+    assert [(e, ok) for e, ok, _ in received] == [(1, True), (4, True), (5, False)], received
+    assert all(counted for _, _, counted in received), received  # l2tp counted it anyway
+    lab.peer.sh(f"ip link set l2tpeth0 mtu {mtu + 8}")
+    try:
+        sent = []
+        for extra in (1, 4, 5):
+            d0 = lab.daemon.session(OUR_SID)["drops"]["frame_too_long"]
+            ok = ping_guest(lab, INNER_HOST4, size=mtu + extra - 28, count=1)
+            sent.append((extra, ok, lab.daemon.session(OUR_SID)["drops"]["frame_too_long"] - d0))
+    finally:
+        lab.peer.sh(f"ip link set l2tpeth0 mtu {mtu}")
+    # We do the same, and count the drop.
+    assert sent == [(1, True, 0), (4, True, 0), (5, False, 1)], sent
+
+
+def _ipv4_only(lab: Lab, lines: list[str]) -> None:
+    """Configure the guest without IPv6 on l2tpeth0, so it says nothing unprompted."""
+    lab.peer.configure(lines, inner=False)
+    lab.peer.sh(
+        "echo 1 > /proc/sys/net/ipv6/conf/l2tpeth0/disable_ipv6\n"
+        f"ip addr add {INNER_GUEST4}/24 dev l2tpeth0 && ip link set l2tpeth0 up"
+    )
+
+
+def _configure_raw(lab: Lab, case: Case) -> list[str]:
+    """Our end of ``case`` and the kernel's lines, without configuring the kernel."""
+    reset(lab)
+    tunnel, session = ours_args(case)
+    lab.daemon.cli(*tunnel)
+    lab.daemon.cli(*session)
+    ns = lab.peer.ns
+    ns.run("sysctl", "-qw", "net.ipv6.conf.l2tpeth0.disable_ipv6=1")
+    ns.ip("addr", "add", f"{INNER_HOST4}/24", "dev", "l2tpeth0")
+    ns.ip("link", "set", "l2tpeth0", "up")
+    return peer_lines(lab.daemon, OUR_TID, OUR_SID, case.l2spec, case.seq)
+
+
+def test_kernel_lac_mode_starts_sequencing(lab: Lab) -> None:
+    """A kernel session with `seq none` that receives our S=1 packets starts sending
+    sequence numbers itself (LAC mode, protocol-notes.md)."""
+    lines = _configure_raw(lab, Case("udp", 4, 0, "default", "send"))
+    assert any("seq send" in ln for ln in lines), lines
+    _ipv4_only(lab, [ln.replace(" seq send", "") for ln in lines])
+    k = kernel_stats(lab)
+    assert (k["send_seq"], k["recv_seq"], k["ns"]) == (0, 0, 0), k
+    assert wait_until(lambda: ping_host(lab, INNER_GUEST4, count=1), timeout=15)
+    k = kernel_stats(lab)
+    assert k["send_seq"] == 1 and k["ns"] > 0, k
+    assert k["nr"] > 0, k  # it tracked the numbers we sent
+    ours = our_stats(lab)
+    assert ours["rx_packets"] == k["tx_packets"] and ours["rx_seq_discards"] == 0
+
+
+def test_kernel_seq_both_drops_our_unsequenced(lab: Lab) -> None:
+    """With `seq both` on the kernel, our S=0 packets are dropped there, until the
+    kernel's own S=1 packets switch our sending on (our LAC mode)."""
+    lines = _configure_raw(lab, Case("udp", 4, 0, "default", "none"))
+    assert not any(" seq " in ln for ln in lines), lines
+    _ipv4_only(lab, [ln + " seq both" if " add session " in ln else ln for ln in lines])
+    k0, ours0 = kernel_stats(lab), our_stats(lab)
+    assert (k0["recv_seq"], k0["send_seq"]) == (1, 1)
+    assert not ping_host(lab, INNER_GUEST4, count=2)
+    k1, ours1 = kernel_stats(lab), our_stats(lab)
+    assert ours1["tx_packets"] > ours0["tx_packets"]
+    # Nothing of ours was delivered (debugfs shows no discard counters: rx_packets counts
+    # only what passed the sequence checks), and the kernel never answered.
+    assert k1["rx_packets"] == k0["rx_packets"] and k1["tx_packets"] == k0["tx_packets"]
+    # The kernel speaks first: its S=1 packets switch our sending on; then both ways work.
+    assert ping_guest(lab, INNER_HOST4, count=2)
+    assert ping_host(lab, INNER_GUEST4, count=2)
+    k2 = kernel_stats(lab)
+    assert k2["rx_packets"] > k1["rx_packets"] and k2["nr"] > 0
+    assert our_stats(lab)["rx_seq_discards"] == 0
