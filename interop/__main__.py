@@ -24,6 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python3 -m interop")
     sub = ap.add_subparsers(dest="cmd", required=True)
     sub.add_parser("build", help="fetch the kernel and build the initramfs (cached)")
+    cp = sub.add_parser("capture", help="capture kernel packets into a vectors module")
+    cp.add_argument("-o", "--output", default="tests/kernel_captures.py")
     kp = sub.add_parser("kernel-peer", help="boot the kernel VM and configure ip l2tp in it")
     kp.add_argument("--ping", action="store_true",
                     help=f"ping {INNER_HOST4} from the VM and exit instead of a shell")  # fmt: skip
@@ -40,13 +42,22 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if args.cmd == "build":
         return 0
+    if args.cmd == "capture":
+        from pathlib import Path
+
+        from interop.capture import capture_all
+
+        capture_all(Path(args.output), f"python3 -m interop capture -o {args.output}")
+        print(f"wrote {args.output}", file=sys.stderr)
+        return 0
     lines = _split_lines(args.lines)
     if args.lines_from:
         src = sys.stdin if args.lines_from == "-" else open(args.lines_from)  # noqa: SIM115
         lines += [ln.strip() for ln in src if ln.strip()]
     with kernel_peer() as peer:
-        print(f"booted in {peer.vm.boot_seconds:.1f}s; namespace {peer.ns.name}, "
-              f"run the daemon there: ip netns exec {peer.ns.name} l2tpv3d", file=sys.stderr)  # fmt: skip
+        ns = peer.ns.name
+        print(f"booted in {peer.vm.boot_seconds:.1f}s; namespace {ns}, "
+              f"run the daemon there: ip netns exec {ns} l2tpv3d", file=sys.stderr)  # fmt: skip
         if lines:
             peer.configure(lines)
             print(peer.sh("ip l2tp show tunnel; ip l2tp show session; ip addr show l2tpeth0"))

@@ -74,7 +74,7 @@ class KernelPeer:
     def reset_l2tp(self) -> None:
         """Delete every tunnel (and so every session) the kernel has."""
         self.vm.sh(
-            "for t in $(ip l2tp show tunnel | awk '/^Tunnel/ {sub(\",\",\"\",$2); print $2}');"
+            'for t in $(ip l2tp show tunnel | awk \'/^Tunnel/ {sub(",","",$2); print $2}\');'
             " do ip l2tp del tunnel tunnel_id $t; done; ip l2tp show tunnel"
         )
 

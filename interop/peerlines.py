@@ -47,8 +47,8 @@ def mirror_lines(daemon: DaemonClient, tunnel_id: int, session_id: int, l2spec: 
             words += ["udp6_csum_rx", "off"]
         if t.get("checksum_rx") is False:
             words += ["udp6_csum_tx", "off"]
-    sess = ["ip", "l2tp", "add", "session", "tunnel_id", str(t["peer_tunnel"]),
-            "session_id", str(s["peer_session_id"]), "peer_session_id", str(s["session_id"])]  # fmt: skip
+    sess = ["ip", "l2tp", "add", "session", "tunnel_id", str(t["peer_tunnel"])]
+    sess += ["session_id", str(s["peer_session_id"]), "peer_session_id", str(s["session_id"])]
     if "peer_cookie" in s:
         sess += ["cookie", s["peer_cookie"]]
     if "cookie" in s:

@@ -81,8 +81,7 @@ def host_to_guest(peer: KernelPeer, addr: str, size: int) -> Transfer:
                       timeout=300).stdout.split()  # fmt: skip
     seconds = time.monotonic() - t0
     got = peer.sh(
-        "for i in $(seq 200); do [ -e /tmp/rx.sum ] && break; usleep 50000; done;"
-        " cat /tmp/rx.sum"
+        "for i in $(seq 200); do [ -e /tmp/rx.sum ] && break; usleep 50000; done; cat /tmp/rx.sum"
     ).split()
     # sha256sum of a pipe prints "<digest>  -"; the byte count is implied by the digest
     # but the guest states it as well, from wc on nothing: use the host's claim checked

@@ -18,14 +18,19 @@ from pathlib import Path
 
 import pytest
 
+from interop import cases
 from interop.build import BuildError, build
-from interop.lab import (
-    GUEST4, GUEST6, HOST4, HOST6, INNER_GUEST4, INNER_GUEST6, INNER_HOST4, INNER_HOST6,
-    KernelPeer, kernel_peer,
-)  # fmt: skip
-from interop.peerlines import peer_lines, uses_cli
-from interop.traffic import guest_to_host, host_to_guest
+from interop.cases import KERNEL_SID, OUR_SID, Case
 from interop.kstats import kernel_sessions
+from interop.lab import (
+    INNER_GUEST4,
+    INNER_GUEST6,
+    INNER_HOST4,
+    INNER_HOST6,
+    KernelPeer,
+    kernel_peer,
+)  # fmt: skip
+from interop.traffic import guest_to_host, host_to_guest
 from tests.netns import Daemon, require_root, wait_until, workdir
 
 pytestmark = [pytest.mark.root, pytest.mark.interop]
@@ -33,26 +38,7 @@ pytestmark = [pytest.mark.root, pytest.mark.interop]
 # 10 MB each way for every case fits the 15-minute budget (see docs/interop.md);
 # L2TPV3_INTEROP_MB overrides it for quick local runs.
 TRANSFER = int(float(os.environ.get("L2TPV3_INTEROP_MB", "10")) * 1024 * 1024)
-OUR_TID, KERNEL_TID, OUR_SID, KERNEL_SID = 2000, 1000, 20, 10
-COOKIES = {
-    0: ("", ""),
-    4: ("0a0b0c0d", "11223344"),
-    8: ("0102030405060708", "a1a2a3a4a5a6a7a8"),
-}
 TIMINGS: list[tuple[str, float]] = []
-
-
-@dataclass(frozen=True)
-class Case:
-    encap: str
-    family: int
-    cookie: int
-    l2spec: str
-    seq: str
-
-    @property
-    def id(self) -> str:
-        return f"{self.encap}{self.family}-c{self.cookie}-{self.l2spec}-seq{self.seq}"
 
 
 CASES = [
@@ -60,8 +46,13 @@ CASES = [
     for encap in ("udp", "ip")
     for family in (4, 6)
     for cookie in (0, 4, 8)
-    for l2spec, seq in (("none", "none"), ("default", "none"), ("default", "send"),
-                        ("default", "recv"), ("default", "both"))  # fmt: skip
+    for l2spec, seq in (
+        ("none", "none"),
+        ("default", "none"),
+        ("default", "send"),
+        ("default", "recv"),
+        ("default", "both"),
+    )
 ]
 
 
@@ -105,42 +96,8 @@ def lab() -> Iterator[Lab]:
     print(f"\nkernel interop timings:\n{report}")
 
 
-def ours_args(case: Case) -> tuple[list[str], list[str]]:
-    local, remote = (HOST4, GUEST4) if case.family == 4 else (HOST6, GUEST6)
-    tunnel = ["add", "tunnel", "tunnel_id", str(OUR_TID), "peer_tunnel_id", str(KERNEL_TID),
-              "encap", case.encap, "local", local, "remote", remote]  # fmt: skip
-    if case.encap == "udp":
-        tunnel += ["udp_sport", "5000", "udp_dport", "6000"]
-    session = ["add", "session", "tunnel_id", str(OUR_TID), "session_id", str(OUR_SID),
-               "peer_session_id", str(KERNEL_SID)]  # fmt: skip
-    cookie, peer_cookie = COOKIES[case.cookie]
-    if cookie:
-        session += ["cookie", cookie, "peer_cookie", peer_cookie]
-    session += ["l2spec_type", case.l2spec, "seq", case.seq]
-    return tunnel, session
-
-
-def reset(lab: Lab) -> None:
-    for t in lab.daemon.tunnels():
-        lab.daemon.cli("del", "tunnel", "tunnel_id", str(t["tunnel_id"]))
-    lab.peer.reset_l2tp()
-
-
-def configure(lab: Lab, case: Case, kernel_edit: dict[str, str] | None = None) -> list[str]:
-    """Both ends of ``case``; the kernel's lines come from peer_lines, optionally edited."""
-    reset(lab)
-    tunnel, session = ours_args(case)
-    lab.daemon.cli(*tunnel)
-    lab.daemon.cli(*session)
-    ns = lab.peer.ns
-    ns.ip("addr", "add", f"{INNER_HOST4}/24", "dev", "l2tpeth0")
-    ns.ip("addr", "add", f"{INNER_HOST6}/64", "dev", "l2tpeth0", "nodad")
-    ns.ip("link", "set", "l2tpeth0", "up")
-    lines = peer_lines(lab.daemon, OUR_TID, OUR_SID, case.l2spec, case.seq)
-    for old, new in (kernel_edit or {}).items():
-        lines = [ln.replace(old, new) for ln in lines]
-    lab.peer.configure(lines)
-    return lines
+def configure(lab: Lab, case: Case) -> list[str]:
+    return cases.configure(lab.peer, lab.daemon, case)
 
 
 def our_stats(lab: Lab) -> dict[str, int]:
@@ -181,7 +138,11 @@ def settle(lab: Lab, ours0: dict[str, int], kern0: dict[str, int]) -> tuple[dict
         dk = {n: k[n] - kern0[n] for n in k}
         result[:] = [do, dk]
         return (do["tx_packets"], do["tx_bytes"], do["rx_packets"], do["rx_bytes"]) == (
-            dk["rx_packets"], dk["rx_bytes"], dk["tx_packets"], dk["tx_bytes"])
+            dk["rx_packets"],
+            dk["rx_bytes"],
+            dk["tx_packets"],
+            dk["tx_bytes"],
+        )
 
     wait_until(agree, timeout=8)
     return result[0], result[1]
@@ -268,34 +229,25 @@ def test_kernel_oversize_frames(lab: Lab, case: Case) -> None:
     assert sent == [(1, True, 0), (4, True, 0), (5, False, 1)], sent
 
 
-def _ipv4_only(lab: Lab, lines: list[str]) -> None:
-    """Configure the guest without IPv6 on l2tpeth0, so it says nothing unprompted."""
+def _ipv4_only(lab: Lab, case: Case, edit: dict[str, str]) -> list[str]:
+    """Both ends of ``case`` without IPv6 on the inner interfaces, so neither end says
+    anything unprompted; the kernel's lines edited by ``edit``."""
+    cases.reset(lab.peer, lab.daemon)
+    cases.configure_ours(lab.peer, lab.daemon, case, ipv6=False)
+    lines = cases.kernel_lines(lab.daemon, case, edit)
     lab.peer.configure(lines, inner=False)
     lab.peer.sh(
         "echo 1 > /proc/sys/net/ipv6/conf/l2tpeth0/disable_ipv6\n"
         f"ip addr add {INNER_GUEST4}/24 dev l2tpeth0 && ip link set l2tpeth0 up"
     )
-
-
-def _configure_raw(lab: Lab, case: Case) -> list[str]:
-    """Our end of ``case`` and the kernel's lines, without configuring the kernel."""
-    reset(lab)
-    tunnel, session = ours_args(case)
-    lab.daemon.cli(*tunnel)
-    lab.daemon.cli(*session)
-    ns = lab.peer.ns
-    ns.run("sysctl", "-qw", "net.ipv6.conf.l2tpeth0.disable_ipv6=1")
-    ns.ip("addr", "add", f"{INNER_HOST4}/24", "dev", "l2tpeth0")
-    ns.ip("link", "set", "l2tpeth0", "up")
-    return peer_lines(lab.daemon, OUR_TID, OUR_SID, case.l2spec, case.seq)
+    return lines
 
 
 def test_kernel_lac_mode_starts_sequencing(lab: Lab) -> None:
     """A kernel session with `seq none` that receives our S=1 packets starts sending
     sequence numbers itself (LAC mode, protocol-notes.md)."""
-    lines = _configure_raw(lab, Case("udp", 4, 0, "default", "send"))
-    assert any("seq send" in ln for ln in lines), lines
-    _ipv4_only(lab, [ln.replace(" seq send", "") for ln in lines])
+    lines = _ipv4_only(lab, Case("udp", 4, 0, "default", "send"), {" seq send": ""})
+    assert not any(" seq " in ln for ln in lines), lines
     k = kernel_stats(lab)
     assert (k["send_seq"], k["recv_seq"], k["ns"]) == (0, 0, 0), k
     assert wait_until(lambda: ping_host(lab, INNER_GUEST4, count=1), timeout=15)
@@ -309,9 +261,12 @@ def test_kernel_lac_mode_starts_sequencing(lab: Lab) -> None:
 def test_kernel_seq_both_drops_our_unsequenced(lab: Lab) -> None:
     """With `seq both` on the kernel, our S=0 packets are dropped there, until the
     kernel's own S=1 packets switch our sending on (our LAC mode)."""
-    lines = _configure_raw(lab, Case("udp", 4, 0, "default", "none"))
-    assert not any(" seq " in ln for ln in lines), lines
-    _ipv4_only(lab, [ln + " seq both" if " add session " in ln else ln for ln in lines])
+    lines = _ipv4_only(
+        lab,
+        Case("udp", 4, 0, "default", "none"),
+        {" l2spec_type default": " l2spec_type default seq both"},
+    )
+    assert any(" seq both" in ln for ln in lines), lines
     k0, ours0 = kernel_stats(lab), our_stats(lab)
     assert (k0["recv_seq"], k0["send_seq"]) == (1, 1)
     assert not ping_host(lab, INNER_GUEST4, count=2)
