@@ -55,7 +55,7 @@ def _run(*args: str, cwd: Path | None = None) -> str:
 def image_package() -> str:
     """The real image package behind the metapackage (linux-image-<abi>-cloud-amd64)."""
     out = _run("apt-cache", "depends", METAPACKAGE)
-    found = re.findall(r"Depends:\s+(linux-image-\S+-cloud-amd64)\b", out)
+    found: list[str] = re.findall(r"Depends:\s+(linux-image-\S+-cloud-amd64)\b", out)
     if not found:
         raise BuildError(f"{METAPACKAGE} resolves to no image package (apt-get update?)")
     return found[0]
