@@ -29,7 +29,10 @@ METAPACKAGE = "linux-image-cloud-amd64"
 MODULES = (
     "virtio_pci", "virtio_net",
     "l2tp_core", "l2tp_netlink", "l2tp_eth", "l2tp_ip", "l2tp_ip6", "l2tp_debugfs",
+    "sch_netem",  # to reorder what the kernel sends (tests of our sequencer)
 )  # fmt: skip
+# iproute2 binaries copied in with their shared libraries (busybox has weaker ones).
+IPROUTE2 = ("ip", "tc")
 HOST_TOOLS = ("apt-get", "apt-cache", "dpkg", "ldd", "qemu-system-x86_64")
 
 
@@ -175,16 +178,19 @@ class _Cpio:
         return self.buf.getvalue()
 
 
-def make_initramfs(moddir: Path, busybox: str, ip: str) -> tuple[bytes, list[str]]:
+def make_initramfs(moddir: Path, busybox: str, tools: dict[str, str]) -> tuple[bytes, list[str]]:
     cpio = _Cpio()
     for d in ("dev", "proc", "sys", "tmp", "bin", "sbin", "etc", "root"):
         cpio.mkdir(d)
     cpio.file("bin/busybox", Path(busybox).read_bytes(), 0o755)
-    cpio.file("sbin/ip", Path(ip).read_bytes(), 0o755)
-    for lib in _shared_libs(ip):
+    libs: set[Path] = set()
+    for name, path in tools.items():
+        cpio.file(f"sbin/{name}", Path(path).read_bytes(), 0o755)
+        libs.update(_shared_libs(path))
+    for lib in sorted(libs):
         real = lib.resolve()
         cpio.file(str(lib), real.read_bytes(), 0o755)
-        if lib.parent.is_symlink() or str(lib).startswith("/lib/"):
+        if str(lib).startswith("/lib/"):
             # Merged-/usr hosts resolve /lib through /usr/lib; keep both spellings.
             cpio.file("usr" + str(lib), real.read_bytes(), 0o755)
     order = module_order(moddir)
@@ -201,24 +207,25 @@ def build(verbose: bool = False) -> Artifacts:
     """Fetch and unpack the kernel, write the initramfs; reuse what is already built."""
     missing = [t for t in HOST_TOOLS if shutil.which(t) is None]
     busybox = next((p for p in ("/bin/busybox", "/usr/bin/busybox") if os.path.exists(p)), None)
-    ip = shutil.which("ip")
+    tools = {
+        name: shutil.which(name) or shutil.which(name, path="/sbin:/usr/sbin") for name in IPROUTE2
+    }
     if busybox is None:
         missing.append("busybox (busybox-static)")
-    if ip is None:
-        missing.append("ip (iproute2)")
+    missing += [f"{name} (iproute2)" for name, path in tools.items() if path is None]
     if missing:
         raise BuildError("missing host tools: " + ", ".join(missing))
-    assert busybox is not None and ip is not None
+    assert busybox is not None
     if subprocess.run(["ldd", busybox], capture_output=True).returncode == 0:
         raise BuildError(f"{busybox} is dynamically linked: install busybox-static")
     root = CACHE / "root"
     kernel, release, package = _unpack_kernel(root)
     initrd = CACHE / f"initrd-{release}.img"
     stamp = CACHE / f"initrd-{release}.stamp"
-    inputs = f"{package}\n{INIT_SCRIPT}\n{MODULES}\n"
+    inputs = f"{package}\n{INIT_SCRIPT}\n{MODULES}\n{IPROUTE2}\n"
     if not initrd.exists() or not stamp.exists() or stamp.read_text() != inputs:
         moddir = root / "lib" / "modules" / release / "kernel"
-        data, names = make_initramfs(moddir, busybox, ip)
+        data, names = make_initramfs(moddir, busybox, {n: str(p) for n, p in tools.items()})
         tmp = initrd.with_suffix(".tmp")
         tmp.write_bytes(data)
         tmp.replace(initrd)

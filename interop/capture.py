@@ -44,7 +44,13 @@ class Captured:
 
 def read_pcap(data: bytes) -> list[bytes]:
     """Ethernet frames from a classic pcap file (microsecond or nanosecond, either order)."""
+    return [frame for _, frame in read_pcap_times(data)]
+
+
+def read_pcap_times(data: bytes) -> list[tuple[float, bytes]]:
+    """(capture time in seconds, Ethernet frame) for each packet of a classic pcap file."""
     magic = data[:4]
+    nano = magic in (b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d")
     if magic in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1"):
         endian = "<"
     elif magic in (b"\xa1\xb2\xc3\xd4", b"\xa1\xb2\x3c\x4d"):
@@ -56,8 +62,8 @@ def read_pcap(data: bytes) -> list[bytes]:
         raise ValueError(f"link type {linktype}, not Ethernet")
     frames, off = [], 24
     while off + 16 <= len(data):
-        _, _, incl, _ = struct.unpack_from(endian + "IIII", data, off)
-        frames.append(data[off + 16 : off + 16 + incl])
+        sec, frac, incl, _ = struct.unpack_from(endian + "IIII", data, off)
+        frames.append((sec + frac / (1e9 if nano else 1e6), data[off + 16 : off + 16 + incl]))
         off += 16 + incl
     return frames
 

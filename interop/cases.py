@@ -45,7 +45,7 @@ class Case:
         return COOKIES[self.cookie]
 
 
-def ours_args(case: Case) -> tuple[list[str], list[str]]:
+def ours_args(case: Case, extra: tuple[str, ...] = ()) -> tuple[list[str], list[str]]:
     """`l2tpv3` arguments for our tunnel and session."""
     local, remote = (HOST4, GUEST4) if case.family == 4 else (HOST6, GUEST6)
     tunnel = ["add", "tunnel", "tunnel_id", str(OUR_TID), "peer_tunnel_id", str(KERNEL_TID),
@@ -57,7 +57,7 @@ def ours_args(case: Case) -> tuple[list[str], list[str]]:
     cookie, peer_cookie = case.cookies
     if cookie:
         session += ["cookie", cookie, "peer_cookie", peer_cookie]
-    session += ["l2spec_type", case.l2spec, "seq", case.seq]
+    session += ["l2spec_type", case.l2spec, "seq", case.seq, *extra]
     return tunnel, session
 
 
@@ -67,8 +67,10 @@ def reset(peer: KernelPeer, daemon: Daemon) -> None:
     peer.reset_l2tp()
 
 
-def configure_ours(peer: KernelPeer, daemon: Daemon, case: Case, ipv6: bool = True) -> None:
-    tunnel, session = ours_args(case)
+def configure_ours(peer: KernelPeer, daemon: Daemon, case: Case, ipv6: bool = True,
+                   extra: tuple[str, ...] = ()) -> None:  # fmt: skip
+    """Our tunnel and session; ``extra`` words are appended to the session's."""
+    tunnel, session = ours_args(case, extra)
     daemon.cli(*tunnel)
     daemon.cli(*session)
     ns = peer.ns

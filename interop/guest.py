@@ -33,8 +33,9 @@ stty raw -echo -icrnl
 echo @@READY
 while read -r id b64; do
   [ -n "$id" ] || continue
-  # busybox sh runs its own applets before PATH; a function makes `ip` iproute2's.
-  { echo 'ip() { /sbin/ip "$@"; }'; echo "$b64" | base64 -d; } > /tmp/cmd.sh
+  # busybox sh runs its own applets before PATH; functions make ip and tc iproute2's.
+  { echo 'ip() { /sbin/ip "$@"; }; tc() { /sbin/tc "$@"; }'
+    echo "$b64" | base64 -d; } > /tmp/cmd.sh
   echo "@@B $id"
   sh /tmp/cmd.sh </dev/null
   echo "@@E $id $?"
