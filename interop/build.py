@@ -33,7 +33,10 @@ MODULES = (
 )  # fmt: skip
 # iproute2 binaries copied in with their shared libraries (busybox has weaker ones).
 IPROUTE2 = ("ip", "tc")
-HOST_TOOLS = ("apt-get", "apt-cache", "dpkg", "ldd", "qemu-system-x86_64")
+HOST_TOOLS = ("apt-get", "apt-cache", "dpkg", "ldd", "qemu-system-x86_64", "gcc")
+# Small static helpers compiled for the guest (source in interop/tools/).
+GUEST_TOOLS = ("l2tpstats",)
+TOOLS_SRC = Path(__file__).resolve().parent / "tools"
 
 
 @dataclass(frozen=True)
@@ -178,11 +181,31 @@ class _Cpio:
         return self.buf.getvalue()
 
 
+def compile_guest_tools() -> dict[str, Path]:
+    """Static binaries of interop/tools/*.c (rebuilt when the source changes)."""
+    out = {}
+    for name in GUEST_TOOLS:
+        src = TOOLS_SRC / f"{name}.c"
+        binary = CACHE / name
+        stamp = CACHE / f"{name}.src"
+        if not binary.exists() or not stamp.exists() or stamp.read_bytes() != src.read_bytes():
+            CACHE.mkdir(parents=True, exist_ok=True)
+            try:
+                _run("gcc", "-static", "-O2", "-Wall", "-o", str(binary), str(src))
+            except BuildError as exc:
+                raise BuildError(f"{exc} (needs gcc and libc6-dev)") from None
+            stamp.write_bytes(src.read_bytes())
+        out[name] = binary
+    return out
+
+
 def make_initramfs(moddir: Path, busybox: str, tools: dict[str, str]) -> tuple[bytes, list[str]]:
     cpio = _Cpio()
     for d in ("dev", "proc", "sys", "tmp", "bin", "sbin", "etc", "root"):
         cpio.mkdir(d)
     cpio.file("bin/busybox", Path(busybox).read_bytes(), 0o755)
+    for name, binary in compile_guest_tools().items():
+        cpio.file(f"sbin/{name}", binary.read_bytes(), 0o755)
     libs: set[Path] = set()
     for name, path in tools.items():
         cpio.file(f"sbin/{name}", Path(path).read_bytes(), 0o755)
@@ -222,7 +245,8 @@ def build(verbose: bool = False) -> Artifacts:
     kernel, release, package = _unpack_kernel(root)
     initrd = CACHE / f"initrd-{release}.img"
     stamp = CACHE / f"initrd-{release}.stamp"
-    inputs = f"{package}\n{INIT_SCRIPT}\n{MODULES}\n{IPROUTE2}\n"
+    sources = "".join((TOOLS_SRC / f"{n}.c").read_text() for n in GUEST_TOOLS)
+    inputs = f"{package}\n{INIT_SCRIPT}\n{MODULES}\n{IPROUTE2}\n{sources}"
     if not initrd.exists() or not stamp.exists() or stamp.read_text() != inputs:
         moddir = root / "lib" / "modules" / release / "kernel"
         data, names = make_initramfs(moddir, busybox, {n: str(p) for n, p in tools.items()})

@@ -1,10 +1,10 @@
-"""The kernel peer's per-session state and counters, read from debugfs in the guest.
+"""The kernel peer's per-session state and counters, read in the guest.
 
 /sys/kernel/debug/l2tp/tunnels (l2tp_debugfs) prints, per session, a config line
 ``config 0/0/<R|->/<S|->/-/<LAC|LNS> ...`` (recv_seq, send_seq, LNS mode) and
-``<nr>/<ns> tx <pkts>/<bytes>/<errs> rx <pkts>/<bytes>/<errs>``. The counters are the
-same ones ``ip l2tp`` reads over netlink (l2tp_stats); debugfs does not print the
-discard counters, so those are inferred from what did not arrive.
+``<nr>/<ns> tx <pkts>/<bytes>/<errs> rx <pkts>/<bytes>/<errs>``. It leaves out the
+discard counters, so all ten counters come from ``l2tpstats`` (interop/tools), which
+asks for L2TP_ATTR_STATS over generic netlink as iproute2 does without printing them.
 """
 
 from __future__ import annotations
@@ -40,5 +40,24 @@ def parse_debugfs(text: str) -> dict[int, dict[str, int]]:
     return sessions
 
 
+def parse_l2tpstats(text: str) -> dict[int, dict[str, int]]:
+    """``session 3 tunnel 1 peer_session 4 tx_packets 12 ...`` lines, by session ID."""
+    sessions: dict[int, dict[str, int]] = {}
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) < 6 or words[0] != "session" or len(words) % 2:
+            continue
+        values = {words[i]: int(words[i + 1]) for i in range(2, len(words), 2)}
+        sessions[int(words[1])] = values
+    return sessions
+
+
 def kernel_sessions(peer: Shell) -> dict[int, dict[str, int]]:
-    return parse_debugfs(peer.sh("cat /sys/kernel/debug/l2tp/tunnels"))
+    """Per session: debugfs's state (nr, ns, recv_seq, send_seq, lns_mode) and the
+    kernel's ten counters from netlink."""
+    out = peer.sh("cat /sys/kernel/debug/l2tp/tunnels; echo @@; l2tpstats")
+    debugfs, stats = out.split("@@\n", 1)
+    sessions = parse_debugfs(debugfs)
+    for sid, counters in parse_l2tpstats(stats).items():
+        sessions.setdefault(sid, {}).update(counters)
+    return sessions

@@ -243,7 +243,9 @@ def test_kernel_matrix(lab: Lab, case: Case) -> None:
     for name in ("rx_errors", "rx_seq_discards", "rx_oos_packets", "rx_cookie_discards",
                  "rx_invalid"):  # fmt: skip
         assert d_ours[name] == 0, (name, d_ours)
-    assert d_kern["rx_errors"] == 0 and d_kern["tx_errors"] == 0, d_kern
+    for name in ("rx_errors", "rx_seq_discards", "rx_oos_packets", "rx_cookie_discards",
+                 "rx_invalid", "tx_errors"):  # fmt: skip
+        assert d_kern[name] == 0, (name, d_kern)
     k = kernel_stats(lab)
     if case.seq != "none":
         # The kernel numbered what it sent, and our sequencer took every number in order.
@@ -338,9 +340,12 @@ def test_kernel_seq_both_drops_our_unsequenced(lab: Lab) -> None:
     assert (k0["recv_seq"], k0["send_seq"]) == (1, 1)
     assert not ping_host(lab, INNER_GUEST4, count=2)
     k1, ours1 = kernel_stats(lab), our_stats(lab)
-    assert ours1["tx_packets"] > ours0["tx_packets"]
-    # Nothing of ours was delivered (debugfs shows no discard counters: rx_packets counts
-    # only what passed the sequence checks), and the kernel never answered.
+    sent = ours1["tx_packets"] - ours0["tx_packets"]
+    assert sent > 0
+    # Every one of them dropped by the kernel and counted as a sequence discard (netlink
+    # stats); nothing delivered, and the kernel never answered.
+    assert k1["rx_seq_discards"] - k0["rx_seq_discards"] == sent, (k0, k1, sent)
+    assert k1["rx_errors"] - k0["rx_errors"] == sent
     assert k1["rx_packets"] == k0["rx_packets"] and k1["tx_packets"] == k0["tx_packets"]
     # The kernel speaks first: its S=1 packets switch our sending on; then both ways work.
     assert ping_guest(lab, INNER_HOST4, count=2)
@@ -415,3 +420,27 @@ def test_we_sequence_what_the_kernel_sends(lab: Lab, reorder_timeout: int) -> No
         assert expected["rx_seq_discards"] > 0 and expected["rx_packets"] < len(arrivals)
     print(f"\nreorder_timeout {reorder_timeout}: {len(arrivals)} kernel packets, arrival order "
           f"{numbers}, counters {expected}")  # fmt: skip
+
+
+def test_cookie_mismatch_counted_alike(lab: Lab) -> None:
+    """A cookie that does not match is dropped and counted the same way at both ends:
+    every packet one end sends shows up in the other's rx_cookie_discards."""
+    case = Case("ip", 4, 4, "default", "none")
+    cookie, peer_cookie = case.cookies
+    # The kernel expects a cookie we do not send, and sends one we do not expect.
+    edit = {f"peer_cookie {cookie}": "peer_cookie 0a0b0c0e",
+            f"cookie {peer_cookie}": "cookie 11223345"}  # fmt: skip
+    lines = _ipv4_only(lab, case, edit)
+    assert any("peer_cookie 0a0b0c0e" in ln for ln in lines), lines
+    o0, k0, _ = quiet_snapshot(lab)
+    assert not ping_host(lab, INNER_GUEST4, count=2)
+    assert not ping_guest(lab, INNER_HOST4, count=2)
+    o1, k1, _ = quiet_snapshot(lab)
+    assert o1["tx_packets"] > o0["tx_packets"] and k1["tx_packets"] > k0["tx_packets"]
+    assert (
+        k1["rx_cookie_discards"] - k0["rx_cookie_discards"] == o1["tx_packets"] - o0["tx_packets"]
+    )
+    assert (
+        o1["rx_cookie_discards"] - o0["rx_cookie_discards"] == k1["tx_packets"] - k0["tx_packets"]
+    )
+    assert k1["rx_packets"] == k0["rx_packets"] and o1["rx_packets"] == o0["rx_packets"]
