@@ -6,7 +6,8 @@
 - as root: two daemons in namespaces, a capture (AF_PACKET, then tshark -r) on the veth
   between them while one
   pings the other, and the same assertions on what crossed the wire, for UDP and IP
-  encap, IPv4 and IPv6, 4 and 8-byte cookies, the default sublayer with sequencing.
+  encap, IPv4 and IPv6, 4 and 8-byte cookies, the default sublayer with sequencing; the
+  scapy layers (l2tpv3.scapy_layers) read the same capture and must agree with tshark.
 
 tshark missing: skipped locally, a failure under CI=true.
 """
@@ -25,11 +26,12 @@ from scapy.layers.inet import ICMP, IP, UDP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
-from scapy.utils import wrpcap
+from scapy.utils import rdpcap, wrpcap
 
 from l2tpv3 import peerconfig
 from l2tpv3.codec import HeaderLayout
 from l2tpv3.config import Encap, L2SpecType, SeqMode, SessionConfig, TunnelConfig
+from l2tpv3.scapy_layers import L2SpecDefault, L2TPv3, bind_l2tpv3, reset_l2tpv3
 from l2tpv3.wireshark import tshark_options
 
 from .netns import Daemon, two_hosts
@@ -313,7 +315,21 @@ def test_live_capture_decodes(
             assert ns[-1] <= stats_a["tx_packets"] - 1
         else:
             assert all(nums(r["l2tp.l2_spec_sequence"]) == [0] for r in sent + back)
+        # The scapy layers read the same capture the same way.
+        bind_l2tpv3(udp_port=udp.get("udp_sport"), cookie_len=len(sess_a.cookie), l2spec=True)
+        seen = [
+            (p[L2TPv3].session_id, p[L2TPv3].cookie.hex(), bool(p[L2SpecDefault].S),
+             p[L2SpecDefault].seq, p[L2SpecDefault].payload.src, p[ICMP].type)
+            for p in rdpcap(str(pcap)) if L2TPv3 in p and ICMP in p
+        ]  # fmt: skip
+        assert seen == [
+            (nums(r["l2tp.sid"])[0], cookies(r)[0], s_bit(r["l2tp.l2_spec_s"][0]),
+             nums(r["l2tp.l2_spec_sequence"])[0], r["eth.src"][1], int(r["icmp.type"][0]))
+            for r in rows if r["icmp.type"]
+        ]  # fmt: skip
+        assert len(seen) == 6
     finally:
+        reset_l2tpv3()
         if cap is not None and cap.proc.poll() is None:
             cap.proc.kill()
             cap.proc.wait()
