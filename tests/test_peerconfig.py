@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from l2tpv3 import cli, grammar, peerconfig
 from l2tpv3.config import Encap, L2SpecType, SeqMode, SeqPolicy, SessionConfig, TunnelConfig
 from l2tpv3.peerconfig import PeerConfigError
+from l2tpv3.session import Session
 
 from .netns import tcp_transfer, two_hosts
 from .test_cli import SESSION_STATE, TUNNEL_STATE, FakeDaemon, one_error_line, run
@@ -110,6 +111,46 @@ def test_wildcard_local_is_refused() -> None:
     t = TunnelConfig(1, 2, "0.0.0.0", "10.0.0.2", Encap.IP)
     with pytest.raises(PeerConfigError, match="wildcard"):
         peerconfig.linux([t], [])
+
+
+# -- the seq mirror, simulated with two sans-I/O sessions ------------------------------------
+
+SIM_TUNNEL = TunnelConfig(1, 2, "10.0.0.1", "10.0.0.2", Encap.IP)
+FRAME = bytes(14) + b"payload"
+
+
+def converse(ours: SeqMode, theirs: SeqMode, first: str, rounds: int = 12) -> tuple[int, int]:
+    """Frames delivered each way in the last half of an alternating exchange."""
+    ours_cfg = SessionConfig(1, 10, 20, seq=ours)
+    theirs_cfg = replace(peerconfig.mirror_session(SIM_TUNNEL, ours_cfg), seq=theirs)
+    a = Session(SIM_TUNNEL, ours_cfg)
+    b = Session(peerconfig.mirror_tunnel(SIM_TUNNEL), theirs_cfg)
+    order = [(a, b), (b, a)] if first == "we" else [(b, a), (a, b)]
+    got = {id(a): 0, id(b): 0}
+    for i in range(rounds):
+        for sender, receiver in order:
+            frames = receiver.receive(sender.encapsulate(FRAME), float(i))
+            if i >= rounds // 2:
+                got[id(receiver)] += len(frames)
+    return got[id(b)], got[id(a)]
+
+
+@pytest.mark.parametrize("ours", list(SeqMode))
+@pytest.mark.parametrize("first", ["we", "they"])
+def test_mirrored_seq_settles(ours: SeqMode, first: str) -> None:
+    """Whoever speaks first, the mirrored pair settles delivering every frame both ways.
+
+    (With our `recv`, our S=0 packets are dropped until the far end has spoken once.)
+    """
+    assert converse(ours, peerconfig.mirror_seq(ours), first) == (6, 6)
+
+
+def test_rejected_seq_mirrors_deadlock() -> None:
+    """Why `send` is not mirrored to `recv`, nor `recv` to `send`."""
+    # We send, the far end requires: its first S=0 packet switches us off for good.
+    assert converse(SeqMode.SEND, SeqMode.RECV, "they")[0] == 0
+    # We require, the far end only sends: our S=0 packet switches it off for good.
+    assert converse(SeqMode.RECV, SeqMode.SEND, "we")[1] == 0
 
 
 # -- the hypothesis property ----------------------------------------------------------------
