@@ -216,7 +216,8 @@ def qemu_netdev(t: TunnelConfig, s: SessionConfig, netdev_id: str) -> str:
         opts += ["udp=on", f"srcport={t.udp_dport}", f"dstport={t.udp_sport}"]
     if t.family == 6:
         opts.append("ipv6=on")
-    opts += [f"txsession={s.peer_session_id}", f"rxsession={s.session_id}"]
+    # QEMU sends the session ID we receive and accepts the one we send.
+    opts += [f"txsession={s.session_id}", f"rxsession={s.peer_session_id}"]
     if s.cookie:
         # QEMU reads cookie64 as on whenever the option is present, even "=off".
         if len(s.cookie) == 8:

@@ -11,6 +11,7 @@ then sends traffic between them.
 from __future__ import annotations
 
 import shlex
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -232,7 +233,7 @@ def test_qemu_udp_with_64_bit_cookies() -> None:
     text, notes = peerconfig.qemu([UDP4], [s])
     assert text == (
         "-netdev l2tpv3,id=l2tpv3,src=10.1.1.2,dst=10.1.1.1,udp=on,srcport=6000,dstport=5000,"
-        "txsession=2000,rxsession=1000,cookie64=on,txcookie=0xa1a2a3a4a5a6a7a8,"
+        "txsession=1000,rxsession=2000,cookie64=on,txcookie=0xa1a2a3a4a5a6a7a8,"
         "rxcookie=0x014d3636deadbeef,counter=on,pincounter=on\n"
     )
     assert any("MTU" in n for n in notes)
@@ -243,7 +244,7 @@ def test_qemu_ip6_no_sublayer_32_bit_cookies() -> None:
                       l2spec_type=L2SpecType.NONE)  # fmt: skip
     text, _ = peerconfig.qemu([IP6], [s], netdev_id="n0")
     assert text == (
-        "-netdev l2tpv3,id=n0,src=fd00::2,dst=fd00::1,ipv6=on,txsession=20,rxsession=10,"
+        "-netdev l2tpv3,id=n0,src=fd00::2,dst=fd00::1,ipv6=on,txsession=10,rxsession=20,"
         "txcookie=0x05060708,rxcookie=0x01020304,counter=off\n"
     )
 
@@ -487,3 +488,114 @@ def test_far_end_from_peer_config_carries_traffic(
     finally:
         a.cli("del", "tunnel", "tunnel_id", str(3000 + case), check=False)
         b.cli("del", "tunnel", "tunnel_id", "4000", check=False)
+
+
+# -- QEMU's own l2tpv3 backend, configured with nothing but our --for qemu output ------------
+#
+# No guest is needed: QEMU (-M none) joins its l2tpv3 netdev through a hub to a socket
+# netdev, and a small responder behind that socket answers ARP and ping for an inner
+# address. Our daemon's pings then cross QEMU's independent L2TPv3 code both ways.
+
+RESPONDER = r"""
+import socket, sys
+from scapy.layers.inet import ICMP, IP
+from scapy.layers.l2 import ARP, Ether
+listen, qemu, my_ip, my_mac = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", listen))
+s.settimeout(60)
+print("ready", flush=True)
+answered = 0
+while True:
+    try:
+        data = s.recv(65535)
+    except TimeoutError:
+        break
+    f = Ether(data)
+    reply = None
+    if ARP in f and f[ARP].op == 1 and f[ARP].pdst == my_ip:
+        reply = Ether(src=my_mac, dst=f.src) / ARP(op=2, hwsrc=my_mac, psrc=my_ip,
+                                                   hwdst=f[ARP].hwsrc, pdst=f[ARP].psrc)
+    elif ICMP in f and f[ICMP].type == 8 and f[IP].dst == my_ip:
+        reply = (Ether(src=my_mac, dst=f.src) / IP(src=my_ip, dst=f[IP].src)
+                 / ICMP(type=0, id=f[ICMP].id, seq=f[ICMP].seq) / f[ICMP].payload)
+    if reply is not None:
+        s.sendto(bytes(reply), ("127.0.0.1", qemu))
+        answered += 1
+        print(reply.summary(), flush=True)
+"""
+
+QEMU_CASES = [
+    # encap, family, cookie, peer_cookie, l2spec
+    ("udp", 4, "014d3636deadbeef", "a1a2a3a4a5a6a7a8", "default"),
+    ("ip", 4, "deadbeef", "cafef00d", "none"),
+    ("udp", 6, "", "", "default"),
+    ("ip", 6, "0102030405060708", "1112131415161718", "default"),
+]
+
+
+@pytest.mark.root
+@pytest.mark.parametrize(("encap", "family", "cookie", "peer_cookie", "l2spec"), QEMU_CASES)
+def test_qemu_backend_from_peer_config_carries_pings(
+    hosts: tuple[object, object], encap: str, family: int, cookie: str, peer_cookie: str,
+    l2spec: str,
+) -> None:  # fmt: skip
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from .netns import Daemon
+
+    qemu = shutil.which("qemu-system-x86_64")
+    if qemu is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("qemu-system-x86_64 is not installed")
+        pytest.skip("qemu-system-x86_64 is not installed")
+    a, b = hosts
+    assert isinstance(a, Daemon) and isinstance(b, Daemon)
+    case = QEMU_CASES.index((encap, family, cookie, peer_cookie, l2spec))
+    loc, rem = UNDERLAY[family]
+    tid = 5000 + case
+    tunnel = f"add tunnel tunnel_id {tid} peer_tunnel_id 1 encap {encap} local {loc} remote {rem}"
+    if encap == "udp":
+        tunnel += f" udp_sport {15000 + case} udp_dport {16000 + case}"
+    session = f"add session tunnel_id {tid} session_id {7000 + case} peer_session_id {8000 + case}"
+    session += f" l2spec_type {l2spec}"
+    if cookie:
+        session += f" cookie {cookie} peer_cookie {peer_cookie}"
+    a.cli(*tunnel.split())
+    a.cli(*session.split())
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        netdev = a.cli("peer-config", "--for", "qemu", "tunnel_id", str(tid)).stdout.split()
+        assert netdev[0] == "-netdev" and len(netdev) == 2, netdev
+        sock_q, sock_r = 47000 + 2 * case, 47001 + 2 * case
+        responder = b.ns.popen(sys.executable, "-c", RESPONDER, str(sock_r), str(sock_q),
+                               "10.77.9.2", "02:0e:00:00:00:02")  # fmt: skip
+        procs.append(responder)
+        assert responder.stdout is not None
+        assert responder.stdout.readline().strip() == "ready"
+        procs.append(b.ns.popen(
+            qemu, "-M", "none", "-nodefaults", "-display", "none", "-monitor", "none",
+            "-serial", "none", *netdev,
+            "-netdev", f"socket,id=s0,udp=127.0.0.1:{sock_r},localaddr=127.0.0.1:{sock_q}",
+            "-netdev", "hubport,id=p0,hubid=0,netdev=l2tpv3",
+            "-netdev", "hubport,id=p1,hubid=0,netdev=s0",
+        ))  # fmt: skip
+        a.ns.sysctl("net.ipv6.conf.l2tpeth0.disable_ipv6", "1")
+        a.ns.ip("addr", "add", "10.77.9.1/24", "dev", "l2tpeth0")
+        a.ns.ip("link", "set", "l2tpeth0", "up")
+        time.sleep(1)  # QEMU binds its sockets
+        a.ns.ping("10.77.9.2", count=3)
+        stats = a.session(7000 + case)["stats"]
+        assert stats["rx_packets"] >= 4 and stats["rx_errors"] == 0, stats
+        assert stats["rx_cookie_discards"] == 0
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+            out, err = proc.communicate(timeout=10)
+            print(proc.args[3], out, err)  # shown when the test fails
+        print(a.cli("-s", "show", "tunnel").stdout, a.cli("-s", "show", "session").stdout)
+        a.cli("del", "tunnel", "tunnel_id", str(tid), check=False)
