@@ -56,7 +56,7 @@ Usage: {PROG} [ OPTIONS ] add session [ name NAME ]
        {PROG} [ OPTIONS ] del session tunnel_id ID session_id ID
        {PROG} [ OPTIONS ] show tunnel [ tunnel_id ID ]
        {PROG} [ OPTIONS ] show session [ tunnel_id ID ] [ session_id ID ]
-       {PROG} [ OPTIONS ] peer-config --for {{ linux | qemu | cisco }}
+       {PROG} [ OPTIONS ] peer-config --for {{ linux | qemu | cisco | tshark }}
                  [ tunnel_id ID ] [ session_id ID ] [ --config FILE ] [ --id NETDEV_ID ]
 
 Where: OPTIONS := {{ -S SOCKET | -j[son] | -s[tatistics] | -h[elp] | -V[ersion] }}
@@ -188,12 +188,13 @@ def run_l2tp(options: Options, argv: list[str]) -> int:
 
 
 PEER_CONFIG_USAGE = f"""\
-Usage: {PROG} [ OPTIONS ] peer-config --for {{ linux | qemu | cisco }}
+Usage: {PROG} [ OPTIONS ] peer-config --for {{ linux | qemu | cisco | tshark }}
           [ tunnel_id ID ] [ session_id ID ] [ --config FILE ] [ --id NETDEV_ID ]
 
 Prints what the far end of our tunnels and sessions (read from l2tpv3d, or from the
 TOML FILE with --config) must be configured with: `ip l2tp` lines, a QEMU -netdev
-argument (notes on stderr) or a Cisco IOS manual xconnect. See docs/peer-config.md.
+argument (notes on stderr) or a Cisco IOS manual xconnect; or the tshark command
+lines that decode their packets. See docs/peer-config.md.
 """
 
 
@@ -216,7 +217,7 @@ def _peer_config_args(argv: list[str]) -> dict[str, Any]:
                     args["for"] = peerconfig.Target(value)
                 except ValueError:
                     raise grammar.UsageError(
-                        f'"--for {value}" is unknown: linux, qemu or cisco'
+                        f'"--for {value}" is unknown: linux, qemu, cisco or tshark'
                     ) from None
             elif key in ("--config", "--id"):
                 args[key[2:]] = value

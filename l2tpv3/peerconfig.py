@@ -8,6 +8,9 @@ far ends are known:
 - ``qemu``: one ``-netdev l2tpv3,...`` argument per session;
 - ``cisco``: an IOS manual xconnect (pseudowire-class plus the interface's xconnect).
 
+``tshark`` is not a far end: it prints the tshark command lines that decode our
+sessions' packets in a capture (:mod:`l2tpv3.wireshark`).
+
 Everything that travels in one direction is swapped: IDs (their ``session_id`` is our
 ``peer_session_id``), cookies (they send the cookie we expect, ``peer_cookie``, and
 expect the one we send), UDP ports and addresses. The sublayer must be the same at both
@@ -40,7 +43,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from enum import StrEnum
 
-from . import grammar
+from . import grammar, wireshark
 from .codec import session_mtu
 from .config import Encap, L2SpecType, SeqMode, SeqPolicy, SessionConfig, TunnelConfig
 from .errors import L2TPError
@@ -62,6 +65,7 @@ class Target(StrEnum):
     LINUX = "linux"
     QEMU = "qemu"
     CISCO = "cisco"
+    TSHARK = "tshark"  # not a peer: how to read captures of our sessions
 
 
 class PeerConfigError(L2TPError):
@@ -333,4 +337,6 @@ def render(target: Target, tunnels: Sequence[TunnelConfig], sessions: Sequence[S
         return linux(tunnels, sessions), []
     if target is Target.QEMU:
         return qemu(tunnels, sessions)
+    if target is Target.TSHARK:
+        return wireshark.tshark_commands(tunnels, sessions), []
     return cisco(tunnels, sessions), []

@@ -19,9 +19,12 @@ Fields then reported: ``l2tp.sid``, ``l2tp.cookie``, ``l2tp.l2_spec_s``,
 
 from __future__ import annotations
 
-from .config import Encap, L2SpecType
+import shlex
+from collections.abc import Sequence
 
-__all__ = ["COOKIE_SIZE_PREF", "L2_SPECIFIC_PREF", "tshark_options"]
+from .config import Encap, L2SpecType, SessionConfig, TunnelConfig
+
+__all__ = ["COOKIE_SIZE_PREF", "L2_SPECIFIC_PREF", "tshark_commands", "tshark_options"]
 
 COOKIE_SIZE_PREF = {0: "None", 4: "4 Byte Cookie", 8: "8 Byte Cookie"}
 L2_SPECIFIC_PREF = {L2SpecType.NONE: "None", L2SpecType.DEFAULT: "Default L2-Specific"}
@@ -44,3 +47,27 @@ def tshark_options(
     args += ["-o", f"l2tp.l2_specific:{L2_SPECIFIC_PREF[L2SpecType(l2spec)]}"]
     args += ["-d", "l2tp.pw_type==0,eth"]
     return args
+
+
+def tshark_commands(tunnels: Sequence[TunnelConfig], sessions: Sequence[SessionConfig]) -> str:
+    """``tshark`` command lines (with ``#`` comments) decoding each session's packets.
+
+    One line per session, or one per direction when the two cookies differ in length
+    (Wireshark's cookie size is one setting for the whole capture).
+    """
+    out: list[str] = []
+    for t in tunnels:
+        ports = (t.udp_sport or 0, t.udp_dport or 0) if t.encap is Encap.UDP else ()
+        for s in (s for s in sessions if s.tunnel_id == t.tunnel_id):
+            both = f"l2tp.sid in {{{s.session_id} {s.peer_session_id}}}"
+            directions = [
+                ("we send", f"l2tp.sid == {s.peer_session_id}", len(s.cookie)),
+                ("we receive", f"l2tp.sid == {s.session_id}", len(s.peer_cookie)),
+            ]
+            if len(s.cookie) == len(s.peer_cookie):
+                directions = [("both directions", both, len(s.cookie))]
+            for what, display_filter, cookie_len in directions:
+                out.append(f"# our tunnel {t.tunnel_id} session {s.session_id}: {what}")
+                words = ["tshark", *tshark_options(t.encap, cookie_len, s.l2spec_type, ports)]
+                out.append(shlex.join([*words, "-Y", display_filter]))
+    return "\n".join(out) + "\n"

@@ -400,7 +400,7 @@ def test_subcommand_without_daemon(capsys: pytest.CaptureFixture[str], tmp_path:
 def test_subcommand_usage(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(capsys, "peer-config")[0] == 2
     status, out, err = run(capsys, "peer-config", "--help")
-    assert (status, out) == (0, "") and "--for { linux | qemu | cisco }" in err
+    assert (status, out) == (0, "") and "--for { linux | qemu | cisco | tshark }" in err
     assert "peer-config --for" in cli.USAGE
 
 

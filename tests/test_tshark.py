@@ -15,6 +15,7 @@ tshark missing: skipped locally, a failure under CI=true.
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -79,6 +80,26 @@ def cookies(row: dict[str, list[str]]) -> list[str]:
     return [v.replace(":", "").lower() for v in row["l2tp.cookie"]]
 
 
+def write_config(tmp_path: Path, tun: TunnelConfig, sess: SessionConfig) -> Path:
+    """The two configs as a TOML file for `--config`."""
+
+    def toml(d: dict[str, object]) -> str:
+        return "".join(
+            f"{k} = {str(v).lower() if isinstance(v, bool) else repr(v)}\n"
+            for k, v in d.items() if v is not None
+        )  # fmt: skip
+
+    path = tmp_path / "ours.toml"
+    path.write_text(f"[[tunnel]]\n{toml(tun.to_dict())}[[session]]\n{toml(sess.to_dict())}")
+    return path
+
+
+def cli_run(*argv: str) -> tuple[int, str, str]:
+    proc = subprocess.run([sys.executable, "-m", "l2tpv3.cli", *argv], capture_output=True,
+                          text=True, timeout=60)  # fmt: skip
+    return proc.returncode, proc.stdout, proc.stderr
+
+
 def s_bit(value: str) -> bool:
     # tshark prints booleans as 1/0 (4.x) or True/False (older).
     return value in ("1", "True")
@@ -89,6 +110,7 @@ def s_bit(value: str) -> bool:
 MAC_A, MAC_B = "02:aa:00:00:00:01", "02:bb:00:00:00:02"
 INNER_A, INNER_B = "10.55.0.1", "10.55.0.2"
 C4, C8 = bytes.fromhex("deadbeef"), bytes.fromhex("014d3636a1a2a3a4")
+OUTER = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
 
 CODEC_CASES = [
     # encap, family, cookie, l2spec, ns
@@ -171,6 +193,47 @@ def test_options() -> None:
     ][:6]  # fmt: skip
     with pytest.raises(ValueError, match="0, 4 or 8"):
         tshark_options(Encap.IP, 5, L2SpecType.NONE)
+
+
+def test_peer_config_tshark_lines_decode_each_direction(tmp_path: Path) -> None:
+    """`peer-config --for tshark`: run each printed line on a capture of both directions
+    with cookies of different lengths; each decodes its own direction, cookie and all."""
+    exe = require_tshark()
+    tun = TunnelConfig(1, 2, "192.0.2.1", "192.0.2.2", Encap.UDP, udp_sport=41000,
+                       udp_dport=42000)  # fmt: skip
+    ours = SessionConfig(1, 100, 200, cookie=C8, peer_cookie=C4, seq=SeqMode.BOTH)
+    theirs = peerconfig.mirror_session(tun, ours)
+    frame = bytes(Ether(src=MAC_A, dst=MAC_B) / IP(src=INNER_A, dst=INNER_B) / ICMP())
+    sent = HeaderLayout.for_session(tun, ours).build(frame, 5)
+    received = HeaderLayout.for_session(peerconfig.mirror_tunnel(tun), theirs).build(frame, 9)
+    pcap = tmp_path / "both.pcap"
+    wrpcap(str(pcap), [
+        OUTER / IP(src="192.0.2.1", dst="192.0.2.2") / UDP(sport=41000, dport=42000) / Raw(sent),
+        OUTER / IP(src="192.0.2.2", dst="192.0.2.1") / UDP(sport=42000, dport=41000)
+        / Raw(received),
+    ])  # fmt: skip
+    status, out, _ = cli_run("peer-config", "--for", "tshark", "--config", str(
+        write_config(tmp_path, tun, ours)))  # fmt: skip
+    assert status == 0
+    lines = [ln for ln in out.splitlines() if not ln.startswith("#")]
+    assert len(lines) == 2
+    got = []
+    for line in lines:
+        words = shlex.split(line)
+        assert words[0] == "tshark"
+        proc = subprocess.run(
+            [exe, "-n", "-r", str(pcap), *words[1:], "-T", "fields", "-e", "l2tp.sid",
+             "-e", "l2tp.cookie", "-e", "l2tp.l2_spec_sequence", "-e", "eth.src"],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        sid, cookie, seq, macs = proc.stdout.split()
+        got.append((int(sid, 0), cookie.replace(":", ""), int(seq), macs.split(",")))
+    outer_mac = OUTER.src
+    assert got == [
+        (200, C8.hex(), 5, [outer_mac, MAC_A]),
+        (100, C4.hex(), 9, [outer_mac, MAC_A]),
+    ]
 
 
 def test_preference_names_exist_in_this_tshark() -> None:
