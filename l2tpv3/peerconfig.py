@@ -139,6 +139,16 @@ def _mtu_note(t: TunnelConfig, s: SessionConfig, far_t: TunnelConfig, far_s: Ses
     return text
 
 
+def _frame_limit_note(t: TunnelConfig, s: SessionConfig, what: str) -> str:
+    # A peer without an l2tpeth MTU of its own forwards whatever its side hands it; we
+    # drop frames longer than our MTU + 18 (kernel: MTU + Ethernet header + VLAN tag).
+    ours = session_mtu(t, s, None)
+    return (
+        f"our MTU with a 1500-byte path is {ours}: keep {what} at most {ours}, "
+        f"we drop frames over {ours + 18} bytes"
+    )
+
+
 def _sessions_of(t: TunnelConfig, sessions: Iterable[SessionConfig]) -> list[SessionConfig]:
     return [s for s in sessions if s.tunnel_id == t.tunnel_id]
 
@@ -249,7 +259,7 @@ def qemu(tunnels: Sequence[TunnelConfig], sessions: Sequence[SessionConfig],
     for i, (t, s) in enumerate(pairs):
         nid = netdev_id if len(pairs) == 1 else f"{netdev_id}-{i}"
         lines.append(f"-netdev {qemu_netdev(t, s, nid)}")
-        mtu = _mtu_note(t, s, mirror_tunnel(t), mirror_session(t, s))
+        mtu = _frame_limit_note(t, s, "the guest's MTU")
         notes.append(f"{nid}: far end of our session {s.session_id}; {mtu}")
         if s.seq.send:
             notes.append(f"{nid}: QEMU ignores our sequence numbers and sends none")
@@ -289,11 +299,9 @@ def cisco(tunnels: Sequence[TunnelConfig], sessions: Sequence[SessionConfig],
                     "(or a seq mode) on our session"
                 )
             pw = f"L2TPV3-{s.session_id}"
-            far_t = mirror_tunnel(t)
-            far_s = mirror_session(t, s)
             out += [
                 f"! far end of our tunnel {t.tunnel_id} session {s.session_id}",
-                f"! {_mtu_note(t, s, far_t, far_s)}",
+                f"! {_frame_limit_note(t, s, 'the attachment circuit MTU')}",
                 f"! Loopback0 must carry {t.remote}; no l2tp-class, so no hello: Linux has"
                 " no control channel",
                 *(

@@ -308,6 +308,17 @@ def test_cisco_no_sublayer_no_sequencing() -> None:
     assert "l2tp cookie" not in text
 
 
+@given(cookie=st.sampled_from([4, 8]).flatmap(lambda n: st.binary(min_size=n, max_size=n)))
+def test_cisco_cookie_words_give_back_the_wire_bytes(cookie: bytes) -> None:
+    s = SessionConfig(7, 1, 2, cookie=cookie, l2spec_type=L2SpecType.NONE)
+    [line] = [ln for ln in peerconfig.cisco([IP4], [s]).splitlines() if "cookie local" in ln]
+    words = line.split()
+    assert words[:4] == ["l2tp", "cookie", "local", str(len(cookie))]
+    low, *high = (int(w) for w in words[4:])
+    value = (high[0] << 32 | low) if high else low
+    assert value.to_bytes(len(cookie), "big") == cookie
+
+
 @pytest.mark.parametrize(
     ("tunnel", "session", "reason"),
     [
