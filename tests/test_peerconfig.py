@@ -10,7 +10,12 @@ then sends traffic between them.
 
 from __future__ import annotations
 
+import os
 import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -25,7 +30,7 @@ from l2tpv3.config import Encap, L2SpecType, SeqMode, SeqPolicy, SessionConfig, 
 from l2tpv3.peerconfig import PeerConfigError
 from l2tpv3.session import Session
 
-from .netns import tcp_transfer, two_hosts
+from .netns import Daemon, tcp_transfer, two_hosts
 from .test_cli import SESSION_STATE, TUNNEL_STATE, FakeDaemon, one_error_line, run
 
 # ip-l2tp(8), EXAMPLES: the two sites' lines (backslash continuations joined).
@@ -335,19 +340,15 @@ def test_cisco_refusals(tunnel: TunnelConfig, session: SessionConfig, reason: st
 
 
 @pytest.fixture
-def fake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeDaemon]:
-    import tempfile
-
-    d = Path(tempfile.mkdtemp(prefix="l2pc"))
-    daemon = FakeDaemon(str(d / "d.sock"))
-    daemon.answers["show_tunnels"] = {"ok": True, "result": [TUNNEL_STATE]}
-    daemon.answers["show_sessions"] = {"ok": True, "result": [SESSION_STATE]}
-    daemon.start()
-    yield daemon
-    daemon.stop()
-    import shutil
-
-    shutil.rmtree(d, ignore_errors=True)
+def fake() -> Iterator[FakeDaemon]:
+    # A Unix socket path must fit in 108 bytes; pytest's tmp_path may not.
+    with tempfile.TemporaryDirectory(prefix="l2pc") as d:
+        daemon = FakeDaemon(str(Path(d) / "d.sock"))
+        daemon.answers["show_tunnels"] = {"ok": True, "result": [TUNNEL_STATE]}
+        daemon.answers["show_sessions"] = {"ok": True, "result": [SESSION_STATE]}
+        daemon.start()
+        yield daemon
+        daemon.stop()
 
 
 def test_subcommand_reads_the_daemon(fake: FakeDaemon, capsys: pytest.CaptureFixture[str]) -> None:
@@ -443,7 +444,7 @@ ROOT_CASES = [
 
 
 @pytest.fixture(scope="module")
-def hosts() -> Iterator[tuple[object, object]]:
+def hosts() -> Iterator[tuple[Daemon, Daemon]]:
     a_addrs, b_addrs = ([f"{UNDERLAY[4][i]}/24", f"{UNDERLAY[6][i]}/64"] for i in (0, 1))
     with two_hosts("pc", a_addrs, b_addrs) as pair:
         yield pair
@@ -452,13 +453,10 @@ def hosts() -> Iterator[tuple[object, object]]:
 @pytest.mark.root
 @pytest.mark.parametrize(("encap", "family", "cookie", "peer_cookie", "extra"), ROOT_CASES)
 def test_far_end_from_peer_config_carries_traffic(
-    hosts: tuple[object, object], encap: str, family: int, cookie: str, peer_cookie: str,
+    hosts: tuple[Daemon, Daemon], encap: str, family: int, cookie: str, peer_cookie: str,
     extra: list[str],
 ) -> None:  # fmt: skip
-    from .netns import Daemon
-
     a, b = hosts
-    assert isinstance(a, Daemon) and isinstance(b, Daemon)
     case = ROOT_CASES.index((encap, family, cookie, peer_cookie, extra))
     loc, rem = UNDERLAY[family]
     # The man page's site-A lines, on our namespace addresses.
@@ -548,23 +546,15 @@ QEMU_CASES = [
 @pytest.mark.root
 @pytest.mark.parametrize(("encap", "family", "cookie", "peer_cookie", "l2spec"), QEMU_CASES)
 def test_qemu_backend_from_peer_config_carries_pings(
-    hosts: tuple[object, object], encap: str, family: int, cookie: str, peer_cookie: str,
+    hosts: tuple[Daemon, Daemon], encap: str, family: int, cookie: str, peer_cookie: str,
     l2spec: str,
 ) -> None:  # fmt: skip
-    import os
-    import shutil
-    import subprocess
-    import sys
-
-    from .netns import Daemon
-
     qemu = shutil.which("qemu-system-x86_64")
     if qemu is None:
         if os.environ.get("CI") == "true":
             pytest.fail("qemu-system-x86_64 is not installed")
         pytest.skip("qemu-system-x86_64 is not installed")
     a, b = hosts
-    assert isinstance(a, Daemon) and isinstance(b, Daemon)
     case = QEMU_CASES.index((encap, family, cookie, peer_cookie, l2spec))
     loc, rem = UNDERLAY[family]
     tid = 5000 + case
