@@ -29,6 +29,7 @@ from interop.lab import (
     INNER_HOST4,
     INNER_HOST6,
 )
+from interop.peerlines import uses_cli
 from interop.qemupeer import QemuLab, boot_qemu_peer, qemu_available, qemu_lab, qemu_netdev
 from interop.traffic import guest_to_host, host_to_guest
 from tests.netns import Daemon, require_root, wait_until, workdir
@@ -88,6 +89,8 @@ def env() -> Iterator[Env]:
     with workdir() as wd, qemu_lab() as lab:
         daemon = Daemon(lab.daemon_ns, wd)  # type: ignore[arg-type]
         try:
+            # QEMU is configured from what users run: l2tpv3 peer-config --for qemu.
+            assert uses_cli(daemon), "l2tpv3 peer-config is missing"
             yield Env(lab, daemon, art, wd)
         finally:
             log = daemon.stop()
@@ -121,6 +124,8 @@ def test_qemu_peer(env: Env, case: QCase) -> None:
     mtu = configure_ours(env, case)
     netdev = qemu_netdev(env.daemon, TID, SID, case.l2spec, case.pincounter)
     assert f"txsession={SID}" in netdev and f"rxsession={PEER_SID}" in netdev
+    assert ("counter=on" in netdev) == (case.l2spec == "default")
+    assert ("pincounter=on" in netdev) == (case.l2spec == "default" and case.pincounter)
     vmdir = env.workdir / case.id
     vmdir.mkdir()
     t0 = time.monotonic()
