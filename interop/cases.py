@@ -1,8 +1,8 @@
 """One pseudowire configuration, applied to both ends: our daemon and the kernel VM.
 
 Shared by the interop tests and the capture generator. Our end is configured with the
-l2tpv3 client; the kernel's end with the lines :func:`interop.peerlines.peer_lines`
-prints (``l2tpv3 peer-config --for linux``), optionally edited to set up a mismatch.
+l2tpv3 client; the kernel's end with the lines ``l2tpv3 peer-config --for linux`` prints
+(:func:`interop.peerlines.peer_lines`), optionally edited to set up a mismatch.
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ def configure_ours(peer: KernelPeer, daemon: Daemon, case: Case, ipv6: bool = Tr
 
 
 def kernel_lines(daemon: Daemon, case: Case, edit: Mapping[str, str] | None = None) -> list[str]:
-    lines = peer_lines(daemon, OUR_TID, OUR_SID, case.l2spec, case.seq)
+    lines = peer_lines(daemon, OUR_TID, OUR_SID)
     for old, new in (edit or {}).items():
         lines = [ln.replace(old, new) for ln in lines]
     return lines

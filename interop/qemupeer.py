@@ -14,7 +14,6 @@ QEMU's netdev is fixed when it starts, so each configuration boots its own guest
 from __future__ import annotations
 
 import contextlib
-import json
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,7 +31,7 @@ from interop.lab import (
     Namespace,
     _sh,
 )
-from interop.peerlines import DaemonClient
+from interop.peerlines import DaemonClient, peer_config
 from interop.vm import Vm
 
 NETDEV_ID = "n0"
@@ -65,44 +64,16 @@ def qemu_lab() -> Iterator[QemuLab]:
         yield QemuLab(qd, qv)
 
 
-def netdev_fallback(daemon: DaemonClient, tunnel_id: int, session_id: int, l2spec: str,
-                    pincounter: bool = True) -> str:  # fmt: skip
-    """The -netdev value mirroring our session (docs/peer-config.md's QEMU table)."""
-    t = json.loads(daemon.cli("-j", "show", "tunnel", "tunnel_id", str(tunnel_id)).stdout)[0]
-    s = json.loads(daemon.cli("-j", "show", "session", "tunnel_id", str(tunnel_id),
-                              "session_id", str(session_id)).stdout)[0]  # fmt: skip
-    opts = [f"l2tpv3,id={NETDEV_ID}", f"src={t['peer']}", f"dst={t['local']}"]
-    if ":" in t["local"]:
-        opts.append("ipv6=on")
-    if t["encap"] == "UDP":
-        opts += ["udp=on", f"srcport={t['peer_port']}", f"dstport={t['local_port']}"]
-    opts += [f"txsession={s['session_id']}", f"rxsession={s['peer_session_id']}"]
-    if "cookie" in s:
-        if len(s["cookie"]) == 16:
-            opts.append("cookie64=on")
-        opts += [f"txcookie=0x{s['peer_cookie']}", f"rxcookie=0x{s['cookie']}"]
-    if l2spec == "default":
-        opts.append("counter=on")
-        if pincounter:
-            opts.append("pincounter=on")
-    return ",".join(opts)
-
-
-def qemu_netdev(daemon: DaemonClient, tunnel_id: int, session_id: int, l2spec: str,
+def qemu_netdev(daemon: DaemonClient, tunnel_id: int, session_id: int,
                 pincounter: bool = True) -> str:  # fmt: skip
-    """From ``l2tpv3 peer-config --for qemu`` when this tree has it, else the fallback.
+    """The -netdev value ``l2tpv3 peer-config --for qemu`` prints for our session.
 
     ``pincounter=False`` drops QEMU's pincounter so it sends its raw counter (1, 2, ...
     without the S bit) in the sublayer, which a default-sublayer receiver must ignore.
     """
-    proc = daemon.cli("peer-config", "--for", "qemu", "--id", NETDEV_ID, "tunnel_id",
-                      str(tunnel_id), "session_id", str(session_id), check=False)  # fmt: skip
-    if proc.returncode != 0:
-        if "unknown" not in proc.stderr.lower():
-            raise RuntimeError(f"l2tpv3 peer-config --for qemu failed: {proc.stderr.strip()}")
-        return netdev_fallback(daemon, tunnel_id, session_id, l2spec, pincounter)
-    words = proc.stdout.split()
-    assert words[0] == "-netdev" and len(words) == 2, proc.stdout
+    words = peer_config(daemon, "qemu", tunnel_id, session_id, "--id", NETDEV_ID).split()
+    if words[:1] != ["-netdev"] or len(words) != 2:
+        raise RuntimeError(f"peer-config --for qemu printed {' '.join(words)!r}")
     value = words[1]
     if not pincounter:
         value = value.replace(",pincounter=on", "")

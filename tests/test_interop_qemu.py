@@ -122,7 +122,7 @@ def configure_ours(env: Env, case: QCase) -> int:
 @pytest.mark.parametrize("case", QCASES, ids=[c.id for c in QCASES])
 def test_qemu_peer(env: Env, case: QCase) -> None:
     mtu = configure_ours(env, case)
-    netdev = qemu_netdev(env.daemon, TID, SID, case.l2spec, case.pincounter)
+    netdev = qemu_netdev(env.daemon, TID, SID, case.pincounter)
     assert f"txsession={SID}" in netdev and f"rxsession={PEER_SID}" in netdev
     assert ("counter=on" in netdev) == (case.l2spec == "default")
     assert ("pincounter=on" in netdev) == (case.l2spec == "default" and case.pincounter)
