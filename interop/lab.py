@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import signal
 import subprocess
 import tempfile
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +39,24 @@ def _sh(*args: str, check: bool = True, timeout: float = 60) -> subprocess.Compl
     if check and proc.returncode != 0:
         raise RuntimeError(f"{' '.join(args)} failed ({proc.returncode}): {proc.stderr.strip()}")
     return proc
+
+
+def remove_stale_namespaces() -> list[str]:
+    """Delete namespaces an earlier harness run left behind when it was killed outright
+    (SIGKILL: no cleanup ran; QEMU died with it, see vm._die_with_parent). A namespace is
+    stale when the process whose PID is in its name no longer exists."""
+    removed = []
+    for line in _sh("ip", "netns", "list", check=False).stdout.splitlines():
+        m = re.match(r"(l2i(\d+)-\S+)", line)
+        if m and int(m.group(2)) != os.getpid() % 100000 and not _pid_alive(int(m.group(2))):
+            _sh("ip", "netns", "del", m.group(1), check=False)
+            removed.append(m.group(1))
+    return removed
+
+
+def _pid_alive(pid_mod: int) -> bool:
+    # Names carry the PID modulo 100000; any live PID with that remainder counts.
+    return any(int(p) % 100000 == pid_mod for p in os.listdir("/proc") if p.isdigit())
 
 
 @dataclass
@@ -98,11 +119,32 @@ def _setup_ns(ns: Namespace) -> None:
 
 
 @contextlib.contextmanager
+def sigterm_cleans_up() -> Iterator[None]:
+    """While active, SIGTERM (a CI timeout, `kill PID`) raises KeyboardInterrupt in the
+    main thread, so context managers and pytest fixtures still remove the VM, the TAP and
+    the namespaces instead of leaving them behind."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
 def kernel_peer(tag: str = "kvm", artifacts: Artifacts | None = None,
                 workdir: Path | None = None) -> Iterator[KernelPeer]:  # fmt: skip
     """Boot the kernel VM on a TAP in a fresh namespace; remove everything afterwards."""
     art = artifacts or build()
     with contextlib.ExitStack() as stack:
+        stack.enter_context(sigterm_cleans_up())
+        remove_stale_namespaces()
         if workdir is None:
             workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="l2i-vm-")))
         ns = Namespace.create(tag)

@@ -30,6 +30,8 @@ from interop.lab import (
     KernelPeer,
     Namespace,
     _sh,
+    remove_stale_namespaces,
+    sigterm_cleans_up,
 )
 from interop.peerlines import DaemonClient, peer_config
 from interop.vm import Vm
@@ -47,6 +49,8 @@ class QemuLab:
 def qemu_lab() -> Iterator[QemuLab]:
     """The two namespaces joined by a veth pair; removed afterwards."""
     with contextlib.ExitStack() as stack:
+        stack.enter_context(sigterm_cleans_up())
+        remove_stale_namespaces()
         qd = Namespace.create("qd")
         stack.callback(qd.delete)
         qv = Namespace.create("qv")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import ctypes
+import signal
 import socket
 import subprocess
 import time
@@ -21,6 +23,16 @@ from interop.guest import BEGIN, END, READY
 
 class GuestError(Exception):
     pass
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    # Runs in the child before exec (`ip netns exec` then execs qemu, keeping it): if
+    # the harness is killed outright, the kernel kills QEMU too instead of orphaning it.
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 @dataclass(frozen=True)
@@ -59,7 +71,9 @@ class Vm:
         started = time.monotonic()
         self.qemu_log = open(workdir / "qemu.log", "w")  # noqa: SIM115 - closed in stop()
         # `ip netns exec` execs qemu, so this PID is qemu's own.
-        self.proc = subprocess.Popen(args, stdout=self.qemu_log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            args, stdout=self.qemu_log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent
+        )
         try:
             self.sock = self._connect(started + 10)
             self._wait_ready(started + boot_timeout)
