@@ -158,16 +158,17 @@ def underlay_losses(lab: Lab) -> tuple[int, int]:
     (tap0 tx_dropped) and the guest NIC dropping. Towards us: the guest NIC, the TAP, and
     our UDP/raw socket buffers (the drops column of /proc/net/*).
     """
-    ns = lab.peer.ns
-    tap = {n: ns.run("cat", f"/sys/class/net/tap0/statistics/{n}").stdout
-           for n in ("tx_dropped", "rx_dropped")}  # fmt: skip
-    socks = ns.run("cat", "/proc/net/udp", "/proc/net/udp6", "/proc/net/raw", "/proc/net/raw6")
+    host = lab.peer.ns.run(
+        "sh", "-c", "cd /sys/class/net/tap0/statistics && cat tx_dropped rx_dropped"
+        " /proc/net/udp /proc/net/udp6 /proc/net/raw /proc/net/raw6",
+    ).stdout.split("\n", 2)  # fmt: skip
+    tap = {"tx_dropped": host[0], "rx_dropped": host[1]}
     guest = lab.peer.sh(
         "cd /sys/class/net/eth0/statistics && cat rx_dropped rx_missed_errors rx_fifo_errors"
         " tx_dropped"
     ).split()
     to_guest = int(tap["tx_dropped"]) + sum(int(x) for x in guest[:3])
-    to_host = int(tap["rx_dropped"]) + int(guest[3]) + _socket_drops(socks.stdout)
+    to_host = int(tap["rx_dropped"]) + int(guest[3]) + _socket_drops(host[2])
     return to_guest, to_host
 
 
