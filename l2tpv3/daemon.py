@@ -16,7 +16,7 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Callable, Container
+from collections.abc import Callable, Container, Iterable
 from typing import Any
 
 from . import __version__
@@ -26,7 +26,7 @@ from .configfile import load_config
 from .constants import CONTROL_SOCKET_ENV, DEFAULT_CONTROL_SOCKET, DROP_WRONG_SOURCE
 from .control import serve
 from .errors import L2TPError, StateError
-from .session import TAP_WRITE_FAILED, Session
+from .session import TAP_WRITE_FAILED, Payload, Session
 from .tap import Tap
 from .tunnel import Tunnel
 from .underlay import ipv4_payload_offset, open_socket, path_mtu, peer_address
@@ -37,6 +37,16 @@ log = logging.getLogger("l2tpv3d")
 # one busy direction cannot starve the other or the control socket.
 BATCH = 64
 MAX_DATAGRAM = 65535
+# Room in front of a frame read from a TAP for the longest L2TP header (flags word,
+# session ID, 8-byte cookie, sublayer), so the header is written in place.
+HEADROOM = 64
+# One buffer per direction for the whole daemon: the loop is single-threaded and a
+# packet leaves the buffer (sendto or write) before the next one is read into it.
+# Preallocated, so no per-packet allocation; shared, so a session costs no buffer.
+_TX_BUF = bytearray(HEADROOM + MAX_DATAGRAM)
+_TX_VIEW = memoryview(_TX_BUF)
+_TX_FRAME = [_TX_VIEW[HEADROOM:]]
+_RX_VIEW = memoryview(bytearray(MAX_DATAGRAM))
 # Seconds between re-reads of each TAP's MTU (a user may change it at any time).
 MTU_REFRESH = 1.0
 
@@ -64,13 +74,16 @@ class SessionPort:
 
     def _on_tap_readable(self) -> None:
         fd = self.tap.fd
-        read = os.read
+        readv = os.readv
         send = self.tunnel.sock.sendto
         peer = self.tunnel.peer
-        encapsulate = self.session.encapsulate
+        next_header = self.session.next_header
+        buf = _TX_BUF
+        view = _TX_VIEW
+        into = _TX_FRAME
         for _ in range(BATCH):
             try:
-                frame = read(fd, MAX_DATAGRAM)
+                n = readv(fd, into)
             except BlockingIOError:
                 return
             except OSError as exc:
@@ -82,18 +95,21 @@ class SessionPort:
                 else:
                     log.warning("%s: read failed: %s", self.tap.name, exc.strerror)
                 return
-            pkt = encapsulate(frame)
+            hdr = next_header(n)
+            start = HEADROOM - len(hdr)
+            buf[start:HEADROOM] = hdr
             try:
-                send(pkt, peer)
+                send(view[start : HEADROOM + n], peer)
             except OSError:
                 # A full socket buffer or no route: the kernel counts tx_errors.
-                self.session.tx_failed(len(pkt))
+                self.session.tx_failed(HEADROOM + n - start)
 
-    def write(self, frames: list[bytes]) -> None:
+    def write(self, frames: Iterable[Payload]) -> None:
         fd = self.tap.fd
+        write = os.write
         for frame in frames:
             try:
-                os.write(fd, frame)
+                write(fd, frame)
             except OSError:
                 # The TAP is down or its queue is full: the kernel drops on the device.
                 self.session.drops[TAP_WRITE_FAILED] += 1
@@ -159,7 +175,8 @@ class TunnelPort:
         loop.add_reader(sock.fileno(), self._on_sock_readable)
 
     def _on_sock_readable(self) -> None:
-        recv = self.sock.recvfrom
+        recv = self.sock.recvfrom_into
+        buf = _RX_VIEW
         receive = self.tunnel.receive
         ports = self.ports
         strip_ip = self._strip_ip
@@ -168,7 +185,7 @@ class TunnelPort:
         touched: set[SessionPort] = set()
         for _ in range(BATCH):
             try:
-                data, source = recv(MAX_DATAGRAM)
+                n, source = recv(buf)
             except BlockingIOError:
                 break
             except OSError as exc:
@@ -180,8 +197,10 @@ class TunnelPort:
                 if source[0] not in self.other_peers:
                     self.tunnel.count_drop(DROP_WRONG_SOURCE)
                 continue
+            # A view, not a copy: the frames in it are written out before the next read.
+            data = buf[:n]
             if strip_ip:
-                if len(data) < 20:
+                if n < 20:
                     continue
                 data = data[ipv4_payload_offset(data) :]
             session, frames = receive(data, now)

@@ -125,6 +125,6 @@ def path_mtu(cfg: TunnelConfig) -> int | None:
         return None
 
 
-def ipv4_payload_offset(packet: bytes) -> int:
+def ipv4_payload_offset(packet: bytes | memoryview) -> int:
     """IPv4 raw sockets deliver the IP header: skip it by its IHL, not a fixed 20."""
     return (packet[0] & 0x0F) * 4
