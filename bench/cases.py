@@ -7,6 +7,7 @@ interleave them. Each tunnel case has inner MTU 1446.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from dataclasses import dataclass, field
 
@@ -100,37 +101,58 @@ class L2tpv3(Case):
         self.reason = why
         if not self.available:
             return
-        env = dict(os.environ)
-        if self.compiled:
-            env.pop("L2TPV3_NO_EXTENSIONS", None)
-        else:
-            env["L2TPV3_NO_EXTENSIONS"] = "1"
+        env = impl_env("compiled" if self.compiled else "python")
         tid = self.net
         port = 1700 + self.net
         dev = f"l2tpeth{self.net}"
         for ns, local, remote, host in ((a, UNDERLAY_A, UNDERLAY_B, 1),
                                         (b, UNDERLAY_B, UNDERLAY_A, 2)):  # fmt: skip
-            tag = f"l2tpv3d-{self.key}-{host}"
-            sock = str(lab.workdir / f"{tag}.sock")
-            proc = lab.spawn(ns, tag, sys.executable, "-m", "l2tpv3.daemon", "-S", sock, env=env)
+            proc, sock = start_daemon(lab, ns, f"l2tpv3d-{self.key}-{host}", env)
             self.pids.append(proc.pid)
-
-            def started(sock: str = sock, tag: str = tag, proc: object = proc) -> bool:
-                if proc.poll() is not None:  # type: ignore[attr-defined]
-                    raise RuntimeError(f"l2tpv3d exited: {lab.log_text(tag)[-500:]}")
-                return os.path.exists(sock)
-
-            wait_for(started, 20, "l2tpv3d's control socket")
-            cli = [sys.executable, "-m", "l2tpv3.cli", "-S", sock]
-            lab.run(ns, *cli, "add", "tunnel", "tunnel_id", str(tid), "peer_tunnel_id",
+            lab.run(ns, *cli(sock), "add", "tunnel", "tunnel_id", str(tid), "peer_tunnel_id",
                     str(tid), "encap", "udp", "local", local, "remote", remote,
                     "udp_sport", str(port), "udp_dport", str(port), env=env)  # fmt: skip
-            lab.run(ns, *cli, "add", "session", "name", dev, "tunnel_id", str(tid),
+            lab.run(ns, *cli(sock), "add", "session", "name", dev, "tunnel_id", str(tid),
                     "session_id", str(tid), "peer_session_id", str(tid), env=env)  # fmt: skip
             lab.run(ns, "ip", "link", "set", dev, "mtu", str(INNER_MTU))
             lab.run(ns, "ip", "addr", "add", f"10.100.{self.net}.{host}/24", "dev", dev)
             lab.run(ns, "ip", "link", "set", dev, "up")
         self.server = f"10.100.{self.net}.2"
+
+
+def impl_env(impl: str) -> dict[str, str]:
+    """The environment selecting an implementation: python, compiled, or default."""
+    env = dict(os.environ)
+    if impl == "python":
+        env["L2TPV3_NO_EXTENSIONS"] = "1"
+    elif impl == "compiled":
+        env.pop("L2TPV3_NO_EXTENSIONS", None)
+    return env
+
+
+def start_daemon(
+    lab: Lab, ns: str, tag: str, env: dict[str, str], config: str | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
+    """An l2tpv3d in ``ns`` (optionally with a TOML config); returns it and its socket."""
+    sock = str(lab.workdir / f"{tag}.sock")
+    args = [sys.executable, "-m", "l2tpv3.daemon", "-S", sock]
+    if config is not None:
+        path = lab.workdir / f"{tag}.toml"
+        path.write_text(config)
+        args += ["--config", str(path)]
+    proc = lab.spawn(ns, tag, *args, env=env)
+
+    def started() -> bool:
+        if proc.poll() is not None:
+            raise RuntimeError(f"l2tpv3d exited: {lab.log_text(tag)[-500:]}")
+        return os.path.exists(sock)
+
+    wait_for(started, 120, "l2tpv3d's control socket")
+    return proc, sock
+
+
+def cli(sock: str) -> list[str]:
+    return [sys.executable, "-m", "l2tpv3.cli", "-S", sock]
 
 
 def all_cases() -> list[Case]:

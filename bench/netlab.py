@@ -83,6 +83,14 @@ class Lab:
         self.procs.append(proc)
         return proc
 
+    def spawn_pipe(self, ns: str, *args: str) -> subprocess.Popen[bytes]:
+        """A short-lived process in ``ns`` whose stdout the caller reads; ended in close()."""
+        proc = subprocess.Popen(
+            ["ip", "netns", "exec", ns, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        self.procs.append(proc)
+        return proc
+
     def log_text(self, tag: str) -> str:
         try:
             return (self.workdir / f"{tag}.log").read_text(errors="replace")
