@@ -11,7 +11,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 
-from netlab import Lab, implementation, wait_for
+from netlab import Lab, implementation, mapped_extensions, wait_for
 
 INNER_MTU = 1446
 UNDERLAY_A = "10.99.0.1"
@@ -118,6 +118,13 @@ class L2tpv3(Case):
             lab.run(ns, "ip", "addr", "add", f"10.100.{self.net}.{host}/24", "dev", dev)
             lab.run(ns, "ip", "link", "set", dev, "up")
         self.server = f"10.100.{self.net}.2"
+        # What the running daemons really loaded, whatever the chooser said.
+        lab.run(a, "ping", "-c", "2", "-i", "0.2", "-W", "2", self.server, check=False)
+        loaded = [mapped_extensions(pid) for pid in self.pids]
+        if self.compiled and not all(loaded):
+            self.available, self.reason = False, "the daemon did not load the extension"
+        elif not self.compiled and any(loaded):
+            raise RuntimeError(f"L2TPV3_NO_EXTENSIONS=1 daemon mapped {loaded}")
 
 
 def impl_env(impl: str) -> dict[str, str]:

@@ -38,7 +38,11 @@ def need_tools(tools: Sequence[str]) -> None:
 
 def sh(*args: str, check: bool = True, timeout: float = 60, env: dict[str, str] | None = None
        ) -> subprocess.CompletedProcess[str]:  # fmt: skip
-    proc = subprocess.run(list(args), capture_output=True, text=True, timeout=timeout, env=env)
+    # cwd "/": `python -m l2tpv3...` imports the installed package (which holds the
+    # compiled extension when it was built), never a source tree that happens to be cwd.
+    proc = subprocess.run(
+        list(args), capture_output=True, text=True, timeout=timeout, env=env, cwd="/"
+    )
     if check and proc.returncode != 0:
         raise RuntimeError(f"{' '.join(args)} failed ({proc.returncode}): {proc.stderr.strip()}")
     return proc
@@ -78,16 +82,18 @@ class Lab:
         log = open(self.workdir / f"{tag}.log", "wb")  # noqa: SIM115 - closed in close()
         self._logs.append(log)
         proc = subprocess.Popen(
-            ["ip", "netns", "exec", ns, *args], stdout=log, stderr=subprocess.STDOUT, env=env
-        )
+            ["ip", "netns", "exec", ns, *args],
+            stdout=log, stderr=subprocess.STDOUT, env=env, cwd="/",
+        )  # fmt: skip
         self.procs.append(proc)
         return proc
 
     def spawn_pipe(self, ns: str, *args: str) -> subprocess.Popen[bytes]:
         """A short-lived process in ``ns`` whose stdout the caller reads; ended in close()."""
         proc = subprocess.Popen(
-            ["ip", "netns", "exec", ns, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE
-        )
+            ["ip", "netns", "exec", ns, *args],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd="/",
+        )  # fmt: skip
         self.procs.append(proc)
         return proc
 
@@ -149,6 +155,13 @@ def vm_rss_kib(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for {pid}")
 
 
+def mapped_extensions(pid: int) -> list[str]:
+    """Compiled modules of the l2tpv3 package mapped into a running process."""
+    with open(f"/proc/{pid}/maps") as f:
+        paths = {line.split(None, 5)[-1].strip() for line in f if line.count(" ") >= 5}
+    return sorted(p for p in paths if "/l2tpv3/" in p and ".so" in p.rsplit("/", 1)[-1])
+
+
 def wait_for(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -166,6 +179,10 @@ def implementation(no_extensions: bool) -> tuple[bool, str]:
     """
     probe = (
         "import sys\n"
+        "try:\n"
+        "    import l2tpv3\n"
+        "except ImportError:\n"
+        "    print('noinstall'); sys.exit()\n"
         "try:\n"
         "    import l2tpv3.datapath\n"
         "except ImportError as exc:\n"
@@ -185,6 +202,8 @@ def implementation(no_extensions: bool) -> tuple[bool, str]:
         return True, f"compiled: {detail}"
     if kind == "pure":
         return False, "l2tpv3.datapath loaded no compiled extension (not built?)"
+    if kind == "noinstall":
+        sys.exit(f"bench: l2tpv3 is not installed for {sys.executable}: pip install .")
     if kind == "missing":
         return False, f"no l2tpv3.datapath module (fast path not merged): {detail}"
     return False, f"probe failed: {out or 'no output'}"
