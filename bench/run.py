@@ -2,7 +2,7 @@
 """Benchmark: raw veth, kernel VXLAN (offloads on/off), OpenVPN tap and l2tpv3 (pure
 Python and Cython) between two namespaces, cases interleaved round-robin.
 
-    sudo python3 bench/run.py [--reps 3] [--time 5] [--only veth,l2tpv3_py]
+    sudo python3 bench/run.py [--reps 3] [--time 8] [--only veth,l2tpv3_py]
 
 Prints a table with ratios and the issue's targets, writes bench/results/<stamp>.json
 and .png (and latest.*), and rewrites docs/performance.md. Needs root, iperf3, openvpn
@@ -33,7 +33,7 @@ SETTLE = 0.5  # seconds of quiet before each test
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--reps", type=int, default=3, help="repetitions of every test (median)")
-    p.add_argument("--time", type=float, default=5, help="seconds per iperf3 TCP run")
+    p.add_argument("--time", type=float, default=8, help="seconds per iperf3 TCP run")
     p.add_argument("--udp-time", type=float, default=3, help="seconds per 64-byte UDP run")
     p.add_argument("--pings", type=int, default=200, help="pings per repetition (10 ms apart)")
     p.add_argument("--only", help="comma-separated case keys (default: all)")
