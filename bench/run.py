@@ -12,6 +12,7 @@ and ethtool; everything it creates is removed afterwards, also on Ctrl-C.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -38,6 +39,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--pings", type=int, default=200, help="pings per repetition (10 ms apart)")
     p.add_argument("--only", help="comma-separated case keys (default: all)")
     p.add_argument("--no-docs", action="store_true", help="do not rewrite docs/performance.md")
+    p.add_argument(
+        "--docs-only",
+        action="store_true",
+        help="only rewrite docs/performance.md from the latest results (no root)",
+    )
     p.add_argument("--results", type=Path, default=REPO / "bench" / "results")
     return p.parse_args()
 
@@ -76,6 +82,10 @@ def median(values: list[float | None]) -> float | None:
 
 def main() -> int:
     args = parse_args()
+    if args.docs_only:
+        latest = json.loads((args.results / "latest.json").read_text())
+        print(f"wrote {report.write_docs(latest, REPO / 'docs' / 'performance.md')}")
+        return 0
     need_tools(["ip", "ping", "iperf3", "openvpn", "ethtool"])
     cases = all_cases()
     if args.only:

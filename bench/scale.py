@@ -2,7 +2,7 @@
 """Scale: one l2tpv3d with 1,000 sessions in one tunnel — resident memory, and 64-byte
 packets/s on one session with 1,000 configured against one with a single session.
 
-    sudo python3 bench/scale.py [--sessions 1000] [--reps 3] [--time 4]
+    sudo python3 bench/scale.py [--sessions 1000] [--reps 5] [--time 4]
                                 [--impl default|python|compiled]
 
 Two daemon pairs run side by side in the same two namespaces: "many" (one tunnel with
@@ -51,7 +51,7 @@ def config(tunnel_id: int, n: int, host: int, name: str) -> str:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--sessions", type=int, default=1000)
-    p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--reps", type=int, default=5)
     p.add_argument("--time", type=float, default=4, help="seconds per 64-byte UDP run")
     p.add_argument("--impl", choices=["default", "python", "compiled"], default="default")
     args = p.parse_args()
