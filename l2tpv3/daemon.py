@@ -16,7 +16,7 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Callable, Container, Iterable
+from collections.abc import Callable, Container
 from typing import Any
 
 from . import __version__
@@ -104,7 +104,7 @@ class SessionPort:
                 # A full socket buffer or no route: the kernel counts tx_errors.
                 self.session.tx_failed(HEADROOM + n - start)
 
-    def write(self, frames: Iterable[Payload]) -> None:
+    def write(self, frames: list[Payload]) -> None:
         fd = self.tap.fd
         write = os.write
         for frame in frames:
