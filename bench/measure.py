@@ -19,6 +19,7 @@ class Sample:
     value: float | None
     cpu: float | None = None  # percent of one core, summed over the watched PIDs
     retransmits: int | None = None
+    sent: float | None = None  # 64-byte datagrams per second the client managed to send
     error: str | None = None
 
 
@@ -68,10 +69,11 @@ def udp64(lab: Lab, ns: str, server: str, seconds: float, pids: Sequence[int]) -
     assert isinstance(end, dict)
     # The receiver's byte count over the datagram size: exact, unlike sent - lost
     # (iperf3 cannot count as lost what was sent after the last datagram it saw).
-    got = end["sum_received"]
+    got, put = end["sum_received"], end["sum_sent"]
     packets = int(got["bytes"]) // 64
     secs = float(got["seconds"]) or seconds
-    return Sample(packets / secs, cpu)
+    sent = int(put["bytes"]) // 64 / (float(put["seconds"]) or seconds)
+    return Sample(packets / secs, cpu, sent=sent)
 
 
 _TIME = re.compile(r"time=([0-9.]+) ms")

@@ -79,7 +79,7 @@ def _f(v: float | None, fmt: str) -> str:
 def rows(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     cases = results["cases"]
     ovpn, vxn = cases.get("openvpn", {}), cases.get("vxlan_nooff", {})
-    head = ["case", "TCP A→B Gbit/s", "TCP B→A Gbit/s", "retrans", "64 B kpps",
+    head = ["case", "TCP A→B Gbit/s", "TCP B→A Gbit/s", "retrans", "64 B kpps", "(sent)",
             "ping avg ms", "ping p99 ms", "+ping vs veth ms", "CPU % (TCP)",
             "TCP vs OpenVPN", "TCP vs VXLAN no-off", "pps vs OpenVPN"]  # fmt: skip
     body = []
@@ -94,6 +94,7 @@ def rows(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
         body.append([
             c["label"], _f(c.get("tcp_ab"), ".2f"), _f(c.get("tcp_ba"), ".2f"),
             "/".join(_f(r, ".0f") for r in retr), _f(pps and pps / 1000, ".0f"),
+            _f((c.get("udp64_sent_pps") or 0) / 1000 or None, ".0f"),
             _f(c.get("ping_avg_ms"), ".3f"), _f(c.get("ping_p99_ms"), ".3f"),
             _f(_added_ping(cases, key), "+.3f"), cpu_s,
             _f(_ratio(_tcp(c), _value(ovpn, "tcp")), ".2f"),

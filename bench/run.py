@@ -71,6 +71,7 @@ def run_one(lab: Lab, case: Case, a: str, args: argparse.Namespace, out: dict[st
     s = measure.udp64(lab, a, case.server, args.udp_time, case.pids)
     r.setdefault("udp64_pps", []).append(s.value)
     r.setdefault("udp64_cpu", []).append(s.cpu)
+    r.setdefault("udp64_sent_pps", []).append(s.sent)
     if s.error:
         r.setdefault("errors", []).append(f"udp64: {s.error}")
 
