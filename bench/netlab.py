@@ -58,8 +58,10 @@ class Lab:
         self._logs: list[object] = []
 
     def __enter__(self) -> Lab:
-        # SIGTERM ends the run like Ctrl-C, so the finally-cleanup runs either way.
+        # SIGTERM ends the run like Ctrl-C, so the cleanup runs either way; SIGINT is
+        # set explicitly because a shell starts background jobs with it ignored.
         signal.signal(signal.SIGTERM, _raise_interrupt)
+        signal.signal(signal.SIGINT, _raise_interrupt)
         return self
 
     def __exit__(self, *exc: object) -> None:

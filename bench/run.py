@@ -137,6 +137,9 @@ def main() -> int:
                 entry[k] = median(v)
         results["cases"][case.key] = entry
     results["targets"] = report.targets(results["cases"])
+    for key, entry in results["cases"].items():
+        for err in entry["runs"].get("errors", []):
+            print(f"error: {key}: {err}", file=sys.stderr)
     print()
     print(report.table(results))
     print()
