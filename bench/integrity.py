@@ -194,7 +194,7 @@ def main() -> int:
         f"`sudo python3 bench/integrity.py` ({stamp}, {impl}): "
         f"{'all' if ok else 'NOT all'} transfers of {args.mib} MiB arrived with equal SHA-256.",
         "",
-        "| encap | inner | direction | result | Gbit/s |",
+        "| encap | inner | direction | result | Gbit/s (wall clock, with data generation) |",
         "|---|---|---|---|---|",
     ]
     lines += [f"| {r['encap']} | {r['inner']} | {r['direction']} | "
