@@ -172,6 +172,15 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "
         time.sleep(0.05)
 
 
+def package_location() -> str:
+    """Where the daemons will import l2tpv3 from (they run with cwd "/")."""
+    probe = "import l2tpv3, os; print(os.path.dirname(l2tpv3.__file__))"
+    out = sh(sys.executable, "-c", probe, check=False)
+    if out.returncode != 0:
+        sys.exit(f"bench: l2tpv3 is not installed for {sys.executable}: pip install .")
+    return out.stdout.strip()
+
+
 def implementation(no_extensions: bool) -> tuple[bool, str]:
     """Whether the l2tpv3 daemon would run the compiled fast path, and why not.
 

@@ -64,7 +64,9 @@ def target_lines(tgts: list[dict[str, Any]]) -> list[str]:
     for t in tgts:
         m = t["measured"]
         if m is None:
-            lines.append(f"N/A   {t['target']}: not measured (case not available)")
+            lines.append(
+                f"N/A   {t['target']}: not measured (a case it needs was not run or not available)"
+            )
             continue
         unit = " ms" if "ms" in t["required"] else "x"
         verdict = "PASS " if t["pass"] else "MISS "

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import measure
 import report
 from cases import UNDERLAY_A, UNDERLAY_B, Case, all_cases
-from netlab import PREFIX, REPO, Lab, need_tools, veth
+from netlab import PREFIX, REPO, Lab, need_tools, package_location, veth
 
 SETTLE = 0.5  # seconds of quiet before each test
 
@@ -88,6 +88,8 @@ def main() -> int:
         print(f"wrote {report.write_docs(latest, REPO / 'docs' / 'performance.md')}")
         return 0
     need_tools(["ip", "ping", "iperf3", "openvpn", "ethtool"])
+    location = package_location()
+    print(f"l2tpv3 from {location}", flush=True)
     cases = all_cases()
     if args.only:
         keys = set(args.only.split(","))
@@ -125,7 +127,7 @@ def main() -> int:
             print("bench: interrupted; cleaning up", file=sys.stderr)
             return 130
     results: dict[str, Any] = {
-        "meta": report.meta(args, started, PREFIX),
+        "meta": {**report.meta(args, started, PREFIX), "package": location},
         "cases": {},
     }
     for case in cases:
