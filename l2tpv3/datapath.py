@@ -5,20 +5,19 @@ aiohttp do); a missing or broken build falls back to it silently."""
 from __future__ import annotations
 
 import os
+from typing import Any
 
-from .session import Session as PySession
-from .tunnel import Tunnel as PyTunnel
+from . import session, tunnel
 
-Session: type[PySession]
-Tunnel: type[PyTunnel]
-IMPLEMENTATION: str
+# The two implementations share an interface, not a base class.
+Session: Any = session.Session
+Tunnel: Any = tunnel.Tunnel
+IMPLEMENTATION = "python"
 
-if os.environ.get("L2TPV3_NO_EXTENSIONS"):
-    Session, Tunnel, IMPLEMENTATION = PySession, PyTunnel, "python"
-else:
+if not os.environ.get("L2TPV3_NO_EXTENSIONS"):
     try:
-        from ._fastpath import Session, Tunnel  # type: ignore[assignment]
-
-        IMPLEMENTATION = "cython"
+        from . import _fastpath
     except ImportError:
-        Session, Tunnel, IMPLEMENTATION = PySession, PyTunnel, "python"
+        pass
+    else:
+        Session, Tunnel, IMPLEMENTATION = _fastpath.Session, _fastpath.Tunnel, "cython"

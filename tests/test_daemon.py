@@ -70,9 +70,11 @@ def _links(ns: Netns) -> set[str]:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_config_file_and_clean_stop(host: tuple[Netns, Path], sig: signal.Signals) -> None:
+def test_config_file_and_clean_stop(
+    host: tuple[Netns, Path], sig: signal.Signals, impl: str
+) -> None:
     ns, wd = host
-    d = Daemon(ns, wd, config=SITE.format(local="10.5.0.1", remote="10.5.0.2"))
+    d = Daemon(ns, wd, config=SITE.format(local="10.5.0.1", remote="10.5.0.2"), impl=impl)
     try:
         assert stat.S_IMODE(os.stat(d.socket).st_mode) == 0o600
         assert {"l2tpeth0", "pw-dc2", "l2tpeth1"} <= _links(ns)

@@ -42,7 +42,7 @@ def test_extension_loaded_when_expected() -> None:
         assert datapath.Session is fast.Session
         assert datapath.Tunnel is fast.Tunnel
     else:
-        assert datapath.IMPLEMENTATION == ("cython" if fast is not None else "python")
+        assert ("cython" if fast is not None else "python") == datapath.IMPLEMENTATION
 
 
 SIDS = (7, 8)
@@ -118,6 +118,9 @@ def ops() -> st.SearchStrategy[dict[str, Any]]:
             "dup": st.booleans(),
         }
     )
+    time = st.fixed_dictionaries(
+        {"kind": st.just("time"), "dt": st.sampled_from([0.01, 0.1, 0.4, 2.0])}
+    )
     return st.one_of(
         rx,
         rx,
@@ -129,10 +132,11 @@ def ops() -> st.SearchStrategy[dict[str, Any]]:
         st.fixed_dictionaries(
             {"kind": st.just("tx"), "session": st.integers(0, 1), "frame": st.binary(max_size=30)}
         ),
-        *[st.fixed_dictionaries({"kind": st.just("time"),
-                                 "dt": st.sampled_from([0.01, 0.1, 0.4, 2.0])})] * 2,  # fmt: skip
-        st.fixed_dictionaries({"kind": st.just("mtu"), "session": st.integers(0, 1),
-                               "mtu": st.integers(0, 30)}),  # fmt: skip
+        time,
+        time,
+        st.fixed_dictionaries(
+            {"kind": st.just("mtu"), "session": st.integers(0, 1), "mtu": st.integers(0, 30)}
+        ),
         st.fixed_dictionaries(
             {"kind": st.just("send_seq"), "session": st.integers(0, 1), "on": st.booleans()}
         ),
@@ -183,8 +187,11 @@ def test_same_behaviour(
                 if op["dup"]:
                     nss.append(nss[len(nss) // 2])
                 datas = [
-                    _payload(tcfg, scfg, {**RUN_DEFAULTS, "sid": sid, "ns": n,
-                                          "frame": bytes([n % 256]) * 16})  # fmt: skip
+                    _payload(
+                        tcfg,
+                        scfg,
+                        {**RUN_DEFAULTS, "sid": sid, "ns": n, "frame": bytes([n % 256]) * 16},
+                    )
                     for n in nss
                 ]
             for data in datas:

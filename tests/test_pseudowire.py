@@ -32,9 +32,9 @@ class Pair:
 
 
 @pytest.fixture(scope="module")
-def pair() -> Iterator[Pair]:
+def pair(impl: str) -> Iterator[Pair]:
     a_addrs, b_addrs = ([f"{UNDERLAY[4][i]}/24", f"{UNDERLAY[6][i]}/64"] for i in (0, 1))
-    with two_hosts("pw", a_addrs, b_addrs) as (a, b):
+    with two_hosts("pw", a_addrs, b_addrs, impl) as (a, b):
         yield Pair(a, b)
 
 
