@@ -401,7 +401,8 @@ static struct l2o_gro_flow *find_flow(struct l2o_gro *g, const uint8_t *f,
         return NULL;
     for (int i = 0; i < L2O_GRO_FLOWS; i++) {
         struct l2o_gro_flow *fl = &g->flow[i];
-        if (!fl->len || fl->v6 != t->v6 || fl->l4off != t->l4)
+        /* no l4 offset check: a segment of this flow with IPv4 options must still flush it */
+        if (!fl->len || fl->v6 != t->v6)
             continue;
         const uint8_t *p = fl->buf + vl;
         if (memcmp(p, f, ETH_HLEN_) == 0 &&
@@ -421,7 +422,7 @@ static int can_merge(const struct l2o_gro *g, const struct l2o_gro_flow *fl, con
     const uint8_t *ip = f + t->l3, *pip = p + fl->l3off;
     const uint8_t *th = f + t->l4, *pth = p + fl->l4off;
     size_t thl = t->hdrlen - t->l4;
-    if (t->hdrlen != fl->hdrlen || plen > fl->gso_size)
+    if (t->l4 != fl->l4off || t->hdrlen != fl->hdrlen || plen > fl->gso_size)
         return 0;
     if (rd32(th + 4) != fl->next_seq)
         return 0;

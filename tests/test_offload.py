@@ -529,3 +529,17 @@ def test_gro_garbage_passes_through(frames: list[bytes], seed: int) -> None:
     mixed = frames + [b[: rnd.randrange(len(b) + 1)] for b in base]
     out = off.coalesce(mixed)
     assert all(len(o) >= 10 for o in out)
+
+
+def test_gro_same_flow_with_ip_options_flushes_first() -> None:
+    """A segment of a pending flow that cannot merge (IPv4 options) must not overtake it."""
+    payload = os.urandom(3000)
+    s0, s1, s2 = segments_of(False, payload, 1000)
+    p2 = Ether(s2)
+    p2[IP].options = [b"\x01\x01\x01\x00"]  # NOP NOP NOP EOL
+    del p2[IP].chksum, p2[IP].len, p2[IP].ihl
+    with_opts = bytes(p2)
+    out = off.coalesce([s0, s1, with_opts])
+    assert len(out) == 2
+    assert tcp_payload(assert_valid(unwrap(out[0])[1])) == payload[:2000]
+    assert out[1] == bytes(10) + with_opts
