@@ -22,9 +22,11 @@
  *    payload byte after the headers (else -1). The payload per segment is
  *    min(gso_size, max_frame - headers). A super-frame whose payload fits one segment gives
  *    one segment with a complete checksum. CWR is kept on the first segment only whether or
- *    not VIRTIO_NET_HDR_GSO_ECN is set (tcp_gso_segment clears it in both cases); the IPv4
- *    ID is incremented per segment (inet_gso_segment without SKB_GSO_TCP_FIXEDID, which a
- *    virtio header cannot express).
+ *    not VIRTIO_NET_HDR_GSO_ECN is set (tcp_gso_segment clears it in both cases), so the TAP
+ *    may also be given TUN_F_TSO_ECN. The IPv4 ID is incremented per segment, DF or not, as
+ *    inet_gso_segment does without SKB_GSO_TCP_FIXEDID: a virtio header cannot carry that
+ *    bit, and tun only advertises NETIF_F_TSO (not TSO_MANGLEID), so the kernel segments
+ *    fixed-ID super-frames itself before they reach the TAP.
  *  - GRO: super-frames are emitted with VIRTIO_NET_HDR_F_NEEDS_CSUM, csum_start at the TCP
  *    header, csum_offset 16 and the TCP checksum field holding the pseudo-header sum (the
  *    form the kernel itself produces for CHECKSUM_PARTIAL; tun accepts it and TCP trusts it).

@@ -139,7 +139,11 @@ def relay(fd_a: int, fd_b: int) -> Iterator[tuple[Direction, Direction]]:
                 return
             for d in (ab, ba):
                 if d.src in ready:
-                    pump(d)
+                    try:
+                        pump(d)
+                    except Exception as e:  # reported by the test, not lost with the thread
+                        d.errors.append(f"relay: {e!r}")
+                        return
 
     t = threading.Thread(target=run, daemon=True)
     t.start()
