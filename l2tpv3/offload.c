@@ -448,11 +448,9 @@ static int can_merge(const struct l2o_gro *g, const struct l2o_gro_flow *fl, con
     return memcmp(th + 20, pth + 20, thl - 20) == 0;
 }
 
-static struct l2o_gro_flow *start_flow(struct l2o_gro *g, const uint8_t *f,
-                                       const struct tcp_frame *t, size_t plen, l2o_emit_fn emit,
-                                       void *ctx, int *rc)
+/* A free slot, flushing the oldest flow when all are busy. */
+static struct l2o_gro_flow *take_slot(struct l2o_gro *g, l2o_emit_fn emit, void *ctx, int *rc)
 {
-    struct l2o_gro_flow *fl = NULL;
     if (g->nflows == L2O_GRO_FLOWS) {
         struct l2o_gro_flow *old = &g->flow[0];
         for (int i = 1; i < L2O_GRO_FLOWS; i++)
@@ -462,31 +460,18 @@ static struct l2o_gro_flow *start_flow(struct l2o_gro *g, const uint8_t *f,
         if (r && !*rc)
             *rc = r;
     }
-    for (int i = 0; i < L2O_GRO_FLOWS; i++) {
-        if (!g->flow[i].len) {
-            fl = &g->flow[i];
-            break;
-        }
-    }
-    memcpy(fl->buf + g->vnet_hdr_len, f, t->end);
-    fl->len = (uint32_t)t->end;
-    fl->age = g->clock++;
-    fl->l3off = (uint16_t)t->l3;
-    fl->l4off = (uint16_t)t->l4;
-    fl->hdrlen = (uint16_t)t->hdrlen;
-    fl->gso_size = (uint16_t)plen;
-    fl->segs = 1;
-    fl->v6 = (uint8_t)t->v6;
-    fl->next_seq = rd32(f + t->l4 + 4) + (uint32_t)plen;
-    fl->next_id = t->v6 ? 0 : (uint16_t)(rd16(f + t->l3 + 4) + 1);
-    g->nflows++;
-    return fl;
+    for (int i = 0; i < L2O_GRO_FLOWS; i++)
+        if (!g->flow[i].len)
+            return &g->flow[i];
+    return NULL; /* unreachable: nflows counts the busy slots */
 }
+
+static int keep_rc(int rc, int r) { return rc ? rc : r; }
 
 int l2o_gro_add(struct l2o_gro *g, const uint8_t *frame, size_t len, l2o_emit_fn emit, void *ctx)
 {
     struct tcp_frame t;
-    int rc = 0, r;
+    int rc = 0;
     if (parse_tcp(frame, len, &t) != 0 || t.vlan)
         return pass_through(g, frame, len, emit, ctx);
 
@@ -496,24 +481,28 @@ int l2o_gro_add(struct l2o_gro *g, const uint8_t *frame, size_t len, l2o_emit_fn
     uint8_t flags = th[13];
     int candidate = plen > 0 && (flags == TCP_ACK || flags == (TCP_ACK | TCP_PSH)) &&
                     (th[12] & 0x0f) == 0 && (t.v6 || t.iphl == 20);
-    if (candidate) {
-        /* the kernel will not verify a NEEDS_CSUM super-frame: verify every part here */
-        uint64_t sum = pseudo_len(pseudo_addrs(ip, t.v6), t.end - t.l4);
-        if (csum_fold(csum_partial(th, t.end - t.l4, sum)) != 0xffff ||
-            (!t.v6 && csum_fold(csum_partial(ip, 20, 0)) != 0xffff)) {
-            g->bad_csum++;
-            candidate = 0;
-        }
+    /* The kernel will not verify a NEEDS_CSUM super-frame, so every merged segment is
+     * verified here, in the same pass that copies its payload (the sum of pseudo-header, TCP
+     * header and payload, checksum field included, must fold to 0xffff: RFC 1071). */
+    if (candidate && !t.v6 && csum_fold(csum_partial(ip, 20, 0)) != 0xffff) {
+        g->bad_csum++;
+        candidate = 0;
     }
     if (!candidate) {
-        if (fl && (r = emit_flow(g, fl, emit, ctx)) != 0)
-            rc = r;
-        r = pass_through(g, frame, len, emit, ctx);
-        return rc ? rc : r;
+        if (fl)
+            rc = emit_flow(g, fl, emit, ctx);
+        return keep_rc(rc, pass_through(g, frame, len, emit, ctx));
     }
+    uint64_t head = csum_partial(th, t.hdrlen - t.l4,
+                                 pseudo_len(pseudo_addrs(ip, t.v6), t.end - t.l4));
     if (fl && can_merge(g, fl, frame, &t, plen)) {
         uint8_t *p = fl->buf + g->vnet_hdr_len;
-        memcpy(p + fl->len, frame + t.hdrlen, plen);
+        if (csum_fold(csum_copy(p + fl->len, frame + t.hdrlen, plen, head)) != 0xffff) {
+            /* the copy past fl->len is simply not committed */
+            g->bad_csum++;
+            rc = emit_flow(g, fl, emit, ctx);
+            return keep_rc(rc, pass_through(g, frame, len, emit, ctx));
+        }
         fl->len += (uint32_t)plen;
         fl->next_seq += (uint32_t)plen;
         fl->next_id++;
@@ -526,14 +515,28 @@ int l2o_gro_add(struct l2o_gro *g, const uint8_t *frame, size_t len, l2o_emit_fn
             return emit_flow(g, fl, emit, ctx);
         return 0;
     }
-    if (fl && (r = emit_flow(g, fl, emit, ctx)) != 0)
-        rc = r;
-    if (flags & TCP_PSH) {
-        /* nothing can follow a PSH segment in the same super-frame */
-        r = pass_through(g, frame, len, emit, ctx);
-        return rc ? rc : r;
+    if (fl)
+        rc = emit_flow(g, fl, emit, ctx);
+    if (flags & TCP_PSH) /* nothing can follow it: as is, the kernel verifies it */
+        return keep_rc(rc, pass_through(g, frame, len, emit, ctx));
+    fl = take_slot(g, emit, ctx, &rc);
+    uint8_t *d = fl->buf + g->vnet_hdr_len;
+    memcpy(d, frame, t.hdrlen);
+    if (csum_fold(csum_copy(d + t.hdrlen, frame + t.hdrlen, plen, head)) != 0xffff) {
+        g->bad_csum++; /* the slot stays free */
+        return keep_rc(rc, pass_through(g, frame, len, emit, ctx));
     }
-    start_flow(g, frame, &t, plen, emit, ctx, &rc);
+    fl->len = (uint32_t)t.end;
+    fl->age = g->clock++;
+    fl->l3off = (uint16_t)t.l3;
+    fl->l4off = (uint16_t)t.l4;
+    fl->hdrlen = (uint16_t)t.hdrlen;
+    fl->gso_size = (uint16_t)plen;
+    fl->segs = 1;
+    fl->v6 = (uint8_t)t.v6;
+    fl->next_seq = rd32(th + 4) + (uint32_t)plen;
+    fl->next_id = t.v6 ? 0 : (uint16_t)(rd16(ip + 4) + 1);
+    g->nflows++;
     return rc;
 }
 
