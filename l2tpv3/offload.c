@@ -413,7 +413,8 @@ static struct l2o_gro_flow *find_flow(struct l2o_gro *g, const uint8_t *f,
     return NULL;
 }
 
-/* May segment s (already verified, flags ACK or ACK|PSH, payload > 0) follow flow fl?
+/* May segment s (flags ACK [|PSH] [|ECE], payload > 0; checksum verified by the caller while
+ * copying) follow flow fl?
  * The rules of tcp_gro_receive / inet_gro_receive / ipv6_gro_receive. */
 static int can_merge(const struct l2o_gro *g, const struct l2o_gro_flow *fl, const uint8_t *f,
                      const struct tcp_frame *t, size_t plen)
@@ -479,7 +480,8 @@ int l2o_gro_add(struct l2o_gro *g, const uint8_t *frame, size_t len, l2o_emit_fn
     const uint8_t *ip = frame + t.l3, *th = frame + t.l4;
     size_t plen = t.end - t.hdrlen;
     uint8_t flags = th[13];
-    int candidate = plen > 0 && (flags == TCP_ACK || flags == (TCP_ACK | TCP_PSH)) &&
+    /* ECE may be merged (it is the same on every segment then: can_merge); CWR may not */
+    int candidate = plen > 0 && (flags & (uint8_t)~(TCP_PSH | TCP_ECE)) == TCP_ACK &&
                     (th[12] & 0x0f) == 0 && (t.v6 || t.iphl == 20);
     /* The kernel will not verify a NEEDS_CSUM super-frame, so every merged segment is
      * verified here, in the same pass that copies its payload (the sum of pseudo-header, TCP

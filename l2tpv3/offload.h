@@ -35,7 +35,8 @@
  *    is passed through unchanged with a zero vnet header so the kernel drops and counts it.
  *    A flow that ends up holding a single segment is emitted as received (zero header).
  *    Frames with VLAN tags, IPv4 options, IPv6 extension headers, IPv4 fragments, flags
- *    other than ACK or ACK|PSH, or no payload are passed through (after flushing their flow).
+ *    other than ACK with optional PSH and ECE, or no payload are passed through (after
+ *    flushing their flow).
  *    Merge rules follow the kernel's tcp_gro_receive: same addresses/ports/MACs, same TTL or
  *    hop limit, TOS/traffic class, DF, ack number, window and TCP option bytes; next
  *    sequence number exactly contiguous; payload no larger than the first segment's

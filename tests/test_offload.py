@@ -590,3 +590,16 @@ def test_gro_loses_nothing_and_keeps_each_flow_in_order(data: st.DataObject) -> 
         return flows
 
     assert by_flow(frames) == by_flow(stream)
+
+
+def test_gro_merges_ece_but_not_cwr() -> None:
+    payload = os.urandom(3000)
+    ece = [bytes(tcp_packet(False, payload[i : i + 1000], "EA", seq=1000 + i, ip_id=77 + i // 1000))
+           for i in range(0, 3000, 1000)]  # fmt: skip
+    out = off.coalesce(ece)
+    assert len(out) == 1
+    pkt = assert_valid(unwrap(out[0])[1])
+    assert str(pkt[TCP].flags) == "AE" and tcp_payload(pkt) == payload
+    cwr = [bytes(tcp_packet(False, payload[i : i + 1000], "CA", seq=1000 + i, ip_id=77 + i // 1000))
+           for i in range(0, 3000, 1000)]  # fmt: skip
+    assert [o[10:] for o in off.coalesce(cwr)] == cwr
