@@ -2,7 +2,9 @@
 
     python3 bench/offload_micro.py [seconds-per-case]
 
-Prints segments/s, payload Gbit/s and GRO merges/s for IPv4 and IPv6 64 KB super-frames.
+Prints segments and GRO merges per CPU-second of this thread (thread CPU time, so other
+load on the machine does not count), and the TCP payload rate that amounts to, for IPv4 and
+IPv6 64 KB super-frames of 45 segments (gso_size 1448 / 1428, max frame 1514).
 """
 
 from __future__ import annotations
@@ -42,16 +44,16 @@ def super_frame(v6: bool, payload: bytes, gso: int) -> tuple[bytes, bytes]:
 
 
 def timed(fn, seconds: float) -> tuple[float, int]:  # type: ignore[no-untyped-def]
-    n, iters, start = 0, 64, time.perf_counter()
-    while time.perf_counter() - start < seconds:
+    n, iters, start = 0, 64, time.thread_time()
+    while time.thread_time() - start < seconds:
         n += fn(iters)
         iters *= 2
-    return time.perf_counter() - start, n
+    return time.thread_time() - start, n
 
 
 def main() -> None:
     seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 1.0
-    print(f"{'case':<10}{'segments/s':>14}{'Gbit/s':>9}{'GRO merges/s':>15}{'Gbit/s':>9}")
+    print(f"{'per CPU-s':<10}{'segments':>14}{'Gbit/s':>9}{'GRO merges':>15}{'Gbit/s':>9}")
     for v6 in (False, True):
         gso = 1428 if v6 else 1448
         payload = os.urandom(gso * 45)
