@@ -82,6 +82,17 @@ cdef extern from "fp_core.h" nogil:
         sockaddr_storage peer
         socklen_t peer_len
         int batch
+        int udp_gso
+        int udp_gro
+    struct fp_engine_stats:
+        int udp_gso
+        int udp_gro
+        uint64_t superframes_in
+        uint64_t segments_out
+        uint64_t gso_sends
+        uint64_t gro_datagrams_in
+        uint64_t gro_superframes_out
+    void fp_engine_get_stats(const fp_tunnel *t, fp_engine_stats *st)
 
     void fp_session_init(fp_session *s, uint32_t session_id, const uint8_t *prefix,
                          int prefix_len, int l2spec, const uint8_t *cookie, int cookie_len,
@@ -102,7 +113,7 @@ cdef extern from "fp_core.h" nogil:
                           fp_out *out, uint32_t *sid, fp_session **hit)
     int fp_engine_start(fp_tunnel *t, const fp_engine_opts *o, char *err, size_t errlen)
     void fp_engine_stop(fp_tunnel *t)
-    int fp_engine_attach(fp_tunnel *t, fp_session *s, int tap_fd)
+    int fp_engine_attach(fp_tunnel *t, fp_session *s, int tap_fd, int vnet)
     void fp_engine_detach(fp_tunnel *t, fp_session *s)
     int fp_engine_notify_fd(const fp_tunnel *t)
     int fp_engine_take_gone(fp_tunnel *t, uint32_t *out, int max)
@@ -196,6 +207,10 @@ cdef class Session:
     @property
     def ns(self):
         return self.s.ns
+
+    @ns.setter
+    def ns(self, value):
+        self.s.ns = value & 0xFFFFFF
 
     @property
     def max_frame(self):
@@ -336,8 +351,12 @@ cdef class Tunnel:
 
     # -- engine --------------------------------------------------------------------
 
-    def start(self, sock, peer, int batch=64):
-        """Run the packet loops on ``sock`` (an unconnected socket) to ``peer``."""
+    def start(self, sock, peer, int batch=64, bint offload=True):
+        """Run the packet loops on ``sock`` (an unconnected socket) to ``peer``.
+
+        ``offload``: UDP GSO on send where the tunnel has UDP checksums on (the kernel
+        refuses GSO without them) and UDP GRO on receive, each with a fallback.
+        """
         cdef fp_engine_opts o
         cdef char err[200]
         cdef sockaddr_in *a4
@@ -353,6 +372,10 @@ cdef class Tunnel:
         v6 = self.config.family == 6
         o.family = 6 if v6 else 4
         o.strip_ip = self.config.encap is Encap.IP and not v6
+        udp = self.config.encap is Encap.UDP
+        csum = self.config.udp6_csum_tx if v6 else self.config.udp_csum
+        o.udp_gso = offload and udp and csum
+        o.udp_gro = offload and udp
         if v6:
             a6 = <sockaddr_in6 *>&o.peer
             a6.sin6_family = AF_INET6
@@ -378,11 +401,14 @@ cdef class Tunnel:
             fp_engine_stop(&self.t)
         self.running = False
 
-    def attach(self, session_id, int tap_fd):
-        """Hand the session's TAP to the engine (it reads it and writes to it)."""
+    def attach(self, session_id, int tap_fd, bint vnet=False):
+        """Hand the session's TAP to the engine (it reads it and writes to it).
+
+        ``vnet``: the TAP was opened with IFF_VNET_HDR and TCP/checksum offloads.
+        """
         cdef Session s = self.sessions[session_id]
         with nogil:
-            rc = fp_engine_attach(&self.t, &s.s, tap_fd)
+            rc = fp_engine_attach(&self.t, &s.s, tap_fd, vnet)
         if rc < 0:
             raise OSError("cannot watch the TAP device")
 
@@ -392,6 +418,21 @@ cdef class Tunnel:
         if s is not None:
             with nogil:
                 fp_engine_detach(&self.t, &s.s)
+
+    @property
+    def offload_stats(self):
+        """What the engine uses (udp_gso, udp_gro may have fallen back) and has done."""
+        cdef fp_engine_stats st
+        fp_engine_get_stats(&self.t, &st)
+        return {
+            "udp_gso": bool(st.udp_gso),
+            "udp_gro": bool(st.udp_gro),
+            "superframes_in": st.superframes_in,
+            "segments_out": st.segments_out,
+            "gso_sends": st.gso_sends,
+            "gro_datagrams_in": st.gro_datagrams_in,
+            "gro_superframes_out": st.gro_superframes_out,
+        }
 
     @property
     def notify_fd(self):

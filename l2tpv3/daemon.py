@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import contextlib
 import errno
+import functools
 import logging
 import os
 import signal
@@ -223,14 +224,16 @@ class Options:
     rcvbuf: int = DEFAULT_SOCKET_BUFFER
     sndbuf: int = DEFAULT_SOCKET_BUFFER
     batch: int = BATCH
+    offload: bool = True  # TAP TSO/checksum offloads, UDP GSO/GRO (Cython path only)
 
 
-def _implementation() -> tuple[Any, Any, Any, Any]:
+def _implementation(options: Options) -> tuple[Any, Any, Any, Any]:
     """Session, Tunnel and their ports: the Cython engine when datapath chose it."""
     if datapath.IMPLEMENTATION == "cython":
         from .fastport import CythonSessionPort, CythonTunnelPort
 
-        return datapath.Session, datapath.Tunnel, CythonSessionPort, CythonTunnelPort
+        tport = functools.partial(CythonTunnelPort, batch=options.batch, offload=options.offload)
+        return datapath.Session, datapath.Tunnel, CythonSessionPort, tport
     return Session, Tunnel, SessionPort, TunnelPort
 
 
@@ -238,7 +241,8 @@ class Daemon:
     def __init__(self, loop: asyncio.AbstractEventLoop, options: Options | None = None) -> None:
         self.loop = loop
         self.options = options or Options()
-        self._session, self._tunnel_cls, self._sport, self._tport = _implementation()
+        self._session, self._tunnel_cls, self._sport, self._tport = _implementation(self.options)
+        self._vnet_hdr = datapath.IMPLEMENTATION == "cython" and self.options.offload
         self.tunnels: dict[int, TunnelPort] = {}
         # IP-encap session IDs are unique per host (kernel l2tp_v3_session_get with no
         # tunnel); this maps each to its tunnel.
@@ -299,7 +303,7 @@ class Daemon:
             )
         session = self._session(tcfg, cfg)
         mtu = session_mtu(tcfg, cfg, path_mtu(tcfg))
-        tap = Tap(cfg.name, mtu)
+        tap = Tap(cfg.name, mtu, vnet_hdr=self._vnet_hdr)
         tport.tunnel.add(session)
         tport.ports[cfg.session_id] = self._sport(
             self.loop, tport, session, tap, lambda: self._interface_gone(tport, cfg.session_id)
@@ -493,6 +497,12 @@ def main(argv: list[str] | None = None) -> int:
         metavar="N",
         help=f"datagrams or frames per system call and wakeup, 1..1024 (default {BATCH})",
     )
+    parser.add_argument(
+        "--no-offload",
+        dest="offload",
+        action="store_false",
+        help="Cython path: no TAP TSO/checksum offloads, no UDP GSO/GRO",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     parser.add_argument("--version", action="version", version=f"l2tpv3d {__version__}")
     args = parser.parse_args(argv)
@@ -508,7 +518,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         runner = uvloop.run
     try:
-        options = Options(rcvbuf=args.rcvbuf, sndbuf=args.sndbuf, batch=args.batch)
+        options = Options(
+            rcvbuf=args.rcvbuf, sndbuf=args.sndbuf, batch=args.batch, offload=args.offload
+        )
         return int(runner(run(args.socket, args.config, options)))
     except KeyboardInterrupt:
         return 0

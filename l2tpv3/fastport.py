@@ -13,7 +13,7 @@ import socket
 from collections.abc import Callable, Container
 from typing import Any
 
-from . import _fastpath, daemon
+from . import _fastpath
 from .daemon import SessionPort, TunnelPort
 from .errors import StateError
 from .tap import Tap
@@ -42,7 +42,7 @@ class CythonSessionPort(SessionPort):
         self.reorders = False  # the engine's receive thread runs the reorder timers
         self._engine: _fastpath.Tunnel = tunnel.tunnel  # type: ignore[assignment]
         session.set_mtu(tap.mtu)
-        self._engine.attach(session.session_id, tap.fd)
+        self._engine.attach(session.session_id, tap.fd, tap.vnet_hdr)
 
     def close(self) -> None:
         # The engine must let go of the descriptor before it is closed (and reused).
@@ -59,6 +59,8 @@ class CythonTunnelPort(TunnelPort):
         tunnel: _fastpath.Tunnel,
         sock: socket.socket,
         other_peers: Container[str] = (),
+        batch: int = 64,
+        offload: bool = True,
     ) -> None:
 
         self.loop = loop
@@ -69,7 +71,7 @@ class CythonTunnelPort(TunnelPort):
         self.peer = peer_address(tunnel.config)
         self.other_peers = other_peers
         try:
-            tunnel.start(sock, self.peer, daemon.BATCH)
+            tunnel.start(sock, self.peer, batch, offload)
         except OSError as exc:
             raise StateError(f"cannot start the fast path: {exc}") from None
         self._notify = tunnel.notify_fd

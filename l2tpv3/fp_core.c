@@ -2,10 +2,12 @@
  * comments there say why each rule exists (kernel net/l2tp, RFC 3931, RFC 4719). */
 #define _GNU_SOURCE
 #include "fp_core.h"
+#include "offload.h"
 
 #include <errno.h>
 #include <math.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -708,6 +710,21 @@ static int registry_has_peer(const struct sockaddr_storage *a)
 #define BUFSZ (65536 + HEADROOM)
 #define WAKE_KEY UINT64_MAX
 #define MAX_GONE 256
+#define VNET_HLEN 10 /* struct virtio_net_hdr: the TAP is set to this size */
+/* Segments of one TCP super-frame, each with headroom for the L2TP header. */
+#define SEGBUF (2u << 20)
+#define MAX_SEGS 1024
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+#ifndef UDP_GRO
+#define UDP_GRO 104
+#endif
+/* UDP GSO: at most 64 segments (UDP_MAX_SEGMENTS on older kernels) and a 64 KiB
+ * datagram before it is split. */
+#define GSO_MAX_SEGS 64
+#define GSO_MAX_BYTES 60000
+#define CMSG_BUF 64
 
 struct fp_engine {
     struct fp_engine_opts o;
@@ -726,6 +743,16 @@ struct fp_engine {
     struct mmsghdr *rx_msgs;
     struct iovec *rx_iov;
     struct sockaddr_storage *rx_addr;
+    /* offloads */
+    uint8_t *segbuf;
+    size_t *seglens;
+    struct iovec *seg_iov;
+    struct mmsghdr *seg_msgs;
+    struct fp_session **seg_sess;
+    uint8_t *rx_cmsg;
+    struct l2o_gro *gro;
+    struct fp_session *gro_session;
+    struct fp_engine_stats st;
     /* sessions whose TAP vanished, for the asyncio loop */
     pthread_mutex_t gone_lock;
     uint32_t gone[MAX_GONE];
@@ -757,11 +784,49 @@ static int is_peer(const struct fp_engine *e, const struct sockaddr_storage *a)
     return x->sin6_port == y->sin6_port && memcmp(&x->sin6_addr, &y->sin6_addr, 16) == 0;
 }
 
+static int gro_emit(void *ctx, const uint8_t *buf, size_t len)
+{
+    struct fp_engine *e = ctx;
+    struct fp_session *s = e->gro_session;
+    const struct virtio_net_hdr *vh = (const void *)buf;
+    if (vh->gso_type != VIRTIO_NET_HDR_GSO_NONE) e->st.gro_superframes_out++;
+    if (s->tap_fd < 0 || write(s->tap_fd, buf, len) < 0) s->drops[FP_TAP_WRITE_FAILED]++;
+    return 0;
+}
+
+static void gro_flush(struct fp_engine *e)
+{
+    if (e->gro_session) l2o_gro_flush(e->gro, gro_emit, e);
+    e->gro_session = NULL;
+}
+
 static void tap_write(void *ctx, struct fp_session *s, const uint8_t *frame, size_t len)
 {
-    (void)ctx;
+    struct fp_engine *e = ctx;
+    if (s->vnet && s->tap_fd >= 0) {
+        /* Coalesce consecutive TCP segments of one session into super-frames; the
+         * context holds one session's flows at a time. */
+        if (e->gro_session != s) {
+            gro_flush(e);
+            e->gro_session = s;
+        }
+        if (l2o_gro_add(e->gro, frame, len, gro_emit, e) != 0) s->drops[FP_TAP_WRITE_FAILED]++;
+        return;
+    }
     if (s->tap_fd < 0 || write(s->tap_fd, frame, len) < 0)
         s->drops[FP_TAP_WRITE_FAILED]++;
+}
+
+/* The gso_size a UDP_GRO socket reported for a coalesced datagram, or 0. */
+static size_t gro_size(struct msghdr *m)
+{
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c))
+        if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) {
+            int v;
+            memcpy(&v, CMSG_DATA(c), sizeof(v));
+            return v > 0 ? (size_t)v : 0;
+        }
+    return 0;
 }
 
 static void *rx_main(void *arg)
@@ -790,6 +855,10 @@ static void *rx_main(void *arg)
             for (int i = 0; i < batch; i++) {
                 e->rx_msgs[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_storage);
                 e->rx_msgs[i].msg_hdr.msg_flags = 0;
+                if (e->st.udp_gro) {
+                    e->rx_msgs[i].msg_hdr.msg_control = e->rx_cmsg + (size_t)i * CMSG_BUF;
+                    e->rx_msgs[i].msg_hdr.msg_controllen = CMSG_BUF;
+                }
             }
             n = recvmmsg(e->o.sock, e->rx_msgs, (unsigned)batch, MSG_DONTWAIT, NULL);
             if (n < 0) n = 0;
@@ -813,11 +882,21 @@ static void *rx_main(void *arg)
                 p += ihl;
                 len -= ihl;
             }
-            uint32_t sid;
-            struct fp_session *s;
-            if (fp_tunnel_receive(t, p, len, now, &out, &sid, &s) == FP_UNKNOWN_IP &&
-                !fp_registry_has_id(sid))
-                fp_tunnel_drop(t, FP_UNKNOWN_SESSION);
+            /* UDP_GRO: several datagrams of gso_size bytes (the last maybe shorter)
+             * arrive as one; take them apart again. */
+            size_t seg = e->st.udp_gro ? gro_size(&e->rx_msgs[i].msg_hdr) : 0;
+            if (seg) e->st.gro_datagrams_in++;
+            if (!seg || seg >= len) seg = len;
+            size_t off = 0;
+            do {
+                size_t n = len - off < seg ? len - off : seg;
+                uint32_t sid;
+                struct fp_session *s;
+                if (fp_tunnel_receive(t, p + off, n, now, &out, &sid, &s) == FP_UNKNOWN_IP &&
+                    !fp_registry_has_id(sid))
+                    fp_tunnel_drop(t, FP_UNKNOWN_SESSION);
+                off += n;
+            } while (off < len);
         }
         if (t->queued > 0) {
             for (size_t i = 0; i < t->nbuckets; i++)
@@ -826,6 +905,7 @@ static void *rx_main(void *arg)
                     if (fp_session_next_deadline(s, &d) && d <= now) fp_session_poll(s, now, &out);
                 }
         }
+        gro_flush(e);
         pthread_mutex_unlock(&t->rx_lock);
     }
     return NULL;
@@ -854,6 +934,105 @@ static void tx_flush(struct fp_engine *e, int cnt)
         fp_session_tx_failed(e->tx_sess[done], e->tx_iov[done].iov_len);
         done++;
     }
+}
+
+/* Send segments [0, n) of seg_iov with UDP GSO: one sendmsg per run of equal-sized
+ * datagrams. Returns how many were sent (the rest go through sendmmsg). */
+static int gso_send(struct fp_engine *e, int n)
+{
+    int done = 0;
+    union {
+        char buf[CMSG_SPACE(sizeof(uint16_t))];
+        struct cmsghdr align;
+    } u;
+    while (done < n) {
+        size_t size = e->seg_iov[done].iov_len, total = 0;
+        int k = done;
+        /* Equal sizes; only the last of a run may be shorter. */
+        while (k < n && k - done < GSO_MAX_SEGS && total + e->seg_iov[k].iov_len <= GSO_MAX_BYTES &&
+               e->seg_iov[k].iov_len <= size) {
+            total += e->seg_iov[k].iov_len;
+            k++;
+            if (e->seg_iov[k - 1].iov_len < size) break;
+        }
+        if (k - done < 2) return done;
+        struct msghdr m = { 0 };
+        m.msg_name = &e->o.peer;
+        m.msg_namelen = e->o.peer_len;
+        m.msg_iov = e->seg_iov + done;
+        m.msg_iovlen = (size_t)(k - done);
+        m.msg_control = u.buf;
+        m.msg_controllen = sizeof(u.buf);
+        struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+        c->cmsg_level = SOL_UDP;
+        c->cmsg_type = UDP_SEGMENT;
+        c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+        uint16_t gs = (uint16_t)size;
+        memcpy(CMSG_DATA(c), &gs, sizeof(gs));
+        ssize_t r = sendmsg(e->o.sock, &m, MSG_DONTWAIT);
+        if (r < 0) {
+            if ((errno == EAGAIN || errno == ENOBUFS) && wait_writable(e) == 0) continue;
+            if (errno == EINVAL || errno == EIO || errno == EOPNOTSUPP || errno == ENOPROTOOPT)
+                e->st.udp_gso = 0; /* this kernel or socket cannot: fall back for good */
+            return done;
+        }
+        e->st.gso_sends++;
+        done = k;
+    }
+    return done;
+}
+
+/* Send the segments of one super-frame, now: their buffer is reused for the next. */
+static void seg_flush(struct fp_engine *e, int n)
+{
+    int done = e->st.udp_gso ? gso_send(e, n) : 0;
+    while (done < n) {
+        int r = sendmmsg(e->o.sock, e->seg_msgs + done, (unsigned)(n - done), MSG_DONTWAIT);
+        if (r > 0) {
+            done += r;
+            continue;
+        }
+        if ((errno == EAGAIN || errno == ENOBUFS) && wait_writable(e) == 0) continue;
+        fp_session_tx_failed(e->seg_sess[done], e->seg_iov[done].iov_len);
+        done++;
+    }
+}
+
+/* One frame read with a virtio-net header: complete its checksum, or cut a TCP
+ * super-frame into frames that fit the session's MTU and send those at once.
+ * Returns 1 if the frame is ready to go as it is, 0 if it was consumed. */
+static int tx_offload(struct fp_engine *e, struct fp_session *s, const struct virtio_net_hdr *vh,
+                      uint8_t *frame, size_t len)
+{
+    if (vh->gso_type == VIRTIO_NET_HDR_GSO_NONE) {
+        if (l2o_complete_csum(vh, frame, len) == 0) return 1;
+        s->c[FP_TX_ERRORS]++;
+        return 0;
+    }
+    /* The device's MTU plus its Ethernet header: RX_FRAME_SLACK minus the VLAN tag. */
+    size_t max_frame = (size_t)s->max_frame - RX_FRAME_SLACK + ETH_HLEN;
+    size_t stride = (max_frame + HEADROOM + 63) & ~(size_t)63;
+    int max_segs = (int)(SEGBUF / stride);
+    if (max_segs > MAX_SEGS) max_segs = MAX_SEGS;
+    uint8_t *out = e->segbuf + HEADROOM;
+    int n = l2o_segment(vh, frame, len, max_frame, out, stride, e->seglens, max_segs);
+    if (n <= 0) {
+        /* Malformed or needing too many segments: the kernel would fail the transmit. */
+        s->c[FP_TX_ERRORS]++;
+        return 0;
+    }
+    e->st.superframes_in++;
+    e->st.segments_out += (uint64_t)n;
+    for (int i = 0; i < n; i++) {
+        uint8_t *f = out + (size_t)i * stride;
+        uint8_t *hdr = f - s->tx_hlen;
+        fp_session_header(s, hdr, e->seglens[i]);
+        e->seg_iov[i].iov_base = hdr;
+        e->seg_iov[i].iov_len = e->seglens[i] + (size_t)s->tx_hlen;
+        e->seg_sess[i] = s;
+    }
+    seg_flush(e, n);
+    return 0;
 }
 
 static void push_gone(struct fp_engine *e, struct fp_session *s)
@@ -892,11 +1071,25 @@ static void *tx_main(void *arg)
                     cnt = 0;
                 }
                 uint8_t *frame = e->tx_bufs + (size_t)cnt * BUFSZ + HEADROOM;
-                ssize_t r = read(s->tap_fd, frame, BUFSZ - HEADROOM);
+                int vlen = s->vnet ? VNET_HLEN : 0;
+                ssize_t r = read(s->tap_fd, frame - vlen, BUFSZ - HEADROOM + (size_t)vlen);
                 if (r < 0) {
                     /* `ip link del` on the device: the daemon deletes the session. */
                     if (errno == EBADFD) push_gone(e, s);
                     break;
+                }
+                if (vlen) {
+                    struct virtio_net_hdr vh;
+                    if (r < vlen) continue;
+                    memcpy(&vh, frame - vlen, sizeof(vh));
+                    r -= vlen;
+                    if (vh.gso_type != VIRTIO_NET_HDR_GSO_NONE && cnt) {
+                        /* Its segments go out at once: what was read before goes first,
+                         * so the wire keeps the TAP's order (and sequence numbers). */
+                        tx_flush(e, cnt);
+                        cnt = 0;
+                    }
+                    if (!tx_offload(e, s, &vh, frame, (size_t)r)) continue;
                 }
                 uint8_t *hdr = frame - s->tx_hlen;
                 fp_session_header(s, hdr, (size_t)r);
@@ -925,6 +1118,13 @@ static void engine_free(struct fp_engine *e)
     free(e->rx_msgs);
     free(e->rx_iov);
     free(e->rx_addr);
+    free(e->segbuf);
+    free(e->seglens);
+    free(e->seg_iov);
+    free(e->seg_msgs);
+    free(e->seg_sess);
+    free(e->rx_cmsg);
+    free(e->gro);
     pthread_mutex_destroy(&e->gone_lock);
     free(e);
 }
@@ -949,11 +1149,19 @@ int fp_engine_start(struct fp_tunnel *t, const struct fp_engine_opts *o, char *e
     e->rx_msgs = calloc(b, sizeof(*e->rx_msgs));
     e->rx_iov = calloc(b, sizeof(*e->rx_iov));
     e->rx_addr = calloc(b, sizeof(*e->rx_addr));
+    e->segbuf = malloc(SEGBUF);
+    e->seglens = calloc(MAX_SEGS, sizeof(*e->seglens));
+    e->seg_iov = calloc(MAX_SEGS, sizeof(*e->seg_iov));
+    e->seg_msgs = calloc(MAX_SEGS, sizeof(*e->seg_msgs));
+    e->seg_sess = calloc(MAX_SEGS, sizeof(*e->seg_sess));
+    e->rx_cmsg = calloc(b, CMSG_BUF);
+    e->gro = malloc(sizeof(*e->gro));
     e->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     e->notify_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     e->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (!e->tx_bufs || !e->tx_msgs || !e->tx_iov || !e->tx_sess || !e->rx_bufs ||
-        !e->rx_msgs || !e->rx_iov || !e->rx_addr || e->wake_fd < 0 || e->notify_fd < 0 ||
+        !e->rx_msgs || !e->rx_iov || !e->rx_addr || !e->segbuf || !e->seglens || !e->seg_iov ||
+        !e->seg_msgs || !e->seg_sess || !e->rx_cmsg || !e->gro || e->wake_fd < 0 || e->notify_fd < 0 ||
         e->epfd < 0) {
         snprintf(err, errlen, "cannot allocate the engine: %s", strerror(errno));
         engine_free(e);
@@ -969,6 +1177,18 @@ int fp_engine_start(struct fp_tunnel *t, const struct fp_engine_opts *o, char *e
         e->rx_msgs[i].msg_hdr.msg_name = &e->rx_addr[i];
         e->rx_msgs[i].msg_hdr.msg_iov = &e->rx_iov[i];
         e->rx_msgs[i].msg_hdr.msg_iovlen = 1;
+    }
+    for (size_t i = 0; i < MAX_SEGS; i++) {
+        e->seg_msgs[i].msg_hdr.msg_name = &e->o.peer;
+        e->seg_msgs[i].msg_hdr.msg_namelen = o->peer_len;
+        e->seg_msgs[i].msg_hdr.msg_iov = &e->seg_iov[i];
+        e->seg_msgs[i].msg_hdr.msg_iovlen = 1;
+    }
+    l2o_gro_init(e->gro, VNET_HLEN);
+    e->st.udp_gso = o->udp_gso;
+    if (o->udp_gro) {
+        int one = 1;
+        e->st.udp_gro = setsockopt(o->sock, SOL_UDP, UDP_GRO, &one, sizeof(one)) == 0;
     }
     struct epoll_event ev = { .events = EPOLLIN, .data.u64 = WAKE_KEY };
     epoll_ctl(e->epfd, EPOLL_CTL_ADD, e->wake_fd, &ev);
@@ -1013,11 +1233,12 @@ void fp_engine_stop(struct fp_tunnel *t)
     engine_free(e);
 }
 
-int fp_engine_attach(struct fp_tunnel *t, struct fp_session *s, int tap_fd)
+int fp_engine_attach(struct fp_tunnel *t, struct fp_session *s, int tap_fd, int vnet)
 {
     int rc = 0;
     lock_both(t);
     s->tap_fd = tap_fd;
+    s->vnet = vnet;
     if (t->engine) {
         struct epoll_event ev = { .events = EPOLLIN, .data.u64 = s->session_id };
         rc = epoll_ctl(t->engine->epfd, EPOLL_CTL_ADD, tap_fd, &ev);
@@ -1032,6 +1253,11 @@ void fp_engine_detach(struct fp_tunnel *t, struct fp_session *s)
     if (t->engine && s->tap_fd >= 0) epoll_ctl(t->engine->epfd, EPOLL_CTL_DEL, s->tap_fd, NULL);
     s->tap_fd = -1;
     unlock_both(t);
+}
+
+void fp_engine_get_stats(const struct fp_tunnel *t, struct fp_engine_stats *st)
+{
+    if (t->engine) *st = t->engine->st; else memset(st, 0, sizeof(*st));
 }
 
 int fp_engine_notify_fd(const struct fp_tunnel *t)

@@ -66,6 +66,7 @@ struct fp_session {
     volatile uint64_t drops[FP_NSDROPS];
     /* engine */
     int tap_fd;
+    int vnet; /* the TAP was opened with IFF_VNET_HDR and offloads */
     struct fp_session *hnext;
 };
 
@@ -117,11 +118,20 @@ struct fp_engine_opts {
     struct sockaddr_storage peer;
     socklen_t peer_len;
     int batch;
+    int udp_gso; /* try UDP_SEGMENT (needs UDP checksums on: the kernel refuses GSO without) */
+    int udp_gro; /* try UDP_GRO on receive */
 };
+
+/* What the engine ended up using, and its offload statistics. */
+struct fp_engine_stats {
+    int udp_gso, udp_gro;
+    uint64_t superframes_in, segments_out, gso_sends, gro_datagrams_in, gro_superframes_out;
+};
+void fp_engine_get_stats(const struct fp_tunnel *t, struct fp_engine_stats *st);
 
 int fp_engine_start(struct fp_tunnel *t, const struct fp_engine_opts *o, char *err, size_t errlen);
 void fp_engine_stop(struct fp_tunnel *t);
-int fp_engine_attach(struct fp_tunnel *t, struct fp_session *s, int tap_fd);
+int fp_engine_attach(struct fp_tunnel *t, struct fp_session *s, int tap_fd, int vnet);
 void fp_engine_detach(struct fp_tunnel *t, struct fp_session *s);
 int fp_engine_notify_fd(const struct fp_tunnel *t);
 /* Session IDs whose TAP device vanished (EBADFD); returns how many were copied. */

@@ -246,3 +246,70 @@ def test_reorder_stream_matches() -> None:
             assert ref.poll(now) == fp.poll(now)
         assert ref.counters == fp.counters
         assert ref.counters.rx_oos_packets > 0
+
+
+def _udp_pair() -> tuple[Any, Any]:
+    import socket
+
+    a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    a.bind(("127.0.0.1", 0))
+    b.bind(("127.0.0.1", 0))
+    a.setblocking(False)
+    return a, b
+
+
+@needs_ext
+def test_engine_counts_what_it_receives_and_stops_cleanly() -> None:
+    # No TAP needed: datagrams that never reach a session exercise the receive thread.
+    import socket
+    import time
+
+    a, b = _udp_pair()
+    peer = b.getsockname()
+    sport = a.getsockname()[1]
+    tcfg = TunnelConfig(tunnel_id=1, peer_tunnel_id=2, local="127.0.0.1", remote="127.0.0.1",
+                        encap=Encap.UDP, udp_sport=sport, udp_dport=peer[1])  # fmt: skip
+    t = fast.Tunnel(tcfg)
+    t.add(fast.Session(tcfg, SessionConfig(tunnel_id=1, session_id=7, peer_session_id=7,
+                                           peer_cookie=b"\x01\x02\x03\x04")))  # fmt: skip
+    stranger = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        t.start(a, peer, batch=4)
+        dst = a.getsockname()
+        b.sendto(b"\x00\x03\x00", dst)  # too short
+        b.sendto(b"\xc8\x03\x00\x00" + bytes(8), dst)  # control
+        b.sendto(b"\x00\x03\x00\x00\x00\x00\x00\x09" + bytes(20), dst)  # unknown session
+        b.sendto(b"\x00\x03\x00\x00\x00\x00\x00\x07" + b"\xff" * 4 + bytes(20), dst)  # cookie
+        stranger.sendto(b"\x00\x03\x00\x00\x00\x00\x00\x07" + bytes(24), dst)  # wrong source
+        deadline = time.monotonic() + 5
+        while sum(t.drops.values()) < 4 or t.sessions[7].counters.rx_cookie_discards < 1:
+            assert time.monotonic() < deadline, (t.drops, t.sessions[7].counters)
+            time.sleep(0.01)
+        assert t.drops == {"too_short": 1, "bad_version": 0, "control_message": 1,
+                           "unknown_session": 1, "wrong_source": 1}  # fmt: skip
+        assert t.counters.rx_invalid == 4
+        assert t.sessions[7].counters.rx_errors == 1
+        assert t.offload_stats["udp_gro"] in (True, False)
+    finally:
+        t.stop()
+        stranger.close()
+        a.close()
+        b.close()
+
+
+@needs_ext
+def test_engine_start_stop_leaves_no_descriptors() -> None:
+    a, b = _udp_pair()
+    tcfg = TunnelConfig(tunnel_id=1, peer_tunnel_id=2, local="127.0.0.1", remote="127.0.0.1",
+                        encap=Encap.UDP, udp_sport=1, udp_dport=2)  # fmt: skip
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(50):
+        t = fast.Tunnel(tcfg)
+        t.start(a, b.getsockname())
+        assert t.notify_fd >= 0
+        t.stop()
+        del t
+    assert len(os.listdir("/proc/self/fd")) == before
+    a.close()
+    b.close()

@@ -75,7 +75,7 @@ def _settled(pair: Pair, sid_a: int, sid_b: int) -> tuple[dict[str, Any], dict[s
     ids=[f"{e}-v{f}-cookie{c}-l2spec_{sub}-seq_{s}" for e, f, c, sub, s in CASES],
 )
 def test_pseudowire(
-    pair: Pair, encap: str, family: int, cookie_len: int, l2spec: str, seq: str
+    pair: Pair, impl: str, encap: str, family: int, cookie_len: int, l2spec: str, seq: str
 ) -> None:
     case = CASES.index((encap, family, cookie_len, l2spec, seq))
     tid_a, tid_b = 100 + case, 200 + case
@@ -117,10 +117,16 @@ def test_pseudowire(
             for key in ("tx_errors", "rx_errors", "rx_cookie_discards", "rx_seq_discards"):
                 assert c[key] == 0, (key, c)
         # The TAP devices saw the same frames: what the kernel handed us to send and
-        # what we wrote back.
+        # what we wrote back. With offloads (Cython path) the TAP counts TCP super-frames,
+        # each one or more frames on the wire, so it counts fewer.
         for d, st in ((a, ca), (b, cb)):
-            assert d.ns.link_stat("l2tpeth0", "tx_packets") == st["tx_packets"]
-            assert d.ns.link_stat("l2tpeth0", "rx_packets") == st["rx_packets"]
+            tap_tx = d.ns.link_stat("l2tpeth0", "tx_packets")
+            tap_rx = d.ns.link_stat("l2tpeth0", "rx_packets")
+            if impl == "python":
+                assert (tap_tx, tap_rx) == (st["tx_packets"], st["rx_packets"])
+            else:
+                assert 0 < tap_tx <= st["tx_packets"]
+                assert 0 < tap_rx <= st["rx_packets"]
         # Tunnel totals include the session's.
         ta = next(t for t in a.tunnels() if t["tunnel_id"] == tid_a)
         assert ta["stats"]["tx_packets"] == ca["tx_packets"]
