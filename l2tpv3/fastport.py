@@ -84,6 +84,19 @@ class CythonTunnelPort(TunnelPort):
                 self.loop.call_soon(port.on_gone)
 
     def close(self) -> None:
+        st = self._engine.offload_stats
+        log.info(
+            "tunnel %d: fast path: udp_gso %s, udp_gro %s, %d super-frames sent as %d frames "
+            "in %d GSO sends; %d GRO datagrams in, %d super-frames to the TAPs",
+            self._engine.config.tunnel_id,
+            "on" if st["udp_gso"] else "off",
+            "on" if st["udp_gro"] else "off",
+            st["superframes_in"],
+            st["segments_out"],
+            st["gso_sends"],
+            st["gro_datagrams_in"],
+            st["gro_superframes_out"],
+        )
         for port in self.ports.values():
             port.close()
         self.ports.clear()
