@@ -16,6 +16,7 @@ import socket
 
 from .codec import HeaderLayout
 from .config import Encap, SeqPolicy
+from . import constants
 from .constants import COUNTER_NAMES, DROP_REASONS, RX_FRAME_SLACK
 from .counters import Counters
 from .session import FRAME_TOO_LONG, FRAME_TOO_SHORT, TAP_WRITE_FAILED
@@ -51,6 +52,13 @@ cdef extern from "fp_core.h" nogil:
         FP_UNKNOWN_SESSION
         FP_POLICY_KERNEL
         FP_POLICY_RFC3931
+        FP_UDP_FLAG_T
+        FP_UDP_VERSION_MASK
+        FP_L2TP_VERSION_3
+        FP_L2SPEC_S_BIT
+        FP_SEQ_MASK
+        FP_ETH_HLEN
+        FP_RX_FRAME_SLACK
 
     ctypedef void (*fp_deliver_fn)(void *ctx, fp_session *s, const uint8_t *frame, size_t len)
     struct fp_out:
@@ -118,6 +126,12 @@ cdef extern from "fp_core.h" nogil:
     int fp_engine_notify_fd(const fp_tunnel *t)
     int fp_engine_take_gone(fp_tunnel *t, uint32_t *out, int max)
 
+# The C core cannot import constants.py: check that its copies agree, once, at import.
+assert (FP_UDP_FLAG_T, FP_UDP_VERSION_MASK, FP_L2TP_VERSION_3) == (
+    constants.UDP_FLAG_T, constants.UDP_VERSION_MASK, constants.L2TP_VERSION_3
+)
+assert (FP_L2SPEC_S_BIT, FP_SEQ_MASK) == (constants.L2SPEC_S_BIT, constants.SEQ_MASK)
+assert (FP_ETH_HLEN, FP_RX_FRAME_SLACK) == (constants.ETH_HLEN, constants.RX_FRAME_SLACK)
 assert len(COUNTER_NAMES) == FP_NCOUNTERS
 assert len(DROP_REASONS) == FP_NTDROPS
 _SESSION_DROPS = (FRAME_TOO_SHORT, FRAME_TOO_LONG, TAP_WRITE_FAILED)

@@ -18,16 +18,16 @@
 #include <time.h>
 #include <unistd.h>
 
-#define S_BIT 0x40000000u
-#define SEQ_MASK 0xFFFFFFu
-#define SEQ_MOD 0x1000000u
+#define S_BIT FP_L2SPEC_S_BIT
+#define SEQ_MASK FP_SEQ_MASK
+#define SEQ_MOD (FP_SEQ_MASK + 1u)
 #define KERNEL_WINDOW (SEQ_MASK / 2)
 #define NR_OOS_COUNT_MAX 4
 #define DEFAULT_HOLD 1.0
 #define RFC_HALF (SEQ_MOD / 2)
 #define NO_SEQ (-1)
-#define RX_FRAME_SLACK 18
-#define ETH_HLEN 14
+#define RX_FRAME_SLACK FP_RX_FRAME_SLACK
+#define ETH_HLEN FP_ETH_HLEN
 
 static inline uint32_t be32(const uint8_t *p)
 {
@@ -458,6 +458,9 @@ int fp_tunnel_init(struct fp_tunnel *t, int udp)
 void fp_tunnel_clear(struct fp_tunnel *t)
 {
     if (t->engine) fp_engine_stop(t);
+    /* Sessions may outlive their tunnel: they must not count into it any more. */
+    for (size_t i = 0; i < t->nbuckets; i++)
+        for (struct fp_session *s = t->buckets[i]; s; s = s->hnext) s->queued_total = NULL;
     free(t->buckets);
     t->buckets = NULL;
     pthread_mutex_destroy(&t->rx_lock);
@@ -557,11 +560,11 @@ int fp_tunnel_receive(struct fp_tunnel *t, const uint8_t *p, size_t len, double 
         /* RFC 3931 §4.1.2.1; version checked before the T bit, as the kernel does. */
         if (len < 8) goto too_short;
         unsigned flags = (unsigned)p[0] << 8 | p[1];
-        if ((flags & 0x000F) != 3) {
+        if ((flags & FP_UDP_VERSION_MASK) != FP_L2TP_VERSION_3) {
             fp_tunnel_drop(t, FP_BAD_VERSION);
             return 0;
         }
-        if (flags & 0x8000) goto control;
+        if (flags & FP_UDP_FLAG_T) goto control;
         sid = be32(p + 4);
     } else {
         if (len < 4) goto too_short;
@@ -850,6 +853,12 @@ static void *rx_main(void *arg)
         int pr = poll(pfd, 2, timeout);
         if (e->stopping) break;
         if (pr < 0 && errno != EINTR) break;
+        if (pr > 0 && (pfd[0].revents & POLLERR)) {
+            /* A queued ICMP error: clear it, or poll would return at once for ever. */
+            int soerr;
+            socklen_t sl = sizeof(soerr);
+            getsockopt(e->o.sock, SOL_SOCKET, SO_ERROR, &soerr, &sl);
+        }
         int n = 0;
         if (pr > 0 && (pfd[0].revents & POLLIN)) {
             for (int i = 0; i < batch; i++) {

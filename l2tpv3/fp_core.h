@@ -27,6 +27,15 @@ enum { FP_TOO_SHORT, FP_BAD_VERSION, FP_CONTROL, FP_UNKNOWN_SESSION, FP_WRONG_SO
 
 enum { FP_POLICY_KERNEL = 0, FP_POLICY_RFC3931 = 1 };
 
+/* Protocol constants: copies of constants.py, which _fastpath.pyx checks at import. */
+#define FP_UDP_FLAG_T 0x8000u
+#define FP_UDP_VERSION_MASK 0x000Fu
+#define FP_L2TP_VERSION_3 3u
+#define FP_L2SPEC_S_BIT 0x40000000u
+#define FP_SEQ_MASK 0xFFFFFFu
+#define FP_ETH_HLEN 14
+#define FP_RX_FRAME_SLACK 18
+
 struct fp_session;
 /* Called for every frame that passed all checks, in order. */
 typedef void (*fp_deliver_fn)(void *ctx, struct fp_session *s, const uint8_t *frame, size_t len);
