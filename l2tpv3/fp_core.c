@@ -734,6 +734,7 @@ struct fp_engine {
     struct fp_tunnel *t;
     int wake_fd, notify_fd, epfd;
     volatile int stopping;
+    int tx_stalled;
     pthread_t rx, tx;
     int rx_started, tx_started;
     /* tx */
@@ -923,9 +924,15 @@ static void *rx_main(void *arg)
 /* Wait until the socket takes more, or stop. 0 writable, -1 stopping or timed out. */
 static int wait_writable(struct fp_engine *e)
 {
+    /* At most one second per batch: the send lock is held meanwhile, and adding or
+     * deleting a session waits for it. */
+    if (e->tx_stalled) return -1;
     struct pollfd pfd[2] = { { e->o.sock, POLLOUT, 0 }, { e->wake_fd, POLLIN, 0 } };
     int r = poll(pfd, 2, 1000);
-    if (e->stopping || r <= 0 || !(pfd[0].revents & POLLOUT)) return -1;
+    if (e->stopping || r <= 0 || !(pfd[0].revents & POLLOUT)) {
+        e->tx_stalled = 1;
+        return -1;
+    }
     return 0;
 }
 
@@ -1067,6 +1074,7 @@ static void *tx_main(void *arg)
             break;
         }
         int cnt = 0;
+        e->tx_stalled = 0;
         pthread_mutex_lock(&t->tx_lock);
         for (int i = 0; i < n; i++) {
             if (evs[i].data.u64 == WAKE_KEY) continue;
