@@ -27,7 +27,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from . import __version__, control, grammar, show
+from . import __version__, configfile, control, grammar, peerconfig, show
+from .config import SessionConfig, TunnelConfig
 from .constants import CONTROL_SOCKET_ENV, DEFAULT_CONTROL_SOCKET
 from .errors import ConfigError, ControlError, L2TPError, MissingArgument
 
@@ -55,6 +56,8 @@ Usage: {PROG} [ OPTIONS ] add session [ name NAME ]
        {PROG} [ OPTIONS ] del session tunnel_id ID session_id ID
        {PROG} [ OPTIONS ] show tunnel [ tunnel_id ID ]
        {PROG} [ OPTIONS ] show session [ tunnel_id ID ] [ session_id ID ]
+       {PROG} [ OPTIONS ] peer-config --for {{ linux | qemu | cisco | tshark }}
+                 [ tunnel_id ID ] [ session_id ID ] [ --config FILE ] [ --id NETDEV_ID ]
 
 Where: OPTIONS := {{ -S SOCKET | -j[son] | -s[tatistics] | -h[elp] | -V[ersion] }}
        SOCKET := l2tpv3d's control socket (default: ${CONTROL_SOCKET_ENV},
@@ -184,13 +187,124 @@ def run_l2tp(options: Options, argv: list[str]) -> int:
     return EXIT_OK
 
 
+PEER_CONFIG_USAGE = f"""\
+Usage: {PROG} [ OPTIONS ] peer-config --for {{ linux | qemu | cisco | tshark }}
+          [ tunnel_id ID ] [ session_id ID ] [ --config FILE ] [ --id NETDEV_ID ]
+
+Prints what the far end of our tunnels and sessions (read from l2tpv3d, or from the
+TOML FILE with --config) must be configured with: `ip l2tp` lines, a QEMU -netdev
+argument (notes on stderr) or a Cisco IOS manual xconnect; or the tshark command
+lines that decode their packets. See docs/peer-config.md.
+"""
+
+
+def _peer_config_args(argv: list[str]) -> dict[str, Any]:
+    args: dict[str, Any] = {}
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        key, eq, inline = word.partition("=")
+        if key in ("--for", "--config", "--id", "tunnel_id", "session_id", "tid", "sid"):
+            if eq and key.startswith("--"):
+                value = inline
+            else:
+                i += 1
+                if i >= len(argv):
+                    raise grammar.UsageError(f'option "{word}" needs a value')
+                value = argv[i]
+            if key == "--for":
+                try:
+                    args["for"] = peerconfig.Target(value)
+                except ValueError:
+                    raise grammar.UsageError(
+                        f'"--for {value}" is unknown: linux, qemu, cisco or tshark'
+                    ) from None
+            elif key in ("--config", "--id"):
+                args[key[2:]] = value
+            else:
+                field = {"tid": "tunnel_id", "sid": "session_id"}.get(key, key)
+                args[field] = grammar.parse_u32(field, value, "ID")
+        elif word in ("-h", "--help", "help"):
+            raise grammar.HelpRequested(explicit=True)
+        else:
+            raise grammar.UsageError(f'unknown option "{word}"')
+        i += 1
+    if "for" not in args:
+        raise grammar.HelpRequested(explicit=False)
+    return args
+
+
+def _our_configs(
+    options: Options, config_file: str | None
+) -> tuple[list[TunnelConfig], list[SessionConfig]]:
+    if config_file is not None:
+        return configfile.load_config(config_file)
+    tunnels = control.request(options.socket, {"op": "show_tunnels"})
+    sessions = control.request(options.socket, {"op": "show_sessions"})
+    for answer in (tunnels, sessions):
+        if answer.get("ok") is not True:
+            raise ControlError(str(answer.get("error") or "l2tpv3d refused the request"))
+        if not isinstance(answer.get("result"), list):
+            raise ControlError("l2tpv3d sent a malformed answer")
+    return (
+        [show._tunnel_config(state) for state in tunnels["result"]],
+        [show._session_config(state) for state in sessions["result"]],
+    )
+
+
+def run_peer_config(options: Options, argv: list[str]) -> int:
+    """``peer-config --for linux|qemu|cisco [tunnel_id ID] [session_id ID]``."""
+    try:
+        args = _peer_config_args(argv)
+    except grammar.HelpRequested as exc:
+        sys.stderr.write(PEER_CONFIG_USAGE)
+        return EXIT_OK if exc.explicit else EXIT_USAGE
+    except (ConfigError, grammar.UsageError) as exc:
+        _error(exc)
+        return EXIT_USAGE
+    try:
+        tunnels, sessions = _our_configs(options, args.get("config"))
+    except ControlError as exc:
+        _error(exc)
+        return EXIT_UNREACHABLE
+    except L2TPError as exc:
+        _error(exc)
+        return EXIT_USAGE
+    tid, sid = args.get("tunnel_id"), args.get("session_id")
+    sessions = [
+        s for s in sessions
+        if (tid is None or s.tunnel_id == tid) and (sid is None or s.session_id == sid)
+    ]  # fmt: skip
+    if sid is not None:
+        wanted = {s.tunnel_id for s in sessions}
+        tunnels = [t for t in tunnels if t.tunnel_id in wanted]
+    tunnels = [t for t in tunnels if tid is None or t.tunnel_id == tid]
+    if not tunnels:
+        given = [f"{k} {v}" for k, v in (("tunnel_id", tid), ("session_id", sid)) if v]
+        _error(f"nothing matches {' '.join(given)}" if given else "no tunnels to mirror")
+        return EXIT_USAGE
+    try:
+        if args["for"] is peerconfig.Target.QEMU:
+            text, notes = peerconfig.qemu(tunnels, sessions, args.get("id", "l2tpv3"))
+        else:
+            text, notes = peerconfig.render(args["for"], tunnels, sessions)
+    except L2TPError as exc:
+        _error(exc)
+        return EXIT_USAGE
+    for note in notes:
+        print(f"# {note}", file=sys.stderr)
+    sys.stdout.write(text)
+    sys.stdout.flush()
+    return EXIT_OK
+
+
 # Subcommands by their exact first word; anything else is read by the `ip l2tp`
 # grammar (run_l2tp), which matches add/del/show by prefix.
-# EXTENSION POINT: a later `peer-config` subcommand plugs in here as
-#     SUBCOMMANDS["peer-config"] = peer_config.run   # (options, argv) -> exit status
+# EXTENSION POINT: a subcommand is a function (options, argv) -> exit status.
 SUBCOMMANDS: dict[str, Subcommand] = {
     # `l2tpv3 l2tp add ...`, for lines written for `ip l2tp`.
     "l2tp": run_l2tp,
+    "peer-config": run_peer_config,
 }
 
 
