@@ -50,8 +50,14 @@ def targets(cases: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
     for name, key, what, versus, minimum in RATIO_TARGETS:
         got = _ratio(_value(cases.get(key, {}), what), _value(cases.get(versus, {}), what))
-        out.append({"target": name, "measured": got, "required": f">= {minimum}x",
-                    "pass": None if got is None else got >= minimum})  # fmt: skip
+        entry = {"target": name, "measured": got, "required": f">= {minimum}x",
+                 "pass": None if got is None else got >= minimum}  # fmt: skip
+        # A ratio the raw underlay itself cannot reach in this run is bounded by the load
+        # generator and the machine, not by the tunnel: say so next to a miss.
+        ceiling = _ratio(_value(cases.get("veth", {}), what), _value(cases.get(versus, {}), what))
+        if got is not None and got < minimum and ceiling is not None and ceiling < 2 * minimum:
+            entry["note"] = f"raw veth itself reaches only {ceiling:.2f}x in this run"
+        out.append(entry)
     added = _added_ping(cases, "l2tpv3_cy")
     out.append({"target": "Cython added ping latency vs raw veth (ms)", "measured": added,
                 "required": f"<= {MAX_ADDED_PING_MS} ms",
@@ -70,7 +76,8 @@ def target_lines(tgts: list[dict[str, Any]]) -> list[str]:
             continue
         unit = " ms" if "ms" in t["required"] else "x"
         verdict = "PASS " if t["pass"] else "MISS "
-        lines.append(f"{verdict} {t['target']}: {m:.2f}{unit} (target {t['required']})")
+        note = f"; {t['note']}" if t.get("note") else ""
+        lines.append(f"{verdict} {t['target']}: {m:.2f}{unit} (target {t['required']}{note})")
     return lines
 
 
