@@ -736,6 +736,10 @@ struct fp_engine {
     /* UDP: a second socket on the same local address and port, connected to the peer,
      * that the send thread uses (o.sock otherwise). See connect_tx_socket. */
     int conn_fd, tx_fd;
+    /* UDP GSO refused datagrams of this size and larger (EMSGSIZE: they need IP
+     * fragments), 0 if none; tried again after gso_skip super-frames. */
+    size_t gso_too_big;
+    int gso_skip;
     volatile int stopping;
     int tx_stalled;
     pthread_t rx, tx;
@@ -1014,6 +1018,10 @@ static int gso_send(struct fp_engine *e, int n)
             if (e->seg_iov[k - 1].iov_len < size) break;
         }
         if (k - done < 2) return done;
+        if (e->gso_too_big && size >= e->gso_too_big) {
+            if (--e->gso_skip > 0) return done;
+            e->gso_too_big = 0;
+        }
         struct msghdr m = { 0 };
         if (e->conn_fd < 0) {
             m.msg_name = &e->o.peer;
@@ -1035,6 +1043,14 @@ static int gso_send(struct fp_engine *e, int n)
             if (retry_connected(e, &retried)) continue;
             if (errno == EINVAL || errno == EIO || errno == EOPNOTSUPP || errno == ENOPROTOOPT)
                 e->st.udp_gso = 0; /* this kernel or socket cannot: fall back for good */
+            if (errno == EMSGSIZE) {
+                /* Datagrams above the path MTU (fragmented, as the kernel's tunnel
+                 * socket allows): GSO cannot take them, and the failed call has already
+                 * copied the whole run into the kernel. Do not try that size each time;
+                 * try again now and then, in case the MTU grew. */
+                e->gso_too_big = size;
+                e->gso_skip = 4096;
+            }
             return done;
         }
         e->st.gso_sends++;
