@@ -733,6 +733,13 @@ struct fp_engine {
     struct fp_engine_opts o;
     struct fp_tunnel *t;
     int wake_fd, notify_fd, epfd;
+    /* UDP: a second socket on the same local address and port, connected to the peer,
+     * that the send thread uses (o.sock otherwise). See connect_tx_socket. */
+    int conn_fd, tx_fd;
+    /* UDP GSO refused datagrams of this size and larger (EMSGSIZE: they need IP
+     * fragments), 0 if none; tried again after gso_skip super-frames. */
+    size_t gso_too_big;
+    int gso_skip;
     volatile int stopping;
     int tx_stalled;
     pthread_t rx, tx;
@@ -833,13 +840,78 @@ static size_t gro_size(struct msghdr *m)
     return 0;
 }
 
+/* Read one batch from fd; the number of datagrams (0 on error or nothing). */
+static int rx_recv(struct fp_engine *e, int fd)
+{
+    for (int i = 0; i < e->o.batch; i++) {
+        e->rx_msgs[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_storage);
+        e->rx_msgs[i].msg_hdr.msg_flags = 0;
+        if (e->st.udp_gro) {
+            e->rx_msgs[i].msg_hdr.msg_control = e->rx_cmsg + (size_t)i * CMSG_BUF;
+            e->rx_msgs[i].msg_hdr.msg_controllen = CMSG_BUF;
+        }
+    }
+    int n = recvmmsg(fd, e->rx_msgs, (unsigned)e->o.batch, MSG_DONTWAIT, NULL);
+    return n < 0 ? 0 : n;
+}
+
+/* Handle n datagrams read by rx_recv. Called with rx_lock held. */
+static void rx_handle(struct fp_engine *e, int n, double now, struct fp_out *out)
+{
+    struct fp_tunnel *t = e->t;
+    for (int i = 0; i < n; i++) {
+        const struct sockaddr_storage *src = &e->rx_addr[i];
+        uint8_t *p = e->rx_bufs + (size_t)i * BUFSZ + HEADROOM;
+        size_t len = e->rx_msgs[i].msg_len;
+        if (e->rx_msgs[i].msg_hdr.msg_flags & MSG_TRUNC) len = 0;
+        if (!is_peer(e, src)) {
+            if (t->udp || !registry_has_peer(src)) fp_tunnel_drop(t, FP_WRONG_SOURCE);
+            continue;
+        }
+        if (e->o.strip_ip) {
+            /* IPv4 raw sockets deliver the IP header: skip it by its IHL. */
+            if (len < 20) continue;
+            size_t ihl = (size_t)(p[0] & 0x0F) * 4;
+            if (ihl > len) ihl = len;
+            p += ihl;
+            len -= ihl;
+        }
+        /* UDP_GRO: several datagrams of gso_size bytes (the last maybe shorter)
+         * arrive as one; take them apart again. */
+        size_t seg = e->st.udp_gro ? gro_size(&e->rx_msgs[i].msg_hdr) : 0;
+        if (seg) e->st.gro_datagrams_in++;
+        if (!seg || seg >= len) seg = len;
+        size_t off = 0;
+        do {
+            size_t k = len - off < seg ? len - off : seg;
+            uint32_t sid;
+            struct fp_session *s;
+            if (fp_tunnel_receive(t, p + off, k, now, out, &sid, &s) == FP_UNKNOWN_IP &&
+                !fp_registry_has_id(sid))
+                fp_tunnel_drop(t, FP_UNKNOWN_SESSION);
+            off += k;
+        } while (off < len);
+    }
+}
+
+static void clear_error(int fd)
+{
+    /* A queued ICMP error: clear it, or poll would return at once for ever. */
+    int soerr;
+    socklen_t sl = sizeof(soerr);
+    getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
+}
+
 static void *rx_main(void *arg)
 {
     struct fp_engine *e = arg;
     struct fp_tunnel *t = e->t;
-    int batch = e->o.batch;
     struct fp_out out = { tap_write, e };
-    struct pollfd pfd[2] = { { e->o.sock, POLLIN, 0 }, { e->wake_fd, POLLIN, 0 } };
+    /* The peer's datagrams arrive on the connected socket (it matches them better);
+     * anyone else's on the tunnel socket, where they are counted as wrong_source. */
+    struct pollfd pfd[3] = { { e->o.sock, POLLIN, 0 }, { e->wake_fd, POLLIN, 0 },
+                             { e->conn_fd, POLLIN, 0 } };
+    nfds_t npfd = e->conn_fd >= 0 ? 3 : 2;
     while (!e->stopping) {
         int timeout = -1;
         if (t->queued > 0) {
@@ -851,63 +923,23 @@ static void *rx_main(void *arg)
             pthread_mutex_unlock(&t->rx_lock);
             if (next < INFINITY) timeout = next <= now ? 0 : (int)ceil((next - now) * 1000.0);
         }
-        int pr = poll(pfd, 2, timeout);
+        int pr = poll(pfd, npfd, timeout);
         if (e->stopping) break;
         if (pr < 0 && errno != EINTR) break;
-        if (pr > 0 && (pfd[0].revents & POLLERR)) {
-            /* A queued ICMP error: clear it, or poll would return at once for ever. */
-            int soerr;
-            socklen_t sl = sizeof(soerr);
-            getsockopt(e->o.sock, SOL_SOCKET, SO_ERROR, &soerr, &sl);
-        }
-        int n = 0;
-        if (pr > 0 && (pfd[0].revents & POLLIN)) {
-            for (int i = 0; i < batch; i++) {
-                e->rx_msgs[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_storage);
-                e->rx_msgs[i].msg_hdr.msg_flags = 0;
-                if (e->st.udp_gro) {
-                    e->rx_msgs[i].msg_hdr.msg_control = e->rx_cmsg + (size_t)i * CMSG_BUF;
-                    e->rx_msgs[i].msg_hdr.msg_controllen = CMSG_BUF;
-                }
-            }
-            n = recvmmsg(e->o.sock, e->rx_msgs, (unsigned)batch, MSG_DONTWAIT, NULL);
-            if (n < 0) n = 0;
-        }
+        if (pr > 0 && (pfd[0].revents & POLLERR)) clear_error(e->o.sock);
+        if (pr > 0 && npfd == 3 && (pfd[2].revents & POLLERR)) clear_error(e->conn_fd);
+        int n = pr > 0 && (pfd[0].revents & POLLIN) ? rx_recv(e, e->o.sock) : 0;
         double now = fp_now();
-        pthread_mutex_lock(&t->rx_lock);
-        for (int i = 0; i < n; i++) {
-            const struct sockaddr_storage *src = &e->rx_addr[i];
-            uint8_t *p = e->rx_bufs + (size_t)i * BUFSZ + HEADROOM;
-            size_t len = e->rx_msgs[i].msg_len;
-            if (e->rx_msgs[i].msg_hdr.msg_flags & MSG_TRUNC) len = 0;
-            if (!is_peer(e, src)) {
-                if (t->udp || !registry_has_peer(src)) fp_tunnel_drop(t, FP_WRONG_SOURCE);
-                continue;
-            }
-            if (e->o.strip_ip) {
-                /* IPv4 raw sockets deliver the IP header: skip it by its IHL. */
-                if (len < 20) continue;
-                size_t ihl = (size_t)(p[0] & 0x0F) * 4;
-                if (ihl > len) ihl = len;
-                p += ihl;
-                len -= ihl;
-            }
-            /* UDP_GRO: several datagrams of gso_size bytes (the last maybe shorter)
-             * arrive as one; take them apart again. */
-            size_t seg = e->st.udp_gro ? gro_size(&e->rx_msgs[i].msg_hdr) : 0;
-            if (seg) e->st.gro_datagrams_in++;
-            if (!seg || seg >= len) seg = len;
-            size_t off = 0;
-            do {
-                size_t n = len - off < seg ? len - off : seg;
-                uint32_t sid;
-                struct fp_session *s;
-                if (fp_tunnel_receive(t, p + off, n, now, &out, &sid, &s) == FP_UNKNOWN_IP &&
-                    !fp_registry_has_id(sid))
-                    fp_tunnel_drop(t, FP_UNKNOWN_SESSION);
-                off += n;
-            } while (off < len);
+        if (n) {
+            pthread_mutex_lock(&t->rx_lock);
+            rx_handle(e, n, now, &out);
+            gro_flush(e);
+            pthread_mutex_unlock(&t->rx_lock);
         }
+        n = pr > 0 && npfd == 3 && (pfd[2].revents & POLLIN) ? rx_recv(e, e->conn_fd) : 0;
+        if (n) now = fp_now();
+        pthread_mutex_lock(&t->rx_lock);
+        rx_handle(e, n, now, &out);
         if (t->queued > 0) {
             for (size_t i = 0; i < t->nbuckets; i++)
                 for (struct fp_session *s = t->buckets[i]; s; s = s->hnext) {
@@ -927,7 +959,7 @@ static int wait_writable(struct fp_engine *e)
     /* At most one second per batch: the send lock is held meanwhile, and adding or
      * deleting a session waits for it. */
     if (e->tx_stalled) return -1;
-    struct pollfd pfd[2] = { { e->o.sock, POLLOUT, 0 }, { e->wake_fd, POLLIN, 0 } };
+    struct pollfd pfd[2] = { { e->tx_fd, POLLOUT, 0 }, { e->wake_fd, POLLIN, 0 } };
     int r = poll(pfd, 2, 1000);
     if (e->stopping || r <= 0 || !(pfd[0].revents & POLLOUT)) {
         e->tx_stalled = 1;
@@ -936,16 +968,30 @@ static int wait_writable(struct fp_engine *e)
     return 0;
 }
 
+/* A connected UDP socket reports an ICMP error that arrived earlier (port unreachable
+ * while the peer was down) on its next send, which then fails; the unconnected socket
+ * the kernel's counters are modelled on never sees those. So a failed send on it is
+ * tried once more: a stale error is gone then, a real one (no route) fails again. */
+static int retry_connected(struct fp_engine *e, int *retried)
+{
+    if (e->conn_fd < 0 || *retried) return 0;
+    *retried = 1;
+    return 1;
+}
+
 static void tx_flush(struct fp_engine *e, int cnt)
 {
-    int done = 0;
+    int done = 0, retried = 0;
     while (done < cnt) {
-        int r = sendmmsg(e->o.sock, e->tx_msgs + done, (unsigned)(cnt - done), MSG_DONTWAIT);
+        int r = sendmmsg(e->tx_fd, e->tx_msgs + done, (unsigned)(cnt - done), MSG_DONTWAIT);
         if (r > 0) {
             done += r;
+            retried = 0;
             continue;
         }
         if ((errno == EAGAIN || errno == ENOBUFS) && wait_writable(e) == 0) continue;
+        if (retry_connected(e, &retried)) continue;
+        retried = 0;
         /* The kernel counts a failed transmit in tx_errors (l2tp_xmit_skb). */
         fp_session_tx_failed(e->tx_sess[done], e->tx_iov[done].iov_len);
         done++;
@@ -956,7 +1002,7 @@ static void tx_flush(struct fp_engine *e, int cnt)
  * datagrams. Returns how many were sent (the rest go through sendmmsg). */
 static int gso_send(struct fp_engine *e, int n)
 {
-    int done = 0;
+    int done = 0, retried = 0;
     union {
         char buf[CMSG_SPACE(sizeof(uint16_t))];
         struct cmsghdr align;
@@ -972,9 +1018,15 @@ static int gso_send(struct fp_engine *e, int n)
             if (e->seg_iov[k - 1].iov_len < size) break;
         }
         if (k - done < 2) return done;
+        if (e->gso_too_big && size >= e->gso_too_big) {
+            if (--e->gso_skip > 0) return done;
+            e->gso_too_big = 0;
+        }
         struct msghdr m = { 0 };
-        m.msg_name = &e->o.peer;
-        m.msg_namelen = e->o.peer_len;
+        if (e->conn_fd < 0) {
+            m.msg_name = &e->o.peer;
+            m.msg_namelen = e->o.peer_len;
+        }
         m.msg_iov = e->seg_iov + done;
         m.msg_iovlen = (size_t)(k - done);
         m.msg_control = u.buf;
@@ -985,15 +1037,25 @@ static int gso_send(struct fp_engine *e, int n)
         c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
         uint16_t gs = (uint16_t)size;
         memcpy(CMSG_DATA(c), &gs, sizeof(gs));
-        ssize_t r = sendmsg(e->o.sock, &m, MSG_DONTWAIT);
+        ssize_t r = sendmsg(e->tx_fd, &m, MSG_DONTWAIT);
         if (r < 0) {
             if ((errno == EAGAIN || errno == ENOBUFS) && wait_writable(e) == 0) continue;
+            if (retry_connected(e, &retried)) continue;
             if (errno == EINVAL || errno == EIO || errno == EOPNOTSUPP || errno == ENOPROTOOPT)
                 e->st.udp_gso = 0; /* this kernel or socket cannot: fall back for good */
+            if (errno == EMSGSIZE) {
+                /* Datagrams above the path MTU (fragmented, as the kernel's tunnel
+                 * socket allows): GSO cannot take them, and the failed call has already
+                 * copied the whole run into the kernel. Do not try that size each time;
+                 * try again now and then, in case the MTU grew. */
+                e->gso_too_big = size;
+                e->gso_skip = 4096;
+            }
             return done;
         }
         e->st.gso_sends++;
         done = k;
+        retried = 0;
     }
     return done;
 }
@@ -1001,14 +1063,17 @@ static int gso_send(struct fp_engine *e, int n)
 /* Send the segments of one super-frame, now: their buffer is reused for the next. */
 static void seg_flush(struct fp_engine *e, int n)
 {
-    int done = e->st.udp_gso ? gso_send(e, n) : 0;
+    int done = e->st.udp_gso ? gso_send(e, n) : 0, retried = 0;
     while (done < n) {
-        int r = sendmmsg(e->o.sock, e->seg_msgs + done, (unsigned)(n - done), MSG_DONTWAIT);
+        int r = sendmmsg(e->tx_fd, e->seg_msgs + done, (unsigned)(n - done), MSG_DONTWAIT);
         if (r > 0) {
             done += r;
+            retried = 0;
             continue;
         }
         if ((errno == EAGAIN || errno == ENOBUFS) && wait_writable(e) == 0) continue;
+        if (retry_connected(e, &retried)) continue;
+        retried = 0;
         fp_session_tx_failed(e->seg_sess[done], e->seg_iov[done].iov_len);
         done++;
     }
@@ -1122,8 +1187,70 @@ static void *tx_main(void *arg)
     return NULL;
 }
 
+/* Copy an int socket option from the tunnel socket; 0 or -1. */
+static int copy_opt(int from, int to, int level, int name)
+{
+    int v;
+    socklen_t l = sizeof(v);
+    if (getsockopt(from, level, name, &v, &l) < 0) return -1;
+    return setsockopt(to, level, name, &v, sizeof(v));
+}
+
+/* Sending on the unconnected tunnel socket makes the kernel look up the route for every
+ * datagram (a quarter of the send thread's time for small packets). A second socket,
+ * bound to the same address and port (SO_REUSEADDR on both) and connected to the peer,
+ * sends the same datagrams from the same address with the route cached. The peer's
+ * datagrams then arrive on it (a connected socket is the better match); the receive
+ * thread reads both, so others still reach the tunnel socket and count as wrong_source.
+ * Any failure leaves conn_fd at -1: everything goes through the tunnel socket. */
+static void connect_tx_socket(struct fp_engine *e)
+{
+    struct sockaddr_storage local;
+    socklen_t ll = sizeof(local);
+    int one = 1, fd = -1, v6 = e->o.family == 6;
+    if (getsockname(e->o.sock, (struct sockaddr *)&local, &ll) < 0) return;
+    if (setsockopt(e->o.sock, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0) return;
+    fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, IPPROTO_UDP);
+    if (fd < 0) return;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0) goto fail;
+    /* Everything underlay.open_socket sets, so the datagrams are the same. */
+    if (v6) {
+        if (copy_opt(e->o.sock, fd, IPPROTO_IPV6, IPV6_V6ONLY) < 0 ||
+            copy_opt(e->o.sock, fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER) < 0 ||
+            copy_opt(e->o.sock, fd, IPPROTO_UDP, UDP_NO_CHECK6_TX) < 0 ||
+            copy_opt(e->o.sock, fd, IPPROTO_UDP, UDP_NO_CHECK6_RX) < 0)
+            goto fail;
+    } else {
+        if (copy_opt(e->o.sock, fd, IPPROTO_IP, IP_MTU_DISCOVER) < 0 ||
+            copy_opt(e->o.sock, fd, SOL_SOCKET, SO_NO_CHECK) < 0)
+            goto fail;
+    }
+    /* getsockopt reports the doubled size the kernel keeps; setting halves it back. */
+    int size;
+    socklen_t sl = sizeof(size);
+    if (getsockopt(e->o.sock, SOL_SOCKET, SO_RCVBUF, &size, &sl) == 0) {
+        size /= 2;
+        if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)) < 0)
+            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+    }
+    sl = sizeof(size);
+    if (getsockopt(e->o.sock, SOL_SOCKET, SO_SNDBUF, &size, &sl) == 0) {
+        size /= 2;
+        if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size)) < 0)
+            setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+    }
+    if (e->st.udp_gro && setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof(one)) < 0) goto fail;
+    if (bind(fd, (struct sockaddr *)&local, ll) < 0) goto fail;
+    if (connect(fd, (const struct sockaddr *)&e->o.peer, e->o.peer_len) < 0) goto fail;
+    e->conn_fd = e->tx_fd = fd;
+    return;
+fail:
+    close(fd);
+}
+
 static void engine_free(struct fp_engine *e)
 {
+    if (e->conn_fd >= 0) close(e->conn_fd);
     if (e->wake_fd >= 0) close(e->wake_fd);
     if (e->notify_fd >= 0) close(e->notify_fd);
     if (e->epfd >= 0) close(e->epfd);
@@ -1155,7 +1282,8 @@ int fp_engine_start(struct fp_tunnel *t, const struct fp_engine_opts *o, char *e
     }
     e->o = *o;
     e->t = t;
-    e->wake_fd = e->notify_fd = e->epfd = -1;
+    e->wake_fd = e->notify_fd = e->epfd = e->conn_fd = -1;
+    e->tx_fd = o->sock;
     pthread_mutex_init(&e->gone_lock, NULL);
     size_t b = (size_t)o->batch;
     e->tx_bufs = malloc(b * BUFSZ);
@@ -1206,6 +1334,19 @@ int fp_engine_start(struct fp_tunnel *t, const struct fp_engine_opts *o, char *e
     if (o->udp_gro) {
         int one = 1;
         e->st.udp_gro = setsockopt(o->sock, SOL_UDP, UDP_GRO, &one, sizeof(one)) == 0;
+    }
+    if (t->udp) connect_tx_socket(e);
+    if (e->conn_fd >= 0) {
+        /* Connected: no destination per datagram, so the kernel uses the socket's
+         * cached route instead of looking one up for each. */
+        for (size_t i = 0; i < b; i++) {
+            e->tx_msgs[i].msg_hdr.msg_name = NULL;
+            e->tx_msgs[i].msg_hdr.msg_namelen = 0;
+        }
+        for (size_t i = 0; i < MAX_SEGS; i++) {
+            e->seg_msgs[i].msg_hdr.msg_name = NULL;
+            e->seg_msgs[i].msg_hdr.msg_namelen = 0;
+        }
     }
     struct epoll_event ev = { .events = EPOLLIN, .data.u64 = WAKE_KEY };
     epoll_ctl(e->epfd, EPOLL_CTL_ADD, e->wake_fd, &ev);

@@ -91,3 +91,86 @@ def test_engine_reorders_times_out_and_sends(vnet: str) -> None:
     assert tx[:8] == b"\x00\x03\x00\x00" + (5).to_bytes(4, "big")
     assert int.from_bytes(tx[8:12], "big") & 0xFF000000 == 0x40000000
     assert tx[12:26] == b"\xff" * 6 + b"\x02\x00\x00\x00\x00\x02" + b"\x88\xb5"
+
+
+PEER_SCRIPT = r"""
+import json, socket, subprocess, time
+from l2tpv3._fastpath import Session, Tunnel
+from l2tpv3.config import SessionConfig, TunnelConfig
+from l2tpv3.tap import Tap
+
+subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); a.bind(("127.0.0.1", 0)); a.setblocking(False)
+probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); probe.bind(("127.0.0.1", 0))
+port = probe.getsockname()[1]
+probe.close()  # the peer is down: its port answers with ICMP port unreachable
+tcfg = TunnelConfig(tunnel_id=1, peer_tunnel_id=1, local="127.0.0.1", remote="127.0.0.1",
+                    udp_sport=a.getsockname()[1], udp_dport=port)
+scfg = SessionConfig(tunnel_id=1, session_id=5, peer_session_id=5)
+t = Tunnel(tcfg)
+s = Session(tcfg, scfg)
+t.add(s)
+tap = Tap("fpt0", 1500)
+with open("/proc/sys/net/ipv6/conf/fpt0/disable_ipv6", "w") as f:
+    f.write("1")
+subprocess.run(["ip", "link", "set", "fpt0", "up", "address", "02:00:00:00:00:02"], check=True)
+t.start(a, ("127.0.0.1", port), batch=8)
+t.attach(5, tap.fd, False)
+
+def hexport(p):
+    return f"0100007F:{p:04X}"
+
+# Sockets on the tunnel's address and port, and which of them are connected to the peer.
+mine = [line.split() for line in open("/proc/net/udp").read().splitlines()[1:]
+        if line.split()[1] == hexport(a.getsockname()[1])]
+connected = sum(1 for f in mine if f[2] == hexport(port))
+
+def to_tap():
+    with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as p:
+        p.bind(("fpt0", 0))
+        p.send(b"\xff" * 6 + b"\x02\x00\x00\x00\x00\x02" + b"\x88\xb5" + b"x" * 60)
+
+to_tap()
+time.sleep(0.2)  # the ICMP error is back by now
+b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); b.bind(("127.0.0.1", port))
+b.settimeout(2)
+to_tap()
+data = b.recv(2048)
+# The peer's datagram reaches the TAP; a stranger's (another port) is wrong_source.
+frame = b"\xff" * 6 + b"\x02\x00\x00\x00\x00\x01" + b"\x88\xb5" + bytes(50)
+msg = b"\x00\x03\x00\x00" + (5).to_bytes(4, "big") + b"\x00" * 4 + frame
+b.sendto(msg, a.getsockname())
+with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as c:
+    c.bind(("127.0.0.1", 0))
+    c.sendto(msg, a.getsockname())
+time.sleep(0.2)
+t.detach(5)
+tap.close()
+t.remove(5)
+t.stop()
+print(json.dumps({"sockets": len(mine), "connected": connected, "got": data[:8].hex(),
+                  "counters": s.counters.as_dict(), "drops": t.drops}))
+"""
+
+
+def test_engine_send_socket_after_peer_down() -> None:
+    """UDP goes out through a second socket connected to the peer (route cached); an ICMP
+    port unreachable from the time the peer was down costs no tx_error, the peer's
+    datagrams (now delivered to the connected socket) still reach the TAP and a stranger's
+    still count as wrong_source."""
+    require_root()
+    pytest.importorskip("l2tpv3._fastpath")
+    ns = Netns("fpc")
+    try:
+        out = ns.run(sys.executable, "-c", PEER_SCRIPT, timeout=30).stdout
+    finally:
+        ns.delete()
+    got = json.loads(out.strip().splitlines()[-1])
+    assert (got["sockets"], got["connected"]) == (2, 1)
+    assert got["got"] == "00030000" + (5).to_bytes(4, "big").hex()
+    c = got["counters"]
+    # Both frames left: the first to a closed port (no error for an unconnected socket,
+    # the kernel's model), the second to the peer once it was up.
+    assert (c["tx_packets"], c["tx_errors"]) == (2, 0)
+    assert c["rx_packets"] == 1
+    assert got["drops"]["wrong_source"] == 1
