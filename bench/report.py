@@ -18,6 +18,14 @@ from netlab import REPO
 RATIO_TARGETS = [
     ("Cython TCP vs OpenVPN tap", "l2tpv3_cy", "tcp", "openvpn", 8.0),
     ("Cython TCP vs kernel VXLAN without offloads", "l2tpv3_cy", "tcp", "vxlan_nooff", 1.5),
+    ("Cython (udp_csum on) TCP vs OpenVPN tap", "l2tpv3_cy_csum", "tcp", "openvpn", 8.0),
+    (
+        "Cython (udp_csum on) TCP vs kernel VXLAN without offloads",
+        "l2tpv3_cy_csum",
+        "tcp",
+        "vxlan_nooff",
+        1.5,
+    ),
     ("Cython 64-byte packets/s vs OpenVPN tap", "l2tpv3_cy", "udp64_pps", "openvpn", 3.0),
     ("pure-Python TCP vs OpenVPN tap", "l2tpv3_py", "tcp", "openvpn", 0.8),
 ]
