@@ -11,25 +11,33 @@ import argparse
 import asyncio
 import contextlib
 import errno
+import functools
 import logging
 import os
 import signal
 import socket
 import sys
 from collections.abc import Callable, Container
+from dataclasses import dataclass
 from typing import Any
 
-from . import __version__
+from . import __version__, datapath
 from .codec import session_mtu
 from .config import Encap, SessionConfig, TunnelConfig
 from .configfile import load_config
 from .constants import CONTROL_SOCKET_ENV, DEFAULT_CONTROL_SOCKET, DROP_WRONG_SOURCE
 from .control import serve
 from .errors import L2TPError, StateError
-from .session import TAP_WRITE_FAILED, Session
+from .session import TAP_WRITE_FAILED, Payload, Session
 from .tap import Tap
 from .tunnel import Tunnel
-from .underlay import ipv4_payload_offset, open_socket, path_mtu, peer_address
+from .underlay import (
+    DEFAULT_SOCKET_BUFFER,
+    ipv4_payload_offset,
+    open_socket,
+    path_mtu,
+    peer_address,
+)
 
 log = logging.getLogger("l2tpv3d")
 
@@ -37,6 +45,16 @@ log = logging.getLogger("l2tpv3d")
 # one busy direction cannot starve the other or the control socket.
 BATCH = 64
 MAX_DATAGRAM = 65535
+# Room in front of a frame read from a TAP for the longest L2TP header (flags word,
+# session ID, 8-byte cookie, sublayer), so the header is written in place.
+HEADROOM = 64
+# One buffer per direction for the whole daemon: the loop is single-threaded and a
+# packet leaves the buffer (sendto or write) before the next one is read into it.
+# Preallocated, so no per-packet allocation; shared, so a session costs no buffer.
+_TX_BUF = bytearray(HEADROOM + MAX_DATAGRAM)
+_TX_VIEW = memoryview(_TX_BUF)
+_TX_FRAME = [_TX_VIEW[HEADROOM:]]
+_RX_VIEW = memoryview(bytearray(MAX_DATAGRAM))
 # Seconds between re-reads of each TAP's MTU (a user may change it at any time).
 MTU_REFRESH = 1.0
 
@@ -64,13 +82,16 @@ class SessionPort:
 
     def _on_tap_readable(self) -> None:
         fd = self.tap.fd
-        read = os.read
+        readv = os.readv
         send = self.tunnel.sock.sendto
         peer = self.tunnel.peer
-        encapsulate = self.session.encapsulate
+        next_header = self.session.next_header
+        buf = _TX_BUF
+        view = _TX_VIEW
+        into = _TX_FRAME
         for _ in range(BATCH):
             try:
-                frame = read(fd, MAX_DATAGRAM)
+                n = readv(fd, into)
             except BlockingIOError:
                 return
             except OSError as exc:
@@ -82,18 +103,21 @@ class SessionPort:
                 else:
                     log.warning("%s: read failed: %s", self.tap.name, exc.strerror)
                 return
-            pkt = encapsulate(frame)
+            hdr = next_header(n)
+            start = HEADROOM - len(hdr)
+            buf[start:HEADROOM] = hdr
             try:
-                send(pkt, peer)
+                send(view[start : HEADROOM + n], peer)
             except OSError:
                 # A full socket buffer or no route: the kernel counts tx_errors.
-                self.session.tx_failed(len(pkt))
+                self.session.tx_failed(HEADROOM + n - start)
 
-    def write(self, frames: list[bytes]) -> None:
+    def write(self, frames: list[Payload]) -> None:
         fd = self.tap.fd
+        write = os.write
         for frame in frames:
             try:
-                os.write(fd, frame)
+                write(fd, frame)
             except OSError:
                 # The TAP is down or its queue is full: the kernel drops on the device.
                 self.session.drops[TAP_WRITE_FAILED] += 1
@@ -159,7 +183,8 @@ class TunnelPort:
         loop.add_reader(sock.fileno(), self._on_sock_readable)
 
     def _on_sock_readable(self) -> None:
-        recv = self.sock.recvfrom
+        recv = self.sock.recvfrom_into
+        buf = _RX_VIEW
         receive = self.tunnel.receive
         ports = self.ports
         strip_ip = self._strip_ip
@@ -168,7 +193,7 @@ class TunnelPort:
         touched: set[SessionPort] = set()
         for _ in range(BATCH):
             try:
-                data, source = recv(MAX_DATAGRAM)
+                n, source = recv(buf)
             except BlockingIOError:
                 break
             except OSError as exc:
@@ -180,8 +205,10 @@ class TunnelPort:
                 if source[0] not in self.other_peers:
                     self.tunnel.count_drop(DROP_WRONG_SOURCE)
                 continue
+            # A view, not a copy: the frames in it are written out before the next read.
+            data = buf[:n]
             if strip_ip:
-                if len(data) < 20:
+                if n < 20:
                     continue
                 data = data[ipv4_payload_offset(data) :]
             session, frames = receive(data, now)
@@ -209,9 +236,32 @@ class TunnelPort:
         return out
 
 
+@dataclass(frozen=True, slots=True)
+class Options:
+    """Data-path tuning: ``l2tpv3d --rcvbuf/--sndbuf/--batch``."""
+
+    rcvbuf: int = DEFAULT_SOCKET_BUFFER
+    sndbuf: int = DEFAULT_SOCKET_BUFFER
+    batch: int = BATCH
+    offload: bool = True  # TAP TSO/checksum offloads, UDP GSO/GRO (Cython path only)
+
+
+def _implementation(options: Options) -> tuple[Any, Any, Any, Any]:
+    """Session, Tunnel and their ports: the Cython engine when datapath chose it."""
+    if datapath.IMPLEMENTATION == "cython":
+        from .fastport import CythonSessionPort, CythonTunnelPort
+
+        tport = functools.partial(CythonTunnelPort, batch=options.batch, offload=options.offload)
+        return datapath.Session, datapath.Tunnel, CythonSessionPort, tport
+    return Session, Tunnel, SessionPort, TunnelPort
+
+
 class Daemon:
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, options: Options | None = None) -> None:
         self.loop = loop
+        self.options = options or Options()
+        self._session, self._tunnel_cls, self._sport, self._tport = _implementation(self.options)
+        self._vnet_hdr = datapath.IMPLEMENTATION == "cython" and self.options.offload
         self.tunnels: dict[int, TunnelPort] = {}
         # IP-encap session IDs are unique per host (kernel l2tp_v3_session_get with no
         # tunnel); this maps each to its tunnel.
@@ -226,9 +276,14 @@ class Daemon:
         if cfg.tunnel_id in self.tunnels:
             raise StateError(f"tunnel {cfg.tunnel_id} already exists")
         ip = cfg.encap is Encap.IP
-        sock = open_socket(cfg)
-        tunnel = Tunnel(cfg, self.ip_sessions.keys() if ip else ())
-        port = TunnelPort(self.loop, tunnel, sock, self.ip_peers.keys() if ip else ())
+        opts = self.options
+        sock = open_socket(cfg, opts.rcvbuf, opts.sndbuf)
+        tunnel = self._tunnel_cls(cfg, self.ip_sessions.keys() if ip else ())
+        try:
+            port = self._tport(self.loop, tunnel, sock, self.ip_peers.keys() if ip else ())
+        except BaseException:
+            sock.close()
+            raise
         self.tunnels[cfg.tunnel_id] = port
         if ip:
             self.ip_peers[port.peer[0]] = self.ip_peers.get(port.peer[0], 0) + 1
@@ -265,11 +320,11 @@ class Daemon:
                 f"session {cfg.session_id} already exists in tunnel {other} "
                 "(IP-encap session IDs are unique per host)"
             )
-        session = Session(tcfg, cfg)
+        session = self._session(tcfg, cfg)
         mtu = session_mtu(tcfg, cfg, path_mtu(tcfg))
-        tap = Tap(cfg.name, mtu)
+        tap = Tap(cfg.name, mtu, vnet_hdr=self._vnet_hdr)
         tport.tunnel.add(session)
-        tport.ports[cfg.session_id] = SessionPort(
+        tport.ports[cfg.session_id] = self._sport(
             self.loop, tport, session, tap, lambda: self._interface_gone(tport, cfg.session_id)
         )
         if tcfg.encap is Encap.IP:
@@ -389,9 +444,12 @@ def _opt_int(msg: dict[str, Any], key: str) -> int | None:
     return None if msg.get(key) is None else _int(msg, key)
 
 
-async def run(socket_path: str, config_path: str | None) -> int:
+async def run(socket_path: str, config_path: str | None, options: Options | None = None) -> int:
+    global BATCH
+    options = options or Options()
+    BATCH = options.batch
     loop = asyncio.get_running_loop()
-    daemon = Daemon(loop)
+    daemon = Daemon(loop, options)
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
@@ -405,7 +463,13 @@ async def run(socket_path: str, config_path: str | None) -> int:
                 daemon.add_session(scfg)
         server = await serve(socket_path, daemon.handle)
         daemon.refresh_mtus()
-        log.info("listening on %s (version %s, pid %d)", socket_path, __version__, os.getpid())
+        log.info(
+            "listening on %s (version %s, pid %d, %s data path)",
+            socket_path,
+            __version__,
+            os.getpid(),
+            datapath.IMPLEMENTATION,
+        )
         await stop.wait()
         log.info("stopping")
         return 0
@@ -431,6 +495,33 @@ def main(argv: list[str] | None = None) -> int:
         help=f"control socket (default ${CONTROL_SOCKET_ENV} or {DEFAULT_CONTROL_SOCKET})",
     )
     parser.add_argument("--config", help="TOML file of tunnels and sessions to bring up")
+    parser.add_argument(
+        "--rcvbuf",
+        type=_size,
+        default=DEFAULT_SOCKET_BUFFER,
+        metavar="BYTES",
+        help="tunnel socket receive buffer (default 4 MiB; suffixes K, M)",
+    )
+    parser.add_argument(
+        "--sndbuf",
+        type=_size,
+        default=DEFAULT_SOCKET_BUFFER,
+        metavar="BYTES",
+        help="tunnel socket send buffer (default 4 MiB; suffixes K, M)",
+    )
+    parser.add_argument(
+        "--batch",
+        type=_batch,
+        default=BATCH,
+        metavar="N",
+        help=f"datagrams or frames per system call and wakeup, 1..1024 (default {BATCH})",
+    )
+    parser.add_argument(
+        "--no-offload",
+        dest="offload",
+        action="store_false",
+        help="Cython path: no TAP TSO/checksum offloads, no UDP GSO/GRO",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     parser.add_argument("--version", action="version", version=f"l2tpv3d {__version__}")
     args = parser.parse_args(argv)
@@ -446,9 +537,27 @@ def main(argv: list[str] | None = None) -> int:
     else:
         runner = uvloop.run
     try:
-        return int(runner(run(args.socket, args.config)))
+        options = Options(
+            rcvbuf=args.rcvbuf, sndbuf=args.sndbuf, batch=args.batch, offload=args.offload
+        )
+        return int(runner(run(args.socket, args.config, options)))
     except KeyboardInterrupt:
         return 0
+
+
+def _size(text: str) -> int:
+    units = {"K": 1024, "M": 1024 * 1024}
+    mult = units.get(text[-1:].upper(), 1)
+    digits = text[:-1] if mult > 1 else text
+    if not digits.isdigit() or not 4096 <= int(digits) * mult <= 1 << 30:
+        raise argparse.ArgumentTypeError(f'invalid size "{text}": 4K..1G bytes')
+    return int(digits) * mult
+
+
+def _batch(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 1024:
+        raise argparse.ArgumentTypeError(f'invalid batch "{text}": 1..1024')
+    return int(text)
 
 
 if __name__ == "__main__":

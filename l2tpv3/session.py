@@ -20,6 +20,9 @@ FRAME_TOO_SHORT = "frame_too_short"
 FRAME_TOO_LONG = "frame_too_long"
 TAP_WRITE_FAILED = "tap_write_failed"
 
+# Received datagrams and the frames in them: bytes, or views of a receive buffer.
+Payload = bytes | memoryview
+
 _S_BIT = L2SPEC_S_BIT
 _SEQ_MASK = SEQ_MASK
 
@@ -34,6 +37,7 @@ class Session:
         "_l2spec_off",
         "_prefix",
         "_rx_header_len",
+        "_tx_unsequenced",
         "config",
         "counters",
         "drops",
@@ -67,6 +71,8 @@ class Session:
         )
         lay = self.layout
         self._prefix = lay.tx_prefix
+        # The whole header of every packet sent without a sequence number, built once.
+        self._tx_unsequenced = lay.tx_prefix + (b"" if lay.rx_l2spec_offset < 0 else b"\0\0\0\0")
         self._cookie = lay.rx_cookie
         self._cookie_off = lay.rx_cookie_offset
         self._cookie_end = lay.rx_cookie_offset + len(lay.rx_cookie)
@@ -83,19 +89,25 @@ class Session:
         If the send then fails the adapter calls :meth:`tx_failed`, so the counters end
         up as the kernel's l2tp_xmit_skb leaves them.
         """
+        return self.next_header(len(frame)) + frame
+
+    def next_header(self, frame_len: int) -> bytes:
+        """The L2TP header for the next frame of ``frame_len`` bytes; counts it as sent.
+
+        The adapter writes it in front of the frame in its own buffer, so a frame is
+        never copied to be encapsulated.
+        """
         c = self.counters
-        if self._l2spec_off < 0:
-            pkt = self._prefix + frame
-        elif self.send_seq:
+        if self.send_seq and self._l2spec_off >= 0:
             ns = self.ns
             self.ns = (ns + 1) & _SEQ_MASK
-            pkt = self._prefix + (_S_BIT | ns).to_bytes(4, "big") + frame
+            hdr = self._prefix + (_S_BIT | ns).to_bytes(4, "big")
         else:
-            pkt = self._prefix + b"\0\0\0\0" + frame
+            hdr = self._tx_unsequenced
         c.tx_packets += 1
         # Kernel: tx_bytes counts the L2TP header plus the frame.
-        c.tx_bytes += len(pkt)
-        return pkt
+        c.tx_bytes += len(hdr) + frame_len
+        return hdr
 
     def tx_failed(self, length: int) -> None:
         c = self.counters
@@ -103,11 +115,15 @@ class Session:
         c.tx_bytes -= length
         c.tx_errors += 1
 
-    def receive(self, payload: bytes, now: float) -> list[bytes]:
+    def receive(self, payload: Payload, now: float) -> list[Payload]:
         """Check a data message already matched to this session by its session ID.
 
         Returns the Ethernet frames now deliverable, in order (sequencing may hold a
         packet back or release several). Drops are counted, never raised.
+
+        ``payload`` may be a memoryview of the adapter's receive buffer: a frame
+        delivered at once is then a view into it (written to the TAP before the buffer
+        is reused), and one the reorder queue keeps is copied first.
         """
         c = self.counters
         if len(payload) < self._rx_header_len:
@@ -144,19 +160,19 @@ class Session:
             c.rx_packets += 1
             c.rx_bytes += len(payload)
             return [frame] if self._frame_ok(frame) else []
-        return self._deliver(self.sequencer.push(frame, ns, now))
+        return self._deliver(self.sequencer.push(bytes(frame), ns, now))
 
-    def poll(self, now: float) -> list[bytes]:
+    def poll(self, now: float) -> list[Payload]:
         """Release or expire what the reorder queue holds, as time has passed."""
         return self._deliver(self.sequencer.poll(now))
 
     def next_deadline(self) -> float | None:
         return self.sequencer.next_deadline()
 
-    def _deliver(self, frames: list[bytes]) -> list[bytes]:
+    def _deliver(self, frames: list[bytes]) -> list[Payload]:
         c = self.counters
         hdr = self._rx_header_len
-        out = []
+        out: list[Payload] = []
         for frame in frames:
             c.rx_packets += 1
             c.rx_bytes += len(frame) + hdr
@@ -167,7 +183,7 @@ class Session:
     def set_mtu(self, mtu: int) -> None:
         self.max_frame = mtu + RX_FRAME_SLACK
 
-    def _frame_ok(self, frame: bytes) -> bool:
+    def _frame_ok(self, frame: Payload) -> bool:
         # Kernel l2tp_eth_dev_recv: the session has already counted the packet as
         # received; a frame without a whole Ethernet header, or longer than the
         # device's MTU + 14 + a VLAN tag (is_skb_forwardable), is dropped on the device.

@@ -23,9 +23,9 @@ from .constants import (
     UDP_VERSION_MASK,
 )
 from .counters import Counters
-from .session import Session
+from .session import Payload, Session
 
-_NO_FRAMES: list[bytes] = []
+_NO_FRAMES: list[Payload] = []
 _SHARED = ("tx_packets", "tx_bytes", "tx_errors", "rx_packets", "rx_bytes")
 
 
@@ -54,7 +54,7 @@ class Tunnel:
             setattr(self._retired, name, getattr(self._retired, name) + value)
         return session
 
-    def receive(self, payload: bytes, now: float) -> tuple[Session | None, list[bytes]]:
+    def receive(self, payload: Payload, now: float) -> tuple[Session | None, list[Payload]]:
         if self._udp:
             # RFC 3931 §4.1.2.1: flags/version word, reserved, then the session ID.
             if len(payload) < 8:
@@ -82,7 +82,7 @@ class Tunnel:
             return self._drop(DROP_UNKNOWN_SESSION)
         return session, session.receive(payload, now)
 
-    def _drop(self, reason: str) -> tuple[None, list[bytes]]:
+    def _drop(self, reason: str) -> tuple[None, list[Payload]]:
         self.count_drop(reason)
         return None, _NO_FRAMES
 

@@ -25,7 +25,11 @@ IPV6_MTU = 24
 DEFAULT_SOCKET_BUFFER = 4 * 1024 * 1024
 
 
-def open_socket(cfg: TunnelConfig, buffer_size: int = DEFAULT_SOCKET_BUFFER) -> socket.socket:
+def open_socket(
+    cfg: TunnelConfig,
+    rcvbuf: int = DEFAULT_SOCKET_BUFFER,
+    sndbuf: int = DEFAULT_SOCKET_BUFFER,
+) -> socket.socket:
     """Bind to local (and udp_sport). The socket is deliberately not connected.
 
     The kernel's own tunnel socket is connected, but a connected socket reports ICMP
@@ -61,7 +65,7 @@ def open_socket(cfg: TunnelConfig, buffer_size: int = DEFAULT_SOCKET_BUFFER) -> 
             sock.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DONT)
             if udp and not cfg.udp_csum:
                 sock.setsockopt(socket.SOL_SOCKET, SO_NO_CHECK, 1)
-        _set_buffers(sock, buffer_size)
+        _set_buffers(sock, rcvbuf, sndbuf)
         port = cfg.udp_sport if udp else 0
         try:
             sock.bind((str(cfg.local), port))
@@ -85,10 +89,13 @@ def _bind_error(cfg: TunnelConfig, exc: OSError) -> StateError:
     return StateError(f"cannot bind to local {cfg.local}: {exc.strerror}")
 
 
-def _set_buffers(sock: socket.socket, size: int) -> None:
+def _set_buffers(sock: socket.socket, rcvbuf: int, sndbuf: int) -> None:
     # Small default buffers caused most retransmits in every userspace relay we
     # measured; the *FORCE variants pass net.core.rmem_max when we are root.
-    for force, plain in ((SO_RCVBUFFORCE, socket.SO_RCVBUF), (SO_SNDBUFFORCE, socket.SO_SNDBUF)):
+    for force, plain, size in (
+        (SO_RCVBUFFORCE, socket.SO_RCVBUF, rcvbuf),
+        (SO_SNDBUFFORCE, socket.SO_SNDBUF, sndbuf),
+    ):
         try:
             sock.setsockopt(socket.SOL_SOCKET, force, size)
         except OSError:
@@ -125,6 +132,6 @@ def path_mtu(cfg: TunnelConfig) -> int | None:
         return None
 
 
-def ipv4_payload_offset(packet: bytes) -> int:
+def ipv4_payload_offset(packet: bytes | memoryview) -> int:
     """IPv4 raw sockets deliver the IP header: skip it by its IHL, not a fixed 20."""
     return (packet[0] & 0x0F) * 4

@@ -153,7 +153,10 @@ def daemon_cmd() -> list[str]:
 class Daemon:
     """l2tpv3d running in a namespace, driven only through the l2tpv3 client."""
 
-    def __init__(self, ns: Netns, workdir: Path, config: str | None = None) -> None:
+    def __init__(
+        self, ns: Netns, workdir: Path, config: str | None = None, impl: str | None = None
+    ) -> None:
+        """``impl`` "cython" or "python" picks the data path (see conftest.impl)."""
         self.ns = ns
         self.socket = str(workdir / f"{ns.name}.sock")
         self.log = workdir / f"{ns.name}.log"
@@ -163,9 +166,15 @@ class Daemon:
             cfg.write_text(config)
             args += ["--config", str(cfg)]
         self._logfh = open(self.log, "w")  # noqa: SIM115 - closed in stop()
+        env = dict(os.environ)
+        if impl == "python":
+            env["L2TPV3_NO_EXTENSIONS"] = "1"
+        elif impl == "cython":
+            env.pop("L2TPV3_NO_EXTENSIONS", None)
         self.proc = subprocess.Popen(
-            ["ip", "netns", "exec", ns.name, *args], stdout=self._logfh, stderr=self._logfh
-        )
+            ["ip", "netns", "exec", ns.name, *args], stdout=self._logfh, stderr=self._logfh,
+            env=env,
+        )  # fmt: skip
         deadline = time.monotonic() + 20
         while not os.path.exists(self.socket):
             if self.proc.poll() is not None:
@@ -173,6 +182,11 @@ class Daemon:
             if time.monotonic() > deadline:
                 raise AssertionError(f"l2tpv3d did not start: {self.log.read_text()}")
             time.sleep(0.05)
+        if impl is not None:
+            # The daemon names its data path when it starts listening.
+            assert wait_until(lambda: f"{impl} data path" in self.log.read_text()), (
+                f"l2tpv3d is not running the {impl} data path: {self.log.read_text()}"
+            )
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run([*client_cmd(), "-S", self.socket, *args], capture_output=True,
@@ -218,7 +232,9 @@ def workdir() -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def two_hosts(tag: str, addrs_a: list[str], addrs_b: list[str]) -> Iterator[tuple[Daemon, Daemon]]:
+def two_hosts(
+    tag: str, addrs_a: list[str], addrs_b: list[str], impl: str | None = None
+) -> Iterator[tuple[Daemon, Daemon]]:
     """Two namespaces joined by veth0 with the given addresses, an l2tpv3d in each.
 
     Everything is removed afterwards, and neither daemon may have logged a traceback.
@@ -233,7 +249,7 @@ def two_hosts(tag: str, addrs_a: list[str], addrs_b: list[str]) -> Iterator[tupl
                 for addr in addrs:
                     extra = ["nodad"] if ":" in addr else []
                     ns.ip("addr", "add", addr, "dev", "veth0", *extra)
-            daemons = [Daemon(na, wd), Daemon(nb, wd)]
+            daemons = [Daemon(na, wd, impl=impl), Daemon(nb, wd, impl=impl)]
             yield daemons[0], daemons[1]
         finally:
             logs = [d.stop() for d in daemons]

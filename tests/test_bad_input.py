@@ -41,8 +41,8 @@ for item in sys.argv[2:]:
 
 
 @pytest.fixture(scope="module")
-def wire() -> Iterator[tuple[Daemon, Daemon]]:
-    with two_hosts("bad", [f"{A}/24"], [f"{B}/24", f"{B_ALIAS}/24"]) as (da, db):
+def wire(impl: str) -> Iterator[tuple[Daemon, Daemon]]:
+    with two_hosts("bad", [f"{A}/24"], [f"{B}/24", f"{B_ALIAS}/24"], impl) as (da, db):
         da.cli("add", "tunnel", "tunnel_id", "1", "peer_tunnel_id", "2", "local", A,
                "remote", B, "udp_sport", "5000", "udp_dport", "6000")  # fmt: skip
         db.cli("add", "tunnel", "tunnel_id", "2", "peer_tunnel_id", "1", "local", B,

@@ -19,6 +19,9 @@ from l2tpv3.session import Session
 
 from .kernel_vectors import KERNEL_PACKETS
 
+# The kernel vectors go through both implementations' Session.
+pytestmark = pytest.mark.usefixtures("sansio_impl")
+
 VM_V4, PROBE_V4 = "10.99.0.2", "10.99.0.1"
 VM_V6, PROBE_V6 = "fd00:99::2", "fd00:99::1"
 

@@ -70,9 +70,11 @@ def _links(ns: Netns) -> set[str]:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_config_file_and_clean_stop(host: tuple[Netns, Path], sig: signal.Signals) -> None:
+def test_config_file_and_clean_stop(
+    host: tuple[Netns, Path], sig: signal.Signals, impl: str
+) -> None:
     ns, wd = host
-    d = Daemon(ns, wd, config=SITE.format(local="10.5.0.1", remote="10.5.0.2"))
+    d = Daemon(ns, wd, config=SITE.format(local="10.5.0.1", remote="10.5.0.2"), impl=impl)
     try:
         assert stat.S_IMODE(os.stat(d.socket).st_mode) == 0o600
         assert {"l2tpeth0", "pw-dc2", "l2tpeth1"} <= _links(ns)
@@ -130,3 +132,29 @@ def test_bad_config_is_one_line_and_leaves_nothing(
     assert needle in errors[0]
     assert not any(name.startswith("l2tpeth") for name in _links(ns))
     assert not os.path.exists(sock)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--batch", "0"], 'invalid batch "0": 1..1024'),
+        (["--batch", "many"], 'invalid batch "many": 1..1024'),
+        (["--rcvbuf", "1k"], 'invalid size "1k": 4K..1G bytes'),
+        (["--sndbuf", "2G"], 'invalid size "2G": 4K..1G bytes'),
+    ],
+)
+def test_bad_tuning_options_are_one_line(args: list[str], message: str) -> None:
+    proc = subprocess.run([*daemon_cmd(), "-S", "/nonexistent/x.sock", *args],
+                          capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert proc.returncode == 2
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_tuning_options_parse() -> None:
+    from l2tpv3.daemon import _batch, _size
+
+    assert _size("4M") == 4 << 20
+    assert _size("512k") == 512 << 10
+    assert _size("65536") == 65536
+    assert _batch("1024") == 1024

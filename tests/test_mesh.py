@@ -46,7 +46,7 @@ PCS = {"gw-a": ("pc1", "10.200.101.1"), "gw-b": ("pc2", "10.200.101.2"),
 
 
 @pytest.fixture
-def mesh() -> Iterator[tuple[dict[str, Netns], dict[str, Daemon]]]:
+def mesh(impl: str) -> Iterator[tuple[dict[str, Netns], dict[str, Daemon]]]:
     require_root()
     spaces: dict[str, Netns] = {}
     daemons: dict[str, Daemon] = {}
@@ -65,7 +65,7 @@ def mesh() -> Iterator[tuple[dict[str, Netns], dict[str, Daemon]]]:
                 veth(spaces[gw], "eth1", spaces[pc], "eth0")
                 spaces[pc].ip("addr", "add", f"{pc_addr}/24", "dev", "eth0")
             for gw in ("gw-a", "gw-b", "gw-c"):
-                daemons[gw] = Daemon(spaces[gw], wd)
+                daemons[gw] = Daemon(spaces[gw], wd, impl=impl)
             yield spaces, daemons
         finally:
             logs = {gw: d.stop() for gw, d in daemons.items()}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -9,6 +10,9 @@ from l2tpv3.config import Encap, L2SpecType, SeqMode, SessionConfig, TunnelConfi
 from l2tpv3.session import FRAME_TOO_LONG, FRAME_TOO_SHORT, Session
 
 FRAME = bytes(range(14)) + b"payload"
+
+# Every test here runs against the pure-Python classes and the Cython ones.
+pytestmark = pytest.mark.usefixtures("sansio_impl")
 
 
 def _pair(

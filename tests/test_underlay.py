@@ -127,3 +127,13 @@ def test_port_in_use_and_missing_address_are_clear() -> None:
                        encap=Encap.UDP, udp_sport=42020, udp_dport=42021)  # fmt: skip
     with pytest.raises(StateError, match=re.escape("local address 192.0.2.77 is not configured")):
         open_socket(cfg)
+
+
+def test_buffer_sizes_are_options() -> None:
+    _need_root()  # without root the *FORCE options fail and rmem_max caps the size
+    cfg = TunnelConfig(tunnel_id=1, peer_tunnel_id=2, local="127.0.0.1", remote="127.0.0.1",
+                       udp_sport=40000 + os.getpid() % 20000, udp_dport=9)  # fmt: skip
+    with open_socket(cfg, rcvbuf=1 << 20, sndbuf=3 << 19) as sock:
+        # The kernel doubles what it is given, for its bookkeeping (socket(7)).
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) == 2 << 20
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) == 3 << 20

@@ -1,0 +1,158 @@
+/* The Cython fast path's C core: the same session, sequencer and tunnel logic as
+ * session.py, sequence.py and tunnel.py (which stay the reference), plus the per-tunnel
+ * engine that runs the packet loops in two pthreads without the GIL.
+ *
+ * Nothing here calls Python. Counter and drop indexes follow constants.COUNTER_NAMES,
+ * constants.DROP_REASONS and session.py's frame drop names; _fastpath.pyx maps them
+ * to names, so the names are defined once, in Python.
+ */
+#ifndef L2TPV3_FP_CORE_H
+#define L2TPV3_FP_CORE_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+enum {
+    FP_TX_PACKETS, FP_TX_BYTES, FP_TX_ERRORS, FP_RX_PACKETS, FP_RX_BYTES,
+    FP_RX_SEQ_DISCARDS, FP_RX_OOS_PACKETS, FP_RX_ERRORS, FP_RX_COOKIE_DISCARDS,
+    FP_RX_INVALID, FP_NCOUNTERS
+};
+/* session.py: FRAME_TOO_SHORT, FRAME_TOO_LONG, TAP_WRITE_FAILED */
+enum { FP_FRAME_TOO_SHORT, FP_FRAME_TOO_LONG, FP_TAP_WRITE_FAILED, FP_NSDROPS };
+/* constants.DROP_REASONS */
+enum { FP_TOO_SHORT, FP_BAD_VERSION, FP_CONTROL, FP_UNKNOWN_SESSION, FP_WRONG_SOURCE,
+       FP_NTDROPS };
+
+enum { FP_POLICY_KERNEL = 0, FP_POLICY_RFC3931 = 1 };
+
+/* Protocol constants: copies of constants.py, which _fastpath.pyx checks at import. */
+#define FP_UDP_FLAG_T 0x8000u
+#define FP_UDP_VERSION_MASK 0x000Fu
+#define FP_L2TP_VERSION_3 3u
+#define FP_L2SPEC_S_BIT 0x40000000u
+#define FP_SEQ_MASK 0xFFFFFFu
+#define FP_ETH_HLEN 14
+#define FP_RX_FRAME_SLACK 18
+
+struct fp_session;
+/* Called for every frame that passed all checks, in order. */
+typedef void (*fp_deliver_fn)(void *ctx, struct fp_session *s, const uint8_t *frame, size_t len);
+
+struct fp_out {
+    fp_deliver_fn fn;
+    void *ctx;
+};
+
+struct fp_entry {
+    struct fp_entry *next, *prev;
+    int32_t ns; /* -1: unsequenced */
+    double expires;
+    size_t len;
+    uint8_t data[];
+};
+
+struct fp_session {
+    uint32_t session_id;
+    uint8_t prefix[16]; /* UDP flags word, peer session ID, our cookie */
+    int prefix_len;
+    int l2spec;         /* default sublayer on both directions */
+    int tx_hlen;
+    uint8_t cookie[8];  /* the peer's cookie, expected on receive */
+    int cookie_len, cookie_off, l2spec_off, rx_hlen;
+    volatile int send_seq, recv_seq, lns_mode;
+    uint32_t ns;
+    volatile int max_frame;
+    /* sequencer (sequence.py RxSequencer) */
+    int rfc, reorder, skip, nr_oos_count;
+    double timeout, hold;
+    uint32_t nr, nr_oos;
+    struct fp_entry *qhead, *qtail;
+    size_t qlen;
+    long *queued_total; /* the tunnel's count of held packets, or NULL */
+    volatile uint64_t c[FP_NCOUNTERS];
+    volatile uint64_t drops[FP_NSDROPS];
+    /* engine */
+    int tap_fd;
+    int vnet; /* the TAP was opened with IFF_VNET_HDR and offloads */
+    struct fp_session *hnext;
+};
+
+void fp_session_init(struct fp_session *s, uint32_t session_id, const uint8_t *prefix,
+                     int prefix_len, int l2spec, const uint8_t *cookie, int cookie_len,
+                     int udp, int send_seq, int recv_seq, int policy, double reorder_timeout);
+void fp_session_clear(struct fp_session *s);
+/* Write the tx header into hdr[0..tx_hlen) for a frame of flen bytes; counts it sent. */
+void fp_session_header(struct fp_session *s, uint8_t *hdr, size_t flen);
+void fp_session_tx_failed(struct fp_session *s, size_t pktlen);
+/* 0, or -1 if a packet could not be held (out of memory: counted as rx_errors). */
+void fp_session_receive(struct fp_session *s, const uint8_t *p, size_t len, double now,
+                        struct fp_out *out);
+void fp_session_poll(struct fp_session *s, double now, struct fp_out *out);
+/* 1 and *deadline if something is held. */
+int fp_session_next_deadline(const struct fp_session *s, double *deadline);
+
+/* Tunnel */
+#define FP_UNKNOWN_IP 2 /* IP encap, session not ours: the caller decides (foreign?) */
+
+struct fp_tunnel {
+    int udp;
+    struct fp_session **buckets;
+    size_t nbuckets, nsessions;
+    long queued; /* packets held by all sessions' sequencers */
+    volatile uint64_t c[FP_NCOUNTERS];
+    uint64_t retired[FP_NCOUNTERS];
+    volatile uint64_t drops[FP_NTDROPS];
+    pthread_mutex_t rx_lock, tx_lock;
+    struct fp_engine *engine;
+};
+
+int fp_tunnel_init(struct fp_tunnel *t, int udp);
+void fp_tunnel_clear(struct fp_tunnel *t);
+struct fp_session *fp_tunnel_lookup(const struct fp_tunnel *t, uint32_t sid);
+/* Both take both locks. add: -1 on ENOMEM. remove: retires the counters. */
+int fp_tunnel_add(struct fp_tunnel *t, struct fp_session *s);
+void fp_tunnel_remove(struct fp_tunnel *t, struct fp_session *s);
+void fp_tunnel_drop(struct fp_tunnel *t, int reason);
+/* 0 handled (maybe dropped), FP_UNKNOWN_IP with *sid set. *hit gets the session or NULL. */
+int fp_tunnel_receive(struct fp_tunnel *t, const uint8_t *p, size_t len, double now,
+                      struct fp_out *out, uint32_t *sid, struct fp_session **hit);
+
+/* Engine: two threads per tunnel. */
+struct fp_engine_opts {
+    int sock;
+    int family; /* 4 or 6 */
+    int strip_ip;
+    struct sockaddr_storage peer;
+    socklen_t peer_len;
+    int batch;
+    int udp_gso; /* try UDP_SEGMENT (needs UDP checksums on: the kernel refuses GSO without) */
+    int udp_gro; /* try UDP_GRO on receive */
+};
+
+/* What the engine ended up using, and its offload statistics. */
+struct fp_engine_stats {
+    int udp_gso, udp_gro;
+    uint64_t superframes_in, segments_out, gso_sends, gro_datagrams_in, gro_superframes_out;
+};
+void fp_engine_get_stats(const struct fp_tunnel *t, struct fp_engine_stats *st);
+
+int fp_engine_start(struct fp_tunnel *t, const struct fp_engine_opts *o, char *err, size_t errlen);
+void fp_engine_stop(struct fp_tunnel *t);
+int fp_engine_attach(struct fp_tunnel *t, struct fp_session *s, int tap_fd, int vnet);
+void fp_engine_detach(struct fp_tunnel *t, struct fp_session *s);
+int fp_engine_notify_fd(const struct fp_tunnel *t);
+/* Session IDs whose TAP device vanished (EBADFD); returns how many were copied. */
+int fp_engine_take_gone(struct fp_tunnel *t, uint32_t *out, int max);
+
+/* Host-wide IP-encap registry: session IDs and peers of every running IP-encap engine. */
+void fp_registry_add_id(uint32_t sid);
+void fp_registry_del_id(uint32_t sid);
+int fp_registry_has_id(uint32_t sid);
+void fp_registry_add_peer(const struct sockaddr_storage *a);
+void fp_registry_del_peer(const struct sockaddr_storage *a);
+
+double fp_now(void);
+
+#endif

@@ -1,0 +1,57 @@
+"""``impl``: run a data-path test against the daemon's Cython engine and its pure-Python
+loops. Daemons started with ``Daemon(..., impl=impl)`` must log which one they run."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Iterator
+
+import pytest
+
+IMPLS = ("cython", "python")
+
+
+@pytest.fixture(scope="module", params=IMPLS)
+def impl(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    if name == "cython":
+        if os.environ.get("L2TPV3_NO_EXTENSIONS"):
+            pytest.skip("L2TPV3_NO_EXTENSIONS is set: pure Python only")
+        if importlib.util.find_spec("l2tpv3._fastpath") is None:
+            if os.environ.get("CI") == "true":
+                pytest.fail("the Cython extension is not built")
+            pytest.skip("the Cython extension is not built")
+    return name
+
+
+def implementation_classes(name: str) -> tuple[type, type]:
+    """(Session, Tunnel) of one implementation, for sans-I/O tests run against both."""
+    if name == "python":
+        from l2tpv3.session import Session
+        from l2tpv3.tunnel import Tunnel
+
+        return Session, Tunnel
+    try:
+        from l2tpv3 import _fastpath
+    except ImportError:
+        if os.environ.get("CI") == "true" and not os.environ.get("L2TPV3_NO_EXTENSIONS"):
+            pytest.fail("the Cython extension is not built")
+        pytest.skip("the Cython extension is not built")
+    return _fastpath.Session, _fastpath.Tunnel
+
+
+@pytest.fixture(scope="module", params=IMPLS)
+def sansio_impl(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Autouse it in a module: rebinds the module's ``Session``/``Tunnel`` names."""
+    session_cls, tunnel_cls = implementation_classes(request.param)
+    module = request.module
+    saved = {k: getattr(module, k) for k in ("Session", "Tunnel") if hasattr(module, k)}
+    for name, cls in (("Session", session_cls), ("Tunnel", tunnel_cls)):
+        if name in saved:
+            setattr(module, name, cls)
+    try:
+        yield request.param
+    finally:
+        for k, v in saved.items():
+            setattr(module, k, v)
