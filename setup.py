@@ -3,8 +3,11 @@
 Each helper owns one clearly separated entry of EXTENSIONS so branches merge trivially.
 """
 
+import sys
+
 from Cython.Build import cythonize
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 
 C_FLAGS = ["-O2", "-std=gnu99"]
 
@@ -28,4 +31,23 @@ EXTENSIONS = [
     ),
 ]
 
-setup(ext_modules=cythonize(EXTENSIONS, language_level=3))
+
+class OptionalBuildExt(build_ext):
+    """Like yarl and multidict: a machine without a C compiler still gets a working
+    package on the pure-Python reference path. Tests catch a silent fallback under CI
+    (tests/test_fastpath.py::test_extension_loaded_when_expected)."""
+
+    def run(self) -> None:
+        try:
+            super().run()
+        except Exception as exc:
+            print(f"l2tpv3: C extensions not built ({exc}); using pure Python", file=sys.stderr)
+
+    def build_extension(self, ext: Extension) -> None:
+        try:
+            super().build_extension(ext)
+        except Exception as exc:
+            print(f"l2tpv3: {ext.name} not built ({exc}); using pure Python", file=sys.stderr)
+
+
+setup(ext_modules=cythonize(EXTENSIONS, language_level=3), cmdclass={"build_ext": OptionalBuildExt})
