@@ -26,31 +26,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cases import UNDERLAY_A, UNDERLAY_B, cli, impl_env, start_daemon
 from netlab import REPO, Lab, implementation, need_tools, veth
 
+sys.path.insert(0, str(REPO))
+from interop.traffic import HOST_SERVER
+
 INNER_MTU = 1446
 PORT = 5301
-SERVER = r"""
-import hashlib, socket, sys
-srv = socket.socket(socket.AF_INET6 if ':' in sys.argv[1] else socket.AF_INET)
-srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-srv.bind((sys.argv[1], int(sys.argv[2])))
-srv.listen(1)
-srv.settimeout(60)
-print("ready", flush=True)
-conn, _ = srv.accept()
-conn.settimeout(60)
-h = hashlib.sha256()
-n = 0
-buf = bytearray(1 << 20)
-view = memoryview(buf)
-while True:
-    got = conn.recv_into(buf)
-    if not got:
-        break
-    h.update(view[:got])
-    n += got
-conn.close()
-print(n, h.hexdigest(), flush=True)
-"""
+SERVER = HOST_SERVER
 # Pseudo-random data made chunk by chunk (seeded), so 512 MiB never sits in memory.
 CLIENT = r"""
 import hashlib, random, socket, sys, time

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from interop.lab import KernelPeer
 
 PORT = 5001
+# The receiving end of every SHA-256-checked TCP transfer (interop, tests/netns.py,
+# bench/integrity.py): prints "ready", then the byte count and digest of what arrived.
 HOST_SERVER = r"""
 import hashlib, socket, sys
 srv = socket.socket(socket.AF_INET6 if ':' in sys.argv[1] else socket.AF_INET)
@@ -27,12 +29,14 @@ conn, _ = srv.accept()
 conn.settimeout(120)
 h = hashlib.sha256()
 n = 0
+buf = bytearray(1 << 20)
+view = memoryview(buf)
 while True:
-    chunk = conn.recv(1 << 16)
-    if not chunk:
+    got = conn.recv_into(buf)
+    if not got:
         break
-    h.update(chunk)
-    n += len(chunk)
+    h.update(view[:got])
+    n += got
 conn.close()
 print(n, h.hexdigest(), flush=True)
 """

@@ -23,27 +23,10 @@ from typing import Any
 
 import pytest
 
+from interop.traffic import HOST_SERVER
+
 PREFIX = f"l2t{os.getpid() % 100000}"
-TCP_SERVER = r"""
-import hashlib, socket, sys
-srv = socket.socket(socket.AF_INET6 if ':' in sys.argv[1] else socket.AF_INET)
-srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-srv.bind((sys.argv[1], int(sys.argv[2])))
-srv.listen(1)
-srv.settimeout(60)
-print("ready", flush=True)
-conn, _ = srv.accept()
-conn.settimeout(60)
-h = hashlib.sha256()
-n = 0
-while True:
-    chunk = conn.recv(1 << 16)
-    if not chunk:
-        break
-    h.update(chunk)
-    n += len(chunk)
-print(n, h.hexdigest(), flush=True)
-"""
+TCP_SERVER = HOST_SERVER
 TCP_CLIENT = r"""
 import hashlib, random, socket, sys
 size = int(sys.argv[3])
