@@ -979,11 +979,13 @@ static int retry_connected(struct fp_engine *e, int *retried)
     return 1;
 }
 
-static void tx_flush(struct fp_engine *e, int cnt)
+/* Send datagrams [done, cnt) of one batch (messages, their iovecs and sessions). */
+static void send_batch(struct fp_engine *e, struct mmsghdr *msgs, const struct iovec *iov,
+                       struct fp_session *const *sess, int done, int cnt)
 {
-    int done = 0, retried = 0;
+    int retried = 0;
     while (done < cnt) {
-        int r = sendmmsg(e->tx_fd, e->tx_msgs + done, (unsigned)(cnt - done), MSG_DONTWAIT);
+        int r = sendmmsg(e->tx_fd, msgs + done, (unsigned)(cnt - done), MSG_DONTWAIT);
         if (r > 0) {
             done += r;
             retried = 0;
@@ -993,9 +995,14 @@ static void tx_flush(struct fp_engine *e, int cnt)
         if (retry_connected(e, &retried)) continue;
         retried = 0;
         /* The kernel counts a failed transmit in tx_errors (l2tp_xmit_skb). */
-        fp_session_tx_failed(e->tx_sess[done], e->tx_iov[done].iov_len);
+        fp_session_tx_failed(sess[done], iov[done].iov_len);
         done++;
     }
+}
+
+static void tx_flush(struct fp_engine *e, int cnt)
+{
+    send_batch(e, e->tx_msgs, e->tx_iov, e->tx_sess, 0, cnt);
 }
 
 /* Send segments [0, n) of seg_iov with UDP GSO: one sendmsg per run of equal-sized
@@ -1063,20 +1070,8 @@ static int gso_send(struct fp_engine *e, int n)
 /* Send the segments of one super-frame, now: their buffer is reused for the next. */
 static void seg_flush(struct fp_engine *e, int n)
 {
-    int done = e->st.udp_gso ? gso_send(e, n) : 0, retried = 0;
-    while (done < n) {
-        int r = sendmmsg(e->tx_fd, e->seg_msgs + done, (unsigned)(n - done), MSG_DONTWAIT);
-        if (r > 0) {
-            done += r;
-            retried = 0;
-            continue;
-        }
-        if ((errno == EAGAIN || errno == ENOBUFS) && wait_writable(e) == 0) continue;
-        if (retry_connected(e, &retried)) continue;
-        retried = 0;
-        fp_session_tx_failed(e->seg_sess[done], e->seg_iov[done].iov_len);
-        done++;
-    }
+    int done = e->st.udp_gso ? gso_send(e, n) : 0;
+    send_batch(e, e->seg_msgs, e->seg_iov, e->seg_sess, done, n);
 }
 
 /* One frame read with a virtio-net header: complete its checksum, or cut a TCP
