@@ -12,20 +12,20 @@ from setuptools.command.build_ext import build_ext
 C_FLAGS = ["-O2", "-std=gnu99"]
 
 EXTENSIONS = [
-    # offload: test-only wrapper around l2tpv3/offload.c (TSO segmentation, checksum, GRO)
+    # offload: test-only wrapper around l2tpv3/fast/offload.c (TSO segmentation, checksum, GRO)
     Extension(
-        "l2tpv3._offload",
-        sources=["l2tpv3/_offload.pyx", "l2tpv3/offload.c"],
-        include_dirs=["l2tpv3"],
-        depends=["l2tpv3/offload.h"],
+        "l2tpv3.fast._offload",
+        sources=["l2tpv3/fast/_offload.pyx", "l2tpv3/fast/offload.c"],
+        include_dirs=["l2tpv3/fast"],
+        depends=["l2tpv3/fast/offload.h"],
         extra_compile_args=C_FLAGS,
     ),
     # fastpath: the per-packet engine (fp_core.c) with the offloads compiled in
     Extension(
-        "l2tpv3._fastpath",
-        sources=["l2tpv3/_fastpath.pyx", "l2tpv3/fp_core.c", "l2tpv3/offload.c"],
-        include_dirs=["l2tpv3"],
-        depends=["l2tpv3/fp_core.h", "l2tpv3/offload.h"],
+        "l2tpv3.fast._fastpath",
+        sources=["l2tpv3/fast/_fastpath.pyx", "l2tpv3/fast/fp_core.c", "l2tpv3/fast/offload.c"],
+        include_dirs=["l2tpv3/fast"],
+        depends=["l2tpv3/fast/fp_core.h", "l2tpv3/fast/offload.h"],
         extra_compile_args=[*C_FLAGS, "-Wall"],
         libraries=["m"],
     ),

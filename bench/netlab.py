@@ -184,7 +184,7 @@ def package_location() -> str:
 def implementation(no_extensions: bool) -> tuple[bool, str]:
     """Whether the l2tpv3 daemon would run the compiled fast path, and why not.
 
-    Imports ``l2tpv3.datapath`` (the chooser) the way the daemon does, in a child with
+    Imports ``l2tpv3.io.datapath`` (the chooser) the way the daemon does, in a child with
     the same environment, and looks for a compiled module of the package among those
     loaded.
     """
@@ -195,7 +195,7 @@ def implementation(no_extensions: bool) -> tuple[bool, str]:
         "except ImportError:\n"
         "    print('noinstall'); sys.exit()\n"
         "try:\n"
-        "    import l2tpv3.datapath\n"
+        "    import l2tpv3.io.datapath\n"
         "except ImportError as exc:\n"
         "    print('missing', exc); sys.exit()\n"
         "so = [n for n, m in list(sys.modules.items()) if n.startswith('l2tpv3')\n"
@@ -212,9 +212,9 @@ def implementation(no_extensions: bool) -> tuple[bool, str]:
     if kind == "ext":
         return True, f"compiled: {detail}"
     if kind == "pure":
-        return False, "l2tpv3.datapath loaded no compiled extension (not built?)"
+        return False, "l2tpv3.io.datapath loaded no compiled extension (not built?)"
     if kind == "noinstall":
         sys.exit(f"bench: l2tpv3 is not installed for {sys.executable}: pip install .")
     if kind == "missing":
-        return False, f"no l2tpv3.datapath module (fast path not merged): {detail}"
+        return False, f"no l2tpv3.io.datapath module (fast path not merged): {detail}"
     return False, f"probe failed: {out or 'no output'}"

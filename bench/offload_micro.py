@@ -19,7 +19,7 @@ from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 
-from l2tpv3 import _offload as off
+from l2tpv3.fast import _offload as off
 
 TS = [("NOP", None), ("NOP", None), ("Timestamp", (1, 2))]
 

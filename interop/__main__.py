@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = ap.add_subparsers(dest="cmd", required=True)
     sub.add_parser("build", help="fetch the kernel and build the initramfs (cached)")
     cp = sub.add_parser("capture", help="capture kernel packets into a vectors module")
-    cp.add_argument("-o", "--output", default="tests/kernel_captures.py")
+    cp.add_argument("-o", "--output", default="tests/data/kernel_captures.py")
     kp = sub.add_parser("kernel-peer", help="boot the kernel VM and configure ip l2tp in it")
     kp.add_argument("--ping", action="store_true",
                     help=f"ping {INNER_HOST4} from the VM and exit instead of a shell")  # fmt: skip

@@ -1,6 +1,6 @@
 """Capture what the kernel peer sends, and write it out as test vectors.
 
-``python3 -m interop capture -o tests/kernel_captures.py`` boots the kernel VM, runs
+``python3 -m interop capture -o tests/data/kernel_captures.py`` boots the kernel VM, runs
 l2tpv3d in its namespace and, for each configuration in :data:`CAPTURE_CASES`,
 configures both ends (the kernel from ``peer_lines``), starts tcpdump on the TAP,
 pings from the guest (the kernel speaks first, which `seq recv` on our side needs) and
@@ -179,7 +179,7 @@ def capture_all(output: Path, argv: str) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from interop.build import build
     from interop.lab import kernel_peer
-    from tests.netns import Daemon
+    from tests.support.netns import Daemon
 
     art = build()
     with (

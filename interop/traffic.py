@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from interop.lab import KernelPeer
 
 PORT = 5001
-# The receiving end of every SHA-256-checked TCP transfer (interop, tests/netns.py,
+# The receiving end of every SHA-256-checked TCP transfer (interop, tests/support/netns.py,
 # bench/integrity.py): prints "ready", then the byte count and digest of what arrived.
 HOST_SERVER = r"""
 import hashlib, socket, sys

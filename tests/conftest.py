@@ -18,7 +18,7 @@ def impl(request: pytest.FixtureRequest) -> str:
     if name == "cython":
         if os.environ.get("L2TPV3_NO_EXTENSIONS"):
             pytest.skip("L2TPV3_NO_EXTENSIONS is set: pure Python only")
-        if importlib.util.find_spec("l2tpv3._fastpath") is None:
+        if importlib.util.find_spec("l2tpv3.fast._fastpath") is None:
             if os.environ.get("CI") == "true":
                 pytest.fail("the Cython extension is not built")
             pytest.skip("the Cython extension is not built")
@@ -28,12 +28,12 @@ def impl(request: pytest.FixtureRequest) -> str:
 def implementation_classes(name: str) -> tuple[type, type]:
     """(Session, Tunnel) of one implementation, for sans-I/O tests run against both."""
     if name == "python":
-        from l2tpv3.session import Session
-        from l2tpv3.tunnel import Tunnel
+        from l2tpv3.proto.session import Session
+        from l2tpv3.proto.tunnel import Tunnel
 
         return Session, Tunnel
     try:
-        from l2tpv3 import _fastpath
+        from l2tpv3.fast import _fastpath
     except ImportError:
         if os.environ.get("CI") == "true" and not os.environ.get("L2TPV3_NO_EXTENSIONS"):
             pytest.fail("the Cython extension is not built")

@@ -1,0 +1,249 @@
+"""Print what ``l2tpv3d`` answers to ``show_tunnels``/``show_sessions``, as ``ip l2tp show``.
+
+The text is what iproute2's ip/ipl2tp.c (print_tunnel, print_session) prints for the
+same data, byte for byte, quirks included: a session's cookie, peer cookie and reorder
+timeout share one line with no newline between them, and a session with none of
+those and no sequencing ends with an empty line. The JSON uses the keys of ``ip -j
+l2tp show`` and is one compact array, as iproute2's json_writer prints it.
+
+Additions of ours: ``stats`` (the ``-s`` flag) appends the kernel's ten counters and
+the per-reason drop counts (text: only reasons that counted); sessions carry
+``"mtu"`` in JSON only.
+One difference: iproute2 fills ``checksum_rx`` from the tx setting (a bug); we report
+the rx setting.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Mapping, Sequence
+from dataclasses import fields
+from typing import Any
+
+from l2tpv3.config import Encap, IPAddress, SessionConfig, TunnelConfig
+from l2tpv3.constants import COUNTER_NAMES, DROP_REASONS
+from l2tpv3.errors import ControlError, L2TPError
+
+__all__ = ["format_sessions", "format_tunnels", "json_sessions", "json_tunnels"]
+
+State = Mapping[str, Any]
+
+_TUNNEL_FIELDS = frozenset(f.name for f in fields(TunnelConfig))
+_SESSION_FIELDS = frozenset(f.name for f in fields(SessionConfig))
+
+# The order and line breaks of the "statistics:" block.
+_STATS_LINES = (
+    ("rx_packets", "rx_bytes", "rx_errors", "rx_seq_discards"),
+    ("rx_oos_packets", "rx_cookie_discards", "rx_invalid"),
+    ("tx_packets", "tx_bytes", "tx_errors"),
+)
+
+
+def _tunnel_config(state: State) -> TunnelConfig:
+    try:
+        return TunnelConfig.from_dict({k: v for k, v in state.items() if k in _TUNNEL_FIELDS})
+    except (L2TPError, TypeError, ValueError) as exc:
+        raise ControlError(f"l2tpv3d sent a malformed tunnel: {exc}") from None
+
+
+def _session_config(state: State) -> SessionConfig:
+    try:
+        return SessionConfig.from_dict({k: v for k, v in state.items() if k in _SESSION_FIELDS})
+    except (L2TPError, TypeError, ValueError) as exc:
+        raise ControlError(f"l2tpv3d sent a malformed session: {exc}") from None
+
+
+def _ntop(address: IPAddress) -> str:
+    # The C library's inet_ntop, as iproute2 uses it: it writes ::ffff:1.2.3.4 where
+    # Python 3.11's ipaddress writes ::ffff:102:304.
+    family = socket.AF_INET if address.version == 4 else socket.AF_INET6
+    return socket.inet_ntop(family, address.packed)
+
+
+def _counter(state: State, key: str, name: str) -> int:
+    table = state.get(key) or {}
+    try:
+        value = table.get(name, 0)
+    except AttributeError:
+        raise ControlError(f'l2tpv3d sent a malformed "{key}" table') from None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ControlError(f'l2tpv3d sent a malformed counter "{name}": {value!r}')
+    return value
+
+
+def _stats_dict(state: State) -> dict[str, int]:
+    return {name: _counter(state, "stats", name) for name in COUNTER_NAMES}
+
+
+def _drops_dict(state: State, known: tuple[str, ...]) -> dict[str, int]:
+    table = state.get("drops") or {}
+    if not isinstance(table, Mapping):
+        raise ControlError('l2tpv3d sent a malformed "drops" table')
+    # Reasons we know come first, always; any others the daemon counts follow in its
+    # order, so a newer daemon's reasons still show.
+    names = list(known) + [name for name in table if name not in known]
+    return {name: _counter(state, "drops", name) for name in names}
+
+
+def _stats_text(state: State) -> str:
+    stats = _stats_dict(state)
+    out = "  statistics:\n"
+    for line in _STATS_LINES:
+        out += "    " + " ".join(f"{name} {stats[name]}" for name in line) + "\n"
+    return out
+
+
+def _drops_text(state: State, known: tuple[str, ...]) -> str:
+    nonzero = [f"{name} {n}" for name, n in _drops_dict(state, known).items() if n]
+    return "    drops: " + " ".join(nonzero) + "\n" if nonzero else ""
+
+
+def _udp6_checksum(tx: bool, rx: bool) -> str:
+    if tx and rx:
+        return "enabled"
+    if tx:
+        return "tx"
+    if rx:
+        return "rx"
+    return "disabled"
+
+
+def _tunnel_text(state: State, stats: bool) -> str:
+    cfg = _tunnel_config(state)
+    out = f"Tunnel {cfg.tunnel_id}, encap {cfg.encap.value.upper()}\n"
+    out += f"  From {_ntop(cfg.local)} to {_ntop(cfg.remote)}\n"
+    out += f"  Peer tunnel {cfg.peer_tunnel_id}\n"
+    if cfg.encap is Encap.UDP:
+        out += f"  UDP source / dest ports: {cfg.udp_sport}/{cfg.udp_dport}\n"
+        if cfg.family == 4:
+            out += f"  UDP checksum: {'enabled' if cfg.udp_csum else 'disabled'}\n"
+        else:
+            out += f"  UDP checksum: {_udp6_checksum(cfg.udp6_csum_tx, cfg.udp6_csum_rx)}\n"
+    if stats:
+        out += _stats_text(state) + _drops_text(state, DROP_REASONS)
+    return out
+
+
+def _seq_flags(state: State, cfg: SessionConfig) -> tuple[bool, bool]:
+    # The current state wins over the configured mode: in LAC mode the peer can
+    # switch our sending on.
+    send = state.get("send_seq", cfg.seq.send)
+    recv = state.get("recv_seq", cfg.seq.recv)
+    return bool(send), bool(recv)
+
+
+def _peer_tunnel_id(state: State) -> int:
+    value = state.get("peer_tunnel_id")
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ControlError(f"l2tpv3d sent a malformed session: peer_tunnel_id {value!r}")
+    return value
+
+
+def _session_text(state: State, stats: bool) -> str:
+    cfg = _session_config(state)
+    send, recv = _seq_flags(state, cfg)
+    out = f"Session {cfg.session_id} in tunnel {cfg.tunnel_id}\n"
+    out += f"  Peer session {cfg.peer_session_id}, tunnel {_peer_tunnel_id(state)}\n"
+    if state.get("interface"):
+        out += f"  interface name: {state['interface']}\n"
+    out += "  offset 0, peer offset 0\n"
+    if cfg.cookie:
+        out += f"  cookie {cfg.cookie.hex()}"
+    if cfg.peer_cookie:
+        out += f"  peer cookie {cfg.peer_cookie.hex()}"
+    if cfg.reorder_timeout:
+        out += f"  reorder timeout: {cfg.reorder_timeout}"
+    if send or recv:
+        out += "\n  sequence numbering:" + (" send" if send else "") + (" recv" if recv else "")
+    out += "\n"
+    if stats:
+        # Sessions count their own drops (a TAP that would not take a frame, ...).
+        out += _stats_text(state) + _drops_text(state, ())
+    return out
+
+
+def _check_list(states: object) -> list[State]:
+    # The states come straight from the daemon's JSON: refuse anything but a list of
+    # objects with a message, never a traceback.
+    if isinstance(states, list | tuple) and all(isinstance(s, Mapping) for s in states):
+        return list(states)
+    raise ControlError("l2tpv3d sent a malformed answer: expected a list of objects")
+
+
+def format_tunnels(states: Sequence[State], stats: bool) -> str:
+    """``ip l2tp show tunnel`` text for the daemon's tunnel states."""
+    return "".join(_tunnel_text(s, stats) for s in _check_list(states))
+
+
+def format_sessions(states: Sequence[State], stats: bool) -> str:
+    """``ip l2tp show session`` text for the daemon's session states."""
+    return "".join(_session_text(s, stats) for s in _check_list(states))
+
+
+def _tunnel_json(state: State, stats: bool) -> dict[str, Any]:
+    cfg = _tunnel_config(state)
+    out: dict[str, Any] = {
+        "tunnel_id": cfg.tunnel_id,
+        "encap": cfg.encap.value.upper(),
+        "local": _ntop(cfg.local),
+        "peer": _ntop(cfg.remote),
+        "peer_tunnel": cfg.peer_tunnel_id,
+    }
+    if cfg.encap is Encap.UDP:
+        out["local_port"] = cfg.udp_sport
+        out["peer_port"] = cfg.udp_dport
+        if cfg.family == 4:
+            out["checksum"] = cfg.udp_csum
+        else:
+            out["checksum_tx"] = cfg.udp6_csum_tx
+            out["checksum_rx"] = cfg.udp6_csum_rx
+    if stats:
+        out["stats"] = _stats_dict(state)
+        out["drops"] = _drops_dict(state, DROP_REASONS)
+    return out
+
+
+def _session_json(state: State, stats: bool) -> dict[str, Any]:
+    cfg = _session_config(state)
+    send, recv = _seq_flags(state, cfg)
+    out: dict[str, Any] = {
+        "session_id": cfg.session_id,
+        "tunnel_id": cfg.tunnel_id,
+        "peer_session_id": cfg.peer_session_id,
+        "peer_tunnel_id": _peer_tunnel_id(state),
+    }
+    if state.get("interface"):
+        out["interface"] = state["interface"]
+    if cfg.cookie:
+        out["cookie"] = cfg.cookie.hex()
+    if cfg.peer_cookie:
+        out["peer_cookie"] = cfg.peer_cookie.hex()
+    if cfg.reorder_timeout:
+        out["reorder_timeout"] = cfg.reorder_timeout
+    # iproute2's print_null: the key is there, valued null, only when the flag is set.
+    if send:
+        out["send_seq"] = None
+    if recv:
+        out["recv_seq"] = None
+    if "mtu" in state:
+        out["mtu"] = state["mtu"]
+    if stats:
+        out["stats"] = _stats_dict(state)
+        if "drops" in state:
+            out["drops"] = _drops_dict(state, ())
+    return out
+
+
+def _dump(objects: list[dict[str, Any]]) -> str:
+    return json.dumps(objects, separators=(",", ":"), ensure_ascii=False) + "\n"
+
+
+def json_tunnels(states: Sequence[State], stats: bool) -> str:
+    """``ip -j l2tp show tunnel``: a JSON array, one object per tunnel, and a newline."""
+    return _dump([_tunnel_json(s, stats) for s in _check_list(states)])
+
+
+def json_sessions(states: Sequence[State], stats: bool) -> str:
+    """``ip -j l2tp show session``: a JSON array, one object per session, and a newline."""
+    return _dump([_session_json(s, stats) for s in _check_list(states)])

@@ -1,0 +1,241 @@
+"""Tunnel and session configuration: frozen, validated, with iproute2's names and defaults.
+
+Every field carries the name ``ip l2tp`` uses for it, so a config file, a control
+request and a command line all say the same thing. Validation errors name the field
+and the bad value (:class:`~l2tpv3.errors.ConfigError`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import asdict, dataclass, fields
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from l2tpv3.constants import COOKIE_LENGTHS, ID_MAX, ID_MIN, IFNAMSIZ
+from l2tpv3.errors import ConfigError, MissingArgument
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+_E = TypeVar("_E", bound=StrEnum)
+
+
+class Encap(StrEnum):
+    UDP = "udp"
+    IP = "ip"
+
+
+class L2SpecType(StrEnum):
+    NONE = "none"
+    DEFAULT = "default"
+
+
+class SeqMode(StrEnum):
+    NONE = "none"
+    SEND = "send"
+    RECV = "recv"
+    BOTH = "both"
+
+    @property
+    def send(self) -> bool:
+        return self in (SeqMode.SEND, SeqMode.BOTH)
+
+    @property
+    def recv(self) -> bool:
+        return self in (SeqMode.RECV, SeqMode.BOTH)
+
+
+class SeqPolicy(StrEnum):
+    """How received sequence numbers are judged.
+
+    ``kernel`` copies Linux net/l2tp exactly (the default, for interop); ``rfc3931``
+    follows RFC 3931 Appendix C, which accepts any newer packet at once.
+    """
+
+    KERNEL = "kernel"
+    RFC3931 = "rfc3931"
+
+
+def _check_id(field: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(field, value, "must be an integer")
+    if not ID_MIN <= value <= ID_MAX:
+        raise ConfigError(field, value, f"must be {ID_MIN}..{ID_MAX}")
+    return value
+
+
+def _check_port(field: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(field, value, "must be an integer")
+    if not 1 <= value <= 65535:
+        raise ConfigError(field, value, "must be 1..65535")
+    return value
+
+
+def _check_bool(field: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(field, value, "must be on or off")
+    return value
+
+
+def _check_enum(field: str, value: object, enum: type[_E]) -> _E:
+    try:
+        return enum(str(value))
+    except ValueError:
+        choices = " | ".join(e.value for e in enum)
+        raise ConfigError(field, value, f"must be one of {choices}") from None
+
+
+def parse_address(field: str, value: object) -> IPAddress:
+    if isinstance(value, ipaddress.IPv4Address | ipaddress.IPv6Address):
+        return value
+    try:
+        return ipaddress.ip_address(str(value))
+    except ValueError:
+        raise ConfigError(field, value, "not an IPv4 or IPv6 address") from None
+
+
+def parse_cookie(field: str, value: object) -> bytes:
+    """Accept bytes or iproute2's HEXSTR (8 or 16 hex digits)."""
+    if isinstance(value, bytes):
+        raw = value
+    elif value == "":
+        raw = b""
+    elif isinstance(value, str):
+        if len(value) not in (8, 16):
+            raise ConfigError(field, value, "cookie must be either 8 or 16 hex digits")
+        try:
+            raw = bytes.fromhex(value)
+        except ValueError:
+            raise ConfigError(field, value, "cookie must be a hex string") from None
+    else:
+        raise ConfigError(field, value, "cookie must be a hex string")
+    if len(raw) not in COOKIE_LENGTHS:
+        raise ConfigError(
+            field, value.hex() if isinstance(value, bytes) else value, "cookie must be 4 or 8 bytes"
+        )
+    return raw
+
+
+def check_ifname(field: str, value: object) -> str:
+    """The rules of iproute2's check_ifname and the kernel's dev_valid_name."""
+    if not isinstance(value, str) or not value:
+        raise ConfigError(field, value, "not a valid ifname")
+    if len(value) >= IFNAMSIZ:
+        raise ConfigError(field, value, f"not a valid ifname (at most {IFNAMSIZ - 1} characters)")
+    if value in (".", "..") or any(c == "/" or c == ":" or c.isspace() for c in value):
+        raise ConfigError(field, value, "not a valid ifname")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class TunnelConfig:
+    """``ip l2tp add tunnel``: one underlay path between two addresses."""
+
+    tunnel_id: int
+    peer_tunnel_id: int
+    local: IPAddress
+    remote: IPAddress
+    encap: Encap = Encap.UDP
+    udp_sport: int | None = None
+    udp_dport: int | None = None
+    udp_csum: bool = False
+    udp6_csum_tx: bool = True
+    udp6_csum_rx: bool = True
+
+    def __post_init__(self) -> None:
+        _check_id("tunnel_id", self.tunnel_id)
+        _check_id("peer_tunnel_id", self.peer_tunnel_id)
+        object.__setattr__(self, "local", parse_address("local", self.local))
+        object.__setattr__(self, "remote", parse_address("remote", self.remote))
+        object.__setattr__(self, "encap", _check_enum("encap", self.encap, Encap))
+        if self.local.version != self.remote.version:
+            raise ConfigError(
+                "remote", self.remote, f"not the same address family as local {self.local}"
+            )
+        if self.encap is Encap.UDP:
+            if self.udp_sport is None:
+                raise MissingArgument("udp_sport")
+            if self.udp_dport is None:
+                raise MissingArgument("udp_dport")
+            _check_port("udp_sport", self.udp_sport)
+            _check_port("udp_dport", self.udp_dport)
+        for name in ("udp_csum", "udp6_csum_tx", "udp6_csum_rx"):
+            _check_bool(name, getattr(self, name))
+
+    @property
+    def family(self) -> int:
+        return self.local.version
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["local"] = str(self.local)
+        out["remote"] = str(self.remote)
+        out["encap"] = self.encap.value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TunnelConfig:
+        return cls(**_known_fields(cls, data, "tunnel"))
+
+
+@dataclass(frozen=True, slots=True)
+class SessionConfig:
+    """``ip l2tp add session``: one Ethernet pseudowire inside a tunnel.
+
+    ``cookie`` is what we put in packets we send; ``peer_cookie`` is what we require in
+    packets we receive (the kernel's direction; see docs/protocol.md).
+    ``reorder_timeout`` is in milliseconds, as the kernel's netlink attribute.
+    """
+
+    tunnel_id: int
+    session_id: int
+    peer_session_id: int
+    name: str | None = None
+    cookie: bytes = b""
+    peer_cookie: bytes = b""
+    l2spec_type: L2SpecType = L2SpecType.DEFAULT
+    seq: SeqMode = SeqMode.NONE
+    reorder_timeout: int = 0
+    seq_policy: SeqPolicy = SeqPolicy.KERNEL
+
+    def __post_init__(self) -> None:
+        _check_id("tunnel_id", self.tunnel_id)
+        _check_id("session_id", self.session_id)
+        _check_id("peer_session_id", self.peer_session_id)
+        if self.name is not None:
+            check_ifname("name", self.name)
+        object.__setattr__(self, "cookie", parse_cookie("cookie", self.cookie))
+        object.__setattr__(self, "peer_cookie", parse_cookie("peer_cookie", self.peer_cookie))
+        object.__setattr__(
+            self, "l2spec_type", _check_enum("l2spec_type", self.l2spec_type, L2SpecType)
+        )
+        object.__setattr__(self, "seq", _check_enum("seq", self.seq, SeqMode))
+        object.__setattr__(
+            self, "seq_policy", _check_enum("seq_policy", self.seq_policy, SeqPolicy)
+        )
+        rt = self.reorder_timeout
+        if isinstance(rt, bool) or not isinstance(rt, int) or not 0 <= rt <= 3_600_000:
+            raise ConfigError("reorder_timeout", rt, "must be 0..3600000 milliseconds")
+        if self.seq is not SeqMode.NONE and self.l2spec_type is L2SpecType.NONE:
+            # RFC 4719 §3: sequence numbers live in the Default L2-Specific Sublayer.
+            raise ConfigError("seq", self.seq.value, "sequencing needs l2spec_type default")
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["cookie"] = self.cookie.hex()
+        out["peer_cookie"] = self.peer_cookie.hex()
+        for key in ("l2spec_type", "seq", "seq_policy"):
+            out[key] = getattr(self, key).value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SessionConfig:
+        return cls(**_known_fields(cls, data, "session"))
+
+
+def _known_fields(cls: type, data: dict[str, Any], what: str) -> dict[str, Any]:
+    names = {f.name for f in fields(cls)}
+    for key in data:
+        if key not in names:
+            raise ConfigError(what, key, "unknown option")
+    return dict(data)

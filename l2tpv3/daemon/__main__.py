@@ -1,0 +1,5 @@
+import sys
+
+from l2tpv3.daemon.main import main
+
+sys.exit(main())

@@ -1,0 +1,459 @@
+# cython: language_level=3, boundscheck=False, wraparound=False
+"""The Cython fast path: Session and Tunnel with the pure-Python classes' interface
+(session.py, tunnel.py), backed by C structs (fp_core.c), plus a per-tunnel engine
+that runs both packet loops in C threads with the GIL released.
+
+The sans-I/O methods (encapsulate, receive, poll, ...) run the same C code as the
+engine, so tests can compare them with the reference classes packet by packet.
+"""
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from libc.stdint cimport uint8_t, uint32_t, uint64_t
+from libc.string cimport memcpy, memset
+
+import math
+import socket
+
+from l2tpv3.proto.layout import HeaderLayout
+from l2tpv3.config import Encap, SeqPolicy
+from l2tpv3 import constants
+from l2tpv3.constants import COUNTER_NAMES, DROP_REASONS, RX_FRAME_SLACK
+from l2tpv3.proto.counters import Counters
+from l2tpv3.proto.session import FRAME_TOO_LONG, FRAME_TOO_SHORT, TAP_WRITE_FAILED
+
+cdef extern from "<sys/socket.h>":
+    ctypedef unsigned int socklen_t
+    cdef struct sockaddr_storage:
+        unsigned short ss_family
+
+cdef extern from "<netinet/in.h>":
+    cdef struct in_addr:
+        uint32_t s_addr
+    cdef struct in6_addr:
+        pass
+    cdef struct sockaddr_in:
+        unsigned short sin_family
+        unsigned short sin_port
+        in_addr sin_addr
+    cdef struct sockaddr_in6:
+        unsigned short sin6_family
+        unsigned short sin6_port
+        in6_addr sin6_addr
+    unsigned short htons(unsigned short)
+    int AF_INET
+    int AF_INET6
+
+cdef extern from "fp_core.h" nogil:
+    enum:
+        FP_NCOUNTERS
+        FP_NSDROPS
+        FP_NTDROPS
+        FP_UNKNOWN_IP
+        FP_UNKNOWN_SESSION
+        FP_POLICY_KERNEL
+        FP_POLICY_RFC3931
+        FP_UDP_FLAG_T
+        FP_UDP_VERSION_MASK
+        FP_L2TP_VERSION_3
+        FP_L2SPEC_S_BIT
+        FP_SEQ_MASK
+        FP_ETH_HLEN
+        FP_RX_FRAME_SLACK
+
+    ctypedef void (*fp_deliver_fn)(void *ctx, fp_session *s, const uint8_t *frame, size_t len)
+    struct fp_out:
+        fp_deliver_fn fn
+        void *ctx
+    struct fp_session:
+        uint32_t session_id
+        int tx_hlen
+        int cookie_off
+        int l2spec_off
+        int rx_hlen
+        int send_seq
+        int recv_seq
+        int lns_mode
+        uint32_t ns
+        int max_frame
+        uint32_t nr
+        size_t qlen
+        uint64_t c[10]
+        uint64_t drops[3]
+    struct fp_tunnel:
+        uint64_t c[10]
+        uint64_t retired[10]
+        uint64_t drops[5]
+    struct fp_engine_opts:
+        int sock
+        int family
+        int strip_ip
+        sockaddr_storage peer
+        socklen_t peer_len
+        int batch
+        int udp_gso
+        int udp_gro
+    struct fp_engine_stats:
+        int udp_gso
+        int udp_gro
+        uint64_t superframes_in
+        uint64_t segments_out
+        uint64_t gso_sends
+        uint64_t gro_datagrams_in
+        uint64_t gro_superframes_out
+    void fp_engine_get_stats(const fp_tunnel *t, fp_engine_stats *st)
+
+    void fp_session_init(fp_session *s, uint32_t session_id, const uint8_t *prefix,
+                         int prefix_len, int l2spec, const uint8_t *cookie, int cookie_len,
+                         int udp, int send_seq, int recv_seq, int policy, double reorder_timeout)
+    void fp_session_clear(fp_session *s)
+    void fp_session_header(fp_session *s, uint8_t *hdr, size_t flen)
+    void fp_session_tx_failed(fp_session *s, size_t pktlen)
+    void fp_session_receive(fp_session *s, const uint8_t *p, size_t len, double now,
+                            fp_out *out)
+    void fp_session_poll(fp_session *s, double now, fp_out *out)
+    int fp_session_next_deadline(const fp_session *s, double *deadline)
+    int fp_tunnel_init(fp_tunnel *t, int udp)
+    void fp_tunnel_clear(fp_tunnel *t)
+    int fp_tunnel_add(fp_tunnel *t, fp_session *s)
+    void fp_tunnel_remove(fp_tunnel *t, fp_session *s)
+    void fp_tunnel_drop(fp_tunnel *t, int reason)
+    int fp_tunnel_receive(fp_tunnel *t, const uint8_t *p, size_t len, double now,
+                          fp_out *out, uint32_t *sid, fp_session **hit)
+    int fp_engine_start(fp_tunnel *t, const fp_engine_opts *o, char *err, size_t errlen)
+    void fp_engine_stop(fp_tunnel *t)
+    int fp_engine_attach(fp_tunnel *t, fp_session *s, int tap_fd, int vnet)
+    void fp_engine_detach(fp_tunnel *t, fp_session *s)
+    int fp_engine_notify_fd(const fp_tunnel *t)
+    int fp_engine_take_gone(fp_tunnel *t, uint32_t *out, int max)
+
+# The C core cannot import constants.py: check that its copies agree, once, at import.
+assert (FP_UDP_FLAG_T, FP_UDP_VERSION_MASK, FP_L2TP_VERSION_3) == (
+    constants.UDP_FLAG_T, constants.UDP_VERSION_MASK, constants.L2TP_VERSION_3
+)
+assert (FP_L2SPEC_S_BIT, FP_SEQ_MASK) == (constants.L2SPEC_S_BIT, constants.SEQ_MASK)
+assert (FP_ETH_HLEN, FP_RX_FRAME_SLACK) == (constants.ETH_HLEN, constants.RX_FRAME_SLACK)
+assert len(COUNTER_NAMES) == FP_NCOUNTERS
+assert len(DROP_REASONS) == FP_NTDROPS
+_SESSION_DROPS = (FRAME_TOO_SHORT, FRAME_TOO_LONG, TAP_WRITE_FAILED)
+assert len(_SESSION_DROPS) == FP_NSDROPS
+
+
+cdef void _collect(void *ctx, fp_session *s, const uint8_t *frame, size_t n) noexcept nogil:
+    # Only used by the sans-I/O methods, which hold the GIL already (re-taking it is cheap).
+    with gil:
+        (<list>ctx).append(PyBytes_FromStringAndSize(<const char *>frame, n))
+
+
+cdef object _counters(const uint64_t *c):
+    return Counters(*[c[i] for i in range(FP_NCOUNTERS)])
+
+
+cdef class Session:
+    """session.Session on a C struct; see that class for the semantics."""
+
+    cdef fp_session s
+    cdef readonly object config
+    cdef readonly object layout
+
+    def __cinit__(self):
+        memset(&self.s, 0, sizeof(self.s))
+
+    def __init__(self, tunnel, config):
+        lay = HeaderLayout.for_session(tunnel, config)
+        self.config = config
+        self.layout = lay
+        prefix = lay.tx_prefix
+        cookie = lay.rx_cookie
+        policy = FP_POLICY_RFC3931 if config.seq_policy is SeqPolicy.RFC3931 else FP_POLICY_KERNEL
+        timeout = config.reorder_timeout / 1000.0
+        if not 0.0 <= timeout < math.inf:
+            raise ValueError(f"reorder_timeout must be a finite number >= 0, not {timeout!r}")
+        fp_session_init(&self.s, config.session_id, <const uint8_t *>PyBytes_AS_STRING(prefix),
+                        len(prefix), lay.tx_l2spec, <const uint8_t *>PyBytes_AS_STRING(cookie),
+                        len(cookie), tunnel.encap is Encap.UDP, config.seq.send,
+                        config.seq.recv, policy, timeout)
+        # The layout is computed once, in codec.py, for both implementations.
+        self.s.tx_hlen = lay.tx_header_len
+        self.s.cookie_off = lay.rx_cookie_offset
+        self.s.l2spec_off = lay.rx_l2spec_offset
+        self.s.rx_hlen = lay.rx_header_len
+
+    def __dealloc__(self):
+        fp_session_clear(&self.s)
+
+    @property
+    def session_id(self):
+        return self.s.session_id
+
+    @property
+    def counters(self):
+        """A snapshot (the C counters move on their own while the engine runs)."""
+        return _counters(self.s.c)
+
+    @property
+    def drops(self):
+        return {name: self.s.drops[i] for i, name in enumerate(_SESSION_DROPS)}
+
+    @property
+    def send_seq(self):
+        return bool(self.s.send_seq)
+
+    @send_seq.setter
+    def send_seq(self, value):
+        self.s.send_seq = bool(value)
+
+    @property
+    def recv_seq(self):
+        return bool(self.s.recv_seq)
+
+    @recv_seq.setter
+    def recv_seq(self, value):
+        self.s.recv_seq = bool(value)
+
+    @property
+    def lns_mode(self):
+        return bool(self.s.lns_mode)
+
+    @lns_mode.setter
+    def lns_mode(self, value):
+        self.s.lns_mode = bool(value)
+
+    @property
+    def ns(self):
+        return self.s.ns
+
+    @ns.setter
+    def ns(self, value):
+        self.s.ns = value & 0xFFFFFF
+
+    @property
+    def max_frame(self):
+        return self.s.max_frame
+
+    @property
+    def nr(self):
+        return self.s.nr
+
+    @property
+    def held(self):
+        return self.s.qlen
+
+    def set_mtu(self, int mtu):
+        self.s.max_frame = mtu + RX_FRAME_SLACK
+
+    def encapsulate(self, frame):
+        cdef const uint8_t[:] view = frame
+        cdef size_t n = view.shape[0]
+        cdef int h = self.s.tx_hlen
+        out = PyBytes_FromStringAndSize(NULL, h + n)
+        cdef uint8_t *p = <uint8_t *>PyBytes_AS_STRING(out)
+        if n:
+            memcpy(p + h, &view[0], n)
+        fp_session_header(&self.s, p, n)
+        return out
+
+    def tx_failed(self, size_t length):
+        fp_session_tx_failed(&self.s, length)
+
+    def receive(self, payload, double now):
+        cdef const uint8_t[:] view = payload
+        cdef list frames = []
+        cdef fp_out out
+        out.fn = _collect
+        out.ctx = <void *>frames
+        cdef uint8_t empty = 0
+        fp_session_receive(&self.s, &view[0] if view.shape[0] else &empty, view.shape[0], now,
+                           &out)
+        return frames
+
+    def poll(self, double now):
+        cdef list frames = []
+        cdef fp_out out
+        out.fn = _collect
+        out.ctx = <void *>frames
+        fp_session_poll(&self.s, now, &out)
+        return frames
+
+    def next_deadline(self):
+        cdef double d
+        if fp_session_next_deadline(&self.s, &d):
+            return d
+        return None
+
+
+cdef class Tunnel:
+    """tunnel.Tunnel on a C struct, and the engine that runs its packet loops."""
+
+    cdef fp_tunnel t
+    cdef bint _init
+    cdef readonly object config
+    cdef readonly dict sessions
+    cdef public object foreign
+    cdef readonly bint running
+
+    def __cinit__(self):
+        self._init = False
+
+    def __init__(self, config, foreign=()):
+        if fp_tunnel_init(&self.t, config.encap is Encap.UDP) < 0:
+            raise MemoryError()
+        self._init = True
+        self.config = config
+        self.sessions = {}
+        self.foreign = foreign
+
+    def __dealloc__(self):
+        if self._init:
+            with nogil:
+                fp_tunnel_clear(&self.t)
+
+    def add(self, Session session not None):
+        if fp_tunnel_add(&self.t, &session.s) < 0:
+            raise MemoryError()
+        self.sessions[session.session_id] = session
+
+    def remove(self, session_id):
+        cdef Session session = self.sessions.pop(session_id)
+        with nogil:
+            fp_engine_detach(&self.t, &session.s)
+            fp_tunnel_remove(&self.t, &session.s)
+        return session
+
+    def receive(self, payload, double now):
+        cdef const uint8_t[:] view = payload
+        cdef list frames = []
+        cdef fp_out out
+        cdef uint32_t sid = 0
+        cdef fp_session *hit = NULL
+        cdef uint8_t empty = 0
+        out.fn = _collect
+        out.ctx = <void *>frames
+        rc = fp_tunnel_receive(&self.t, &view[0] if view.shape[0] else &empty, view.shape[0],
+                               now, &out, &sid, &hit)
+        if rc == FP_UNKNOWN_IP:
+            if sid not in self.foreign:
+                fp_tunnel_drop(&self.t, FP_UNKNOWN_SESSION)
+            return None, frames
+        if hit is NULL:
+            return None, frames
+        return self.sessions[hit.session_id], frames
+
+    def count_drop(self, str reason):
+        fp_tunnel_drop(&self.t, DROP_REASONS.index(reason))
+
+    @property
+    def counters(self):
+        return _counters(self.t.c)
+
+    @property
+    def drops(self):
+        return {name: self.t.drops[i] for i, name in enumerate(DROP_REASONS)}
+
+    def totals(self):
+        """Tunnel statistics as the kernel keeps them: see tunnel.Tunnel.totals."""
+        cdef uint64_t c[10]
+        cdef Session s
+        cdef int i
+        memset(c, 0, sizeof(c))
+        c[9] = self.t.c[9]
+        for i in range(5):
+            c[i] = self.t.retired[i]
+        for s in self.sessions.values():
+            for i in range(5):
+                c[i] += s.s.c[i]
+        return _counters(c)
+
+    # -- engine --------------------------------------------------------------------
+
+    def start(self, sock, peer, int batch=64, bint offload=True):
+        """Run the packet loops on ``sock`` (an unconnected socket) to ``peer``.
+
+        ``offload``: UDP GSO on send where the tunnel has UDP checksums on (the kernel
+        refuses GSO without them) and UDP GRO on receive, each with a fallback.
+        """
+        cdef fp_engine_opts o
+        cdef char err[200]
+        cdef sockaddr_in *a4
+        cdef sockaddr_in6 *a6
+        if self.running:
+            return
+        if batch < 1 or batch > 1024:
+            raise ValueError(f"batch must be 1..1024, not {batch}")
+        memset(&o, 0, sizeof(o))
+        o.sock = sock.fileno()
+        o.batch = batch
+        host, port = peer
+        v6 = self.config.family == 6
+        o.family = 6 if v6 else 4
+        o.strip_ip = self.config.encap is Encap.IP and not v6
+        udp = self.config.encap is Encap.UDP
+        csum = self.config.udp6_csum_tx if v6 else self.config.udp_csum
+        o.udp_gso = offload and udp and csum
+        o.udp_gro = offload and udp
+        if v6:
+            a6 = <sockaddr_in6 *>&o.peer
+            a6.sin6_family = AF_INET6
+            a6.sin6_port = htons(port)
+            packed = socket.inet_pton(socket.AF_INET6, host)
+            memcpy(&a6.sin6_addr, PyBytes_AS_STRING(packed), 16)
+            o.peer_len = sizeof(sockaddr_in6)
+        else:
+            a4 = <sockaddr_in *>&o.peer
+            a4.sin_family = AF_INET
+            a4.sin_port = htons(port)
+            packed = socket.inet_pton(socket.AF_INET, host)
+            memcpy(&a4.sin_addr, PyBytes_AS_STRING(packed), 4)
+            o.peer_len = sizeof(sockaddr_in)
+        with nogil:
+            rc = fp_engine_start(&self.t, &o, err, sizeof(err))
+        if rc < 0:
+            raise OSError(err.decode())
+        self.running = True
+
+    def stop(self):
+        with nogil:
+            fp_engine_stop(&self.t)
+        self.running = False
+
+    def attach(self, session_id, int tap_fd, bint vnet=False):
+        """Hand the session's TAP to the engine (it reads it and writes to it).
+
+        ``vnet``: the TAP was opened with IFF_VNET_HDR and TCP/checksum offloads.
+        """
+        cdef Session s = self.sessions[session_id]
+        with nogil:
+            rc = fp_engine_attach(&self.t, &s.s, tap_fd, vnet)
+        if rc < 0:
+            raise OSError("cannot watch the TAP device")
+
+    def detach(self, session_id):
+        """Take the TAP back; call before closing it."""
+        cdef Session s = self.sessions.get(session_id)
+        if s is not None:
+            with nogil:
+                fp_engine_detach(&self.t, &s.s)
+
+    @property
+    def offload_stats(self):
+        """What the engine uses (udp_gso, udp_gro may have fallen back) and has done."""
+        cdef fp_engine_stats st
+        fp_engine_get_stats(&self.t, &st)
+        return {
+            "udp_gso": bool(st.udp_gso),
+            "udp_gro": bool(st.udp_gro),
+            "superframes_in": st.superframes_in,
+            "segments_out": st.segments_out,
+            "gso_sends": st.gso_sends,
+            "gro_datagrams_in": st.gro_datagrams_in,
+            "gro_superframes_out": st.gro_superframes_out,
+        }
+
+    @property
+    def notify_fd(self):
+        """Readable when sessions lost their TAP device: see :meth:`take_gone`."""
+        return fp_engine_notify_fd(&self.t)
+
+    def take_gone(self):
+        cdef uint32_t buf[256]
+        n = fp_engine_take_gone(&self.t, buf, 256)
+        return [buf[i] for i in range(n)]

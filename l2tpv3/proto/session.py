@@ -1,0 +1,197 @@
+"""One pseudowire's protocol state, sans I/O: frames in, datagram payloads out, and back.
+
+The adapters (daemon.py) read Ethernet frames from the session's TAP and hand them to
+:meth:`Session.encapsulate`; they hand each received data message to the tunnel, which
+finds the session and calls :meth:`Session.receive`. Neither touches a socket or a
+clock: time comes in as ``now`` (seconds, monotonic).
+"""
+
+from __future__ import annotations
+
+from l2tpv3.config import SessionConfig, TunnelConfig
+from l2tpv3.constants import ETH_HLEN, L2SPEC_S_BIT, RX_FRAME_SLACK, SEQ_MASK
+from l2tpv3.proto.counters import Counters
+from l2tpv3.proto.layout import HeaderLayout
+from l2tpv3.proto.sequence import RxSequencer
+
+# Per-session reasons a decapsulated frame did not reach the TAP device; the kernel
+# counts these on the l2tpethN device (rx_errors / rx_dropped), not the session.
+FRAME_TOO_SHORT = "frame_too_short"
+FRAME_TOO_LONG = "frame_too_long"
+TAP_WRITE_FAILED = "tap_write_failed"
+
+# Received datagrams and the frames in them: bytes, or views of a receive buffer.
+Payload = bytes | memoryview
+
+_S_BIT = L2SPEC_S_BIT
+_SEQ_MASK = SEQ_MASK
+
+
+class Session:
+    """Kernel-compatible L2TPv3 session: header, cookie check, sequencing, counters."""
+
+    __slots__ = (
+        "_cookie",
+        "_cookie_end",
+        "_cookie_off",
+        "_l2spec_off",
+        "_prefix",
+        "_rx_header_len",
+        "_tx_unsequenced",
+        "config",
+        "counters",
+        "drops",
+        "layout",
+        "lns_mode",
+        "max_frame",
+        "ns",
+        "recv_seq",
+        "send_seq",
+        "sequencer",
+    )
+
+    def __init__(self, tunnel: TunnelConfig, config: SessionConfig) -> None:
+        self.config = config
+        self.layout = HeaderLayout.for_session(tunnel, config)
+        self.counters = Counters()
+        self.drops = dict.fromkeys((FRAME_TOO_SHORT, FRAME_TOO_LONG, TAP_WRITE_FAILED), 0)
+        # Largest frame the l2tpethN device takes; the adapter keeps it in step with
+        # the device's MTU (set_mtu), which a user may change at any time.
+        self.max_frame = 65535 + RX_FRAME_SLACK
+        self.send_seq = config.seq.send
+        self.recv_seq = config.seq.recv
+        # Sessions made by `ip l2tp` are in LAC mode: the peer's use of sequence
+        # numbers switches ours on and off (kernel l2tp_recv_common).
+        self.lns_mode = False
+        self.ns = 0
+        self.sequencer: RxSequencer[bytes] = RxSequencer(
+            self.counters,
+            reorder_timeout=config.reorder_timeout / 1000.0,
+            policy=config.seq_policy,
+        )
+        lay = self.layout
+        self._prefix = lay.tx_prefix
+        # The whole header of every packet sent without a sequence number, built once.
+        self._tx_unsequenced = lay.tx_prefix + (b"" if lay.rx_l2spec_offset < 0 else b"\0\0\0\0")
+        self._cookie = lay.rx_cookie
+        self._cookie_off = lay.rx_cookie_offset
+        self._cookie_end = lay.rx_cookie_offset + len(lay.rx_cookie)
+        self._l2spec_off = lay.rx_l2spec_offset
+        self._rx_header_len = lay.rx_header_len
+
+    @property
+    def session_id(self) -> int:
+        return self.config.session_id
+
+    def encapsulate(self, frame: bytes) -> bytes:
+        """The L2TP payload carrying ``frame``; counts it as sent.
+
+        If the send then fails the adapter calls :meth:`tx_failed`, so the counters end
+        up as the kernel's l2tp_xmit_skb leaves them.
+        """
+        return self.next_header(len(frame)) + frame
+
+    def next_header(self, frame_len: int) -> bytes:
+        """The L2TP header for the next frame of ``frame_len`` bytes; counts it as sent.
+
+        The adapter writes it in front of the frame in its own buffer, so a frame is
+        never copied to be encapsulated.
+        """
+        c = self.counters
+        if self.send_seq and self._l2spec_off >= 0:
+            ns = self.ns
+            self.ns = (ns + 1) & _SEQ_MASK
+            hdr = self._prefix + (_S_BIT | ns).to_bytes(4, "big")
+        else:
+            hdr = self._tx_unsequenced
+        c.tx_packets += 1
+        # Kernel: tx_bytes counts the L2TP header plus the frame.
+        c.tx_bytes += len(hdr) + frame_len
+        return hdr
+
+    def tx_failed(self, length: int) -> None:
+        c = self.counters
+        c.tx_packets -= 1
+        c.tx_bytes -= length
+        c.tx_errors += 1
+
+    def receive(self, payload: Payload, now: float) -> list[Payload]:
+        """Check a data message already matched to this session by its session ID.
+
+        Returns the Ethernet frames now deliverable, in order (sequencing may hold a
+        packet back or release several). Drops are counted, never raised.
+
+        ``payload`` may be a memoryview of the adapter's receive buffer: a frame
+        delivered at once is then a view into it (written to the TAP before the buffer
+        is reused), and one the reorder queue keeps is copied first.
+        """
+        c = self.counters
+        if len(payload) < self._rx_header_len:
+            c.rx_errors += 1
+            return []
+        # RFC 3931 §4.1: a cookie that does not match is discarded.
+        if self._cookie and payload[self._cookie_off : self._cookie_end] != self._cookie:
+            c.rx_cookie_discards += 1
+            c.rx_errors += 1
+            return []
+        ns: int | None = None
+        off = self._l2spec_off
+        if off >= 0:
+            word = int.from_bytes(payload[off : off + 4], "big")
+            if word & _S_BIT:
+                ns = word & _SEQ_MASK
+        if ns is not None:
+            if not self.lns_mode and not self.send_seq:
+                self.send_seq = True
+        else:
+            if self.recv_seq:
+                c.rx_seq_discards += 1
+                c.rx_errors += 1
+                return []
+            if not self.lns_mode and self.send_seq:
+                self.send_seq = False
+            elif self.send_seq:
+                c.rx_seq_discards += 1
+                c.rx_errors += 1
+                return []
+        frame = payload[self._rx_header_len :]
+        if ns is None and not self.sequencer:
+            # Fast path: nothing queued, so ordering cannot matter.
+            c.rx_packets += 1
+            c.rx_bytes += len(payload)
+            return [frame] if self._frame_ok(frame) else []
+        return self._deliver(self.sequencer.push(bytes(frame), ns, now))
+
+    def poll(self, now: float) -> list[Payload]:
+        """Release or expire what the reorder queue holds, as time has passed."""
+        return self._deliver(self.sequencer.poll(now))
+
+    def next_deadline(self) -> float | None:
+        return self.sequencer.next_deadline()
+
+    def _deliver(self, frames: list[bytes]) -> list[Payload]:
+        c = self.counters
+        hdr = self._rx_header_len
+        out: list[Payload] = []
+        for frame in frames:
+            c.rx_packets += 1
+            c.rx_bytes += len(frame) + hdr
+            if self._frame_ok(frame):
+                out.append(frame)
+        return out
+
+    def set_mtu(self, mtu: int) -> None:
+        self.max_frame = mtu + RX_FRAME_SLACK
+
+    def _frame_ok(self, frame: Payload) -> bool:
+        # Kernel l2tp_eth_dev_recv: the session has already counted the packet as
+        # received; a frame without a whole Ethernet header, or longer than the
+        # device's MTU + 14 + a VLAN tag (is_skb_forwardable), is dropped on the device.
+        n = len(frame)
+        if n < ETH_HLEN:
+            self.drops[FRAME_TOO_SHORT] += 1
+            return False
+        if n > self.max_frame:
+            self.drops[FRAME_TOO_LONG] += 1
+            return False
+        return True

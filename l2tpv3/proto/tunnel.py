@@ -1,0 +1,105 @@
+"""One tunnel's receive demultiplexer and counters, sans I/O.
+
+A tunnel owns its sessions by session ID. :meth:`Tunnel.receive` takes one datagram
+payload as the socket delivered it (UDP payload, or for IP encapsulation the L2TP part
+after the IP header) and returns the session it belongs to with the frames to write
+to that session's TAP. Anything that cannot be matched is counted under ``rx_invalid``
+with a reason in ``drops``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Container
+
+from l2tpv3.config import Encap, TunnelConfig
+from l2tpv3.constants import (
+    DROP_BAD_VERSION,
+    DROP_CONTROL,
+    DROP_REASONS,
+    DROP_TOO_SHORT,
+    DROP_UNKNOWN_SESSION,
+    L2TP_VERSION_3,
+    UDP_FLAG_T,
+    UDP_VERSION_MASK,
+)
+from l2tpv3.proto.counters import Counters
+from l2tpv3.proto.session import Payload, Session
+
+_NO_FRAMES: list[Payload] = []
+_SHARED = ("tx_packets", "tx_bytes", "tx_errors", "rx_packets", "rx_bytes")
+
+
+class Tunnel:
+    __slots__ = ("_retired", "_udp", "config", "counters", "drops", "foreign", "sessions")
+
+    def __init__(self, config: TunnelConfig, foreign: Container[int] = ()) -> None:
+        self.config = config
+        self.sessions: dict[int, Session] = {}
+        # Over IP every raw socket sees every protocol-115 packet from its peer, so a
+        # session ID owned by another tunnel to the same peer is that tunnel's copy,
+        # not an error (IP-encap session IDs are unique per host, as in the kernel).
+        self.foreign = foreign
+        self.counters = Counters()
+        self._retired = Counters()
+        self.drops = dict.fromkeys(DROP_REASONS, 0)
+        self._udp = config.encap is Encap.UDP
+
+    def add(self, session: Session) -> None:
+        self.sessions[session.session_id] = session
+
+    def remove(self, session_id: int) -> Session:
+        """Forget a session; its counts stay in the tunnel's totals, as in the kernel."""
+        session = self.sessions.pop(session_id)
+        for name, value in session.counters.as_dict().items():
+            setattr(self._retired, name, getattr(self._retired, name) + value)
+        return session
+
+    def receive(self, payload: Payload, now: float) -> tuple[Session | None, list[Payload]]:
+        if self._udp:
+            # RFC 3931 §4.1.2.1: flags/version word, reserved, then the session ID.
+            if len(payload) < 8:
+                return self._drop(DROP_TOO_SHORT)
+            # The kernel checks the version before the T bit (l2tp_udp_recv_core).
+            flags = payload[0] << 8 | payload[1]
+            if flags & UDP_VERSION_MASK != L2TP_VERSION_3:
+                return self._drop(DROP_BAD_VERSION)
+            if flags & UDP_FLAG_T:
+                # T=1: a control message. Unmanaged tunnels have no control
+                # connection, so like the kernel we never treat it as data.
+                return self._drop(DROP_CONTROL)
+            session_id = int.from_bytes(payload[4:8], "big")
+        else:
+            if len(payload) < 4:
+                return self._drop(DROP_TOO_SHORT)
+            session_id = int.from_bytes(payload[0:4], "big")
+            if session_id == 0:
+                # RFC 3931 §4.1.1.2: session ID 0 over IP introduces a control message.
+                return self._drop(DROP_CONTROL)
+        session = self.sessions.get(session_id)
+        if session is None:
+            if not self._udp and session_id in self.foreign:
+                return None, _NO_FRAMES
+            return self._drop(DROP_UNKNOWN_SESSION)
+        return session, session.receive(payload, now)
+
+    def _drop(self, reason: str) -> tuple[None, list[Payload]]:
+        self.count_drop(reason)
+        return None, _NO_FRAMES
+
+    def count_drop(self, reason: str) -> None:
+        """Count a datagram dropped before any session saw it (also by the adapter)."""
+        self.drops[reason] += 1
+        self.counters.rx_invalid += 1
+
+    def totals(self) -> Counters:
+        """Tunnel statistics as the kernel keeps them.
+
+        Packets, bytes and tx_errors are counted on the tunnel and the session alike
+        (l2tp_xmit_skb, l2tp_recv_dequeue_skb), for sessions past and present; the
+        receive error counters belong to the session alone, rx_invalid to the tunnel.
+        """
+        total = Counters(rx_invalid=self.counters.rx_invalid)
+        parts = [self._retired, *(s.counters for s in self.sessions.values())]
+        for name in _SHARED:
+            setattr(total, name, sum(getattr(p, name) for p in parts))
+        return total
