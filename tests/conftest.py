@@ -9,6 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from l2tpv3.io.datapath import NAMES, Implementation, ImplementationUnavailable, choose
+
 IMPLS = ("cython", "python")
 
 
@@ -55,3 +57,15 @@ def sansio_impl(request: pytest.FixtureRequest) -> Iterator[str]:
     finally:
         for k, v in saved.items():
             setattr(module, k, v)
+
+
+@pytest.fixture(scope="module", params=NAMES)
+def sansio(request: pytest.FixtureRequest) -> Implementation:
+    """The implementation record (classes, not names) for sans-I/O tests run both ways:
+    ``sansio.session(tunnel_cfg, session_cfg)``, ``sansio.tunnel(tunnel_cfg, ownership)``."""
+    try:
+        return choose(request.param)
+    except ImplementationUnavailable as exc:
+        if os.environ.get("CI") == "true" and not os.environ.get("L2TPV3_NO_EXTENSIONS"):
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))
