@@ -31,3 +31,7 @@ class StateError(L2TPError):
 
 class ControlError(L2TPError):
     """The control socket could not be reached or answered nonsense."""
+
+
+class RefusedError(ControlError):
+    """``l2tpv3d`` answered, and refused the request (its one-line reason)."""

@@ -38,12 +38,21 @@ from l2tpv3.config import (
     SeqPolicy,
     SessionConfig,
     TunnelConfig,
-    _check_enum,
-    _check_id,
-    _check_port,
+    check_enum,
+    check_id,
     check_ifname,
+    check_port,
     parse_address,
     parse_cookie,
+)
+from l2tpv3.control.protocol import (
+    AddSession,
+    AddTunnel,
+    DelSession,
+    DelTunnel,
+    Request,
+    ShowSessions,
+    ShowTunnels,
 )
 from l2tpv3.errors import ConfigError, L2TPError, MissingArgument
 
@@ -91,26 +100,27 @@ class Command:
     session_id: int | None = None
     warnings: tuple[str, ...] = ()
 
-    def to_request(self) -> dict[str, Any]:
-        """The control-protocol request (see :mod:`l2tpv3.control`)."""
+    def request(self) -> Request[object]:
+        """The control-protocol request record (:mod:`l2tpv3.control.protocol`)."""
         if self.action == "add":
-            config = self.tunnel if self.kind == "tunnel" else self.session
-            assert config is not None
-            return {"op": f"add_{self.kind}", "config": config.to_dict()}
-        if self.action == "del":
             if self.kind == "tunnel":
-                return {"op": "del_tunnel", "tunnel_id": self.tunnel_id}
-            return {
-                "op": "del_session",
-                "tunnel_id": self.tunnel_id,
-                "session_id": self.session_id,
-            }
-        message: dict[str, Any] = {"op": f"show_{self.kind}s"}
-        if self.tunnel_id is not None:
-            message["tunnel_id"] = self.tunnel_id
-        if self.kind == "session" and self.session_id is not None:
-            message["session_id"] = self.session_id
-        return message
+                assert self.tunnel is not None
+                return AddTunnel(self.tunnel)
+            assert self.session is not None
+            return AddSession(self.session)
+        if self.action == "del":
+            assert self.tunnel_id is not None
+            if self.kind == "tunnel":
+                return DelTunnel(self.tunnel_id)
+            assert self.session_id is not None
+            return DelSession(self.tunnel_id, self.session_id)
+        if self.kind == "tunnel":
+            return ShowTunnels(self.tunnel_id)
+        return ShowSessions(self.tunnel_id, self.session_id)
+
+    def to_request(self) -> dict[str, object]:
+        """The request as it goes on the control socket."""
+        return self.request().to_json()
 
 
 def matches(word: str, keyword: str) -> bool:
@@ -157,11 +167,11 @@ def _checked(field: str, text: str, convert: Callable[[str], _T]) -> _T:
 
 
 def _id(field: str, text: str) -> int:
-    return _checked(field, text, lambda t: _check_id(field, _strtoul(field, t, "ID")))
+    return _checked(field, text, lambda t: check_id(field, _strtoul(field, t, "ID")))
 
 
 def _port(field: str, text: str) -> int:
-    return _checked(field, text, lambda t: _check_port(field, _strtoul(field, t, "port")))
+    return _checked(field, text, lambda t: check_port(field, _strtoul(field, t, "port")))
 
 
 def _on_off(field: str, text: str) -> bool:
@@ -231,7 +241,7 @@ def _parse_keywords(words: list[str]) -> _Args:
             args.values[field] = _address(field, value(word))
         elif field == "encap":
             text = value(word)
-            args.values[field] = _checked(field, text, lambda t: _check_enum("encap", t, Encap))
+            args.values[field] = _checked(field, text, lambda t: check_enum("encap", t, Encap))
         elif field in ("udp_csum", "udp6_csum_tx", "udp6_csum_rx"):
             args.values[field] = _on_off(field, value(word))
         elif field == "name":
@@ -241,11 +251,11 @@ def _parse_keywords(words: list[str]) -> _Args:
         elif field == "l2spec_type":
             text = value(word)
             args.values[field] = _checked(
-                field, text, lambda t: _check_enum("l2spec_type", t.lower(), L2SpecType)
+                field, text, lambda t: check_enum("l2spec_type", t.lower(), L2SpecType)
             )
         elif field == "seq":
             text = value(word)
-            mode = _checked(field, text, lambda t: _check_enum("seq", t.lower(), SeqMode))
+            mode = _checked(field, text, lambda t: check_enum("seq", t.lower(), SeqMode))
             if mode is SeqMode.NONE:
                 args.send_seq = args.recv_seq = False
             args.send_seq |= mode.send
@@ -253,7 +263,7 @@ def _parse_keywords(words: list[str]) -> _Args:
         elif field == "seq_policy":
             text = value(word)
             args.values[field] = _checked(
-                field, text, lambda t: _check_enum("seq_policy", t.lower(), SeqPolicy)
+                field, text, lambda t: check_enum("seq_policy", t.lower(), SeqPolicy)
             )
         elif field == "reorder_timeout":
             args.values[field] = parse_u32(field, value(word), "timeout")

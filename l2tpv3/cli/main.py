@@ -32,8 +32,9 @@ from l2tpv3.cli import grammar, peerconfig, show
 from l2tpv3.config import SessionConfig, TunnelConfig
 from l2tpv3.config import file as configfile
 from l2tpv3.constants import CONTROL_SOCKET_ENV, DEFAULT_CONTROL_SOCKET
-from l2tpv3.control import transport as control
-from l2tpv3.errors import ConfigError, ControlError, L2TPError, MissingArgument
+from l2tpv3.control import client
+from l2tpv3.control.protocol import SessionState, ShowSessions, ShowTunnels, TunnelState
+from l2tpv3.errors import ConfigError, ControlError, L2TPError, MissingArgument, RefusedError
 
 __all__ = ["SUBCOMMANDS", "USAGE", "Options", "Subcommand", "main", "run_l2tp"]
 
@@ -151,12 +152,16 @@ def _parse_options(argv: list[str]) -> tuple[Options, list[str]]:
     return Options(socket=socket_path, json=as_json, stats=stats), argv[i:]
 
 
-def _format(command: grammar.Command, options: Options, result: Any) -> str:
-    if command.kind == "tunnel":
+def _show(options: Options, request: ShowTunnels | ShowSessions) -> str:
+    """Ask, and format the answer (ControlError if it is malformed)."""
+    if isinstance(request, ShowTunnels):
+        tunnels = client.call(options.socket, request)
         formatter = show.json_tunnels if options.json else show.format_tunnels
-    else:
-        formatter = show.json_sessions if options.json else show.format_sessions
-    return formatter(result, options.stats)
+        return formatter(tunnels, options.stats)
+    sessions = client.call(options.socket, request)
+    if options.json:
+        return show.json_sessions(sessions, options.stats)
+    return show.format_sessions(sessions, options.stats)
 
 
 def run_l2tp(options: Options, argv: list[str]) -> int:
@@ -171,20 +176,20 @@ def run_l2tp(options: Options, argv: list[str]) -> int:
         return EXIT_USAGE
     for warning in command.warnings:
         print(warning, file=sys.stderr)
+    request = command.request()
     try:
-        answer = control.request(options.socket, command.to_request())
+        if isinstance(request, ShowTunnels | ShowSessions):
+            text = _show(options, request)
+        else:
+            client.call(options.socket, request)
+            text = ""
+    except RefusedError as exc:
+        _error(exc)
+        return EXIT_USAGE
     except ControlError as exc:
         _error(exc)
         return EXIT_UNREACHABLE
-    if answer.get("ok") is not True:
-        _error(answer.get("error") or "l2tpv3d refused the request")
-        return EXIT_USAGE
-    if command.action == "show":
-        try:
-            text = _format(command, options, answer.get("result"))
-        except ControlError as exc:
-            _error(exc)
-            return EXIT_UNREACHABLE
+    if text:
         sys.stdout.write(text)
         sys.stdout.flush()
     return EXIT_OK
@@ -242,17 +247,10 @@ def _our_configs(
 ) -> tuple[list[TunnelConfig], list[SessionConfig]]:
     if config_file is not None:
         return configfile.load_config(config_file)
-    tunnels = control.request(options.socket, {"op": "show_tunnels"})
-    sessions = control.request(options.socket, {"op": "show_sessions"})
-    for answer in (tunnels, sessions):
-        if answer.get("ok") is not True:
-            raise ControlError(str(answer.get("error") or "l2tpv3d refused the request"))
-        if not isinstance(answer.get("result"), list):
-            raise ControlError("l2tpv3d sent a malformed answer")
-    return (
-        [show._tunnel_config(state) for state in tunnels["result"]],
-        [show._session_config(state) for state in sessions["result"]],
-    )
+    # A refusal (RefusedError) is a ControlError here: nothing to mirror.
+    tunnels: list[TunnelState] = client.call(options.socket, ShowTunnels())
+    sessions: list[SessionState] = client.call(options.socket, ShowSessions())
+    return [t.config for t in tunnels], [s.config for s in sessions]
 
 
 def run_peer_config(options: Options, argv: list[str]) -> int:

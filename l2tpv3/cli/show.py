@@ -1,4 +1,5 @@
-"""Print what ``l2tpv3d`` answers to ``show_tunnels``/``show_sessions``, as ``ip l2tp show``.
+"""Print the state records ``l2tpv3d`` answers to ``show_tunnels``/``show_sessions``
+(:mod:`l2tpv3.control.protocol`, validated there), as ``ip l2tp show`` prints them.
 
 The text is what iproute2's ip/ipl2tp.c (print_tunnel, print_session) prints for the
 same data, byte for byte, quirks included: a session's cookie, peer cookie and reorder
@@ -18,19 +19,13 @@ from __future__ import annotations
 import json
 import socket
 from collections.abc import Mapping, Sequence
-from dataclasses import fields
 from typing import Any
 
-from l2tpv3.config import Encap, IPAddress, SessionConfig, TunnelConfig
-from l2tpv3.constants import COUNTER_NAMES, DROP_REASONS
-from l2tpv3.errors import ControlError, L2TPError
+from l2tpv3.config import Encap, IPAddress
+from l2tpv3.constants import COUNTER_NAMES
+from l2tpv3.control.protocol import SessionState, TunnelState
 
 __all__ = ["format_sessions", "format_tunnels", "json_sessions", "json_tunnels"]
-
-State = Mapping[str, Any]
-
-_TUNNEL_FIELDS = frozenset(f.name for f in fields(TunnelConfig))
-_SESSION_FIELDS = frozenset(f.name for f in fields(SessionConfig))
 
 # The order and line breaks of the "statistics:" block.
 _STATS_LINES = (
@@ -40,20 +35,6 @@ _STATS_LINES = (
 )
 
 
-def _tunnel_config(state: State) -> TunnelConfig:
-    try:
-        return TunnelConfig.from_dict({k: v for k, v in state.items() if k in _TUNNEL_FIELDS})
-    except (L2TPError, TypeError, ValueError) as exc:
-        raise ControlError(f"l2tpv3d sent a malformed tunnel: {exc}") from None
-
-
-def _session_config(state: State) -> SessionConfig:
-    try:
-        return SessionConfig.from_dict({k: v for k, v in state.items() if k in _SESSION_FIELDS})
-    except (L2TPError, TypeError, ValueError) as exc:
-        raise ControlError(f"l2tpv3d sent a malformed session: {exc}") from None
-
-
 def _ntop(address: IPAddress) -> str:
     # The C library's inet_ntop, as iproute2 uses it: it writes ::ffff:1.2.3.4 where
     # Python 3.11's ipaddress writes ::ffff:102:304.
@@ -61,41 +42,19 @@ def _ntop(address: IPAddress) -> str:
     return socket.inet_ntop(family, address.packed)
 
 
-def _counter(state: State, key: str, name: str) -> int:
-    table = state.get(key) or {}
-    try:
-        value = table.get(name, 0)
-    except AttributeError:
-        raise ControlError(f'l2tpv3d sent a malformed "{key}" table') from None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ControlError(f'l2tpv3d sent a malformed counter "{name}": {value!r}')
-    return value
+def _stats_dict(stats: Mapping[str, int]) -> dict[str, int]:
+    return {name: stats.get(name, 0) for name in COUNTER_NAMES}
 
 
-def _stats_dict(state: State) -> dict[str, int]:
-    return {name: _counter(state, "stats", name) for name in COUNTER_NAMES}
-
-
-def _drops_dict(state: State, known: tuple[str, ...]) -> dict[str, int]:
-    table = state.get("drops") or {}
-    if not isinstance(table, Mapping):
-        raise ControlError('l2tpv3d sent a malformed "drops" table')
-    # Reasons we know come first, always; any others the daemon counts follow in its
-    # order, so a newer daemon's reasons still show.
-    names = list(known) + [name for name in table if name not in known]
-    return {name: _counter(state, "drops", name) for name in names}
-
-
-def _stats_text(state: State) -> str:
-    stats = _stats_dict(state)
+def _stats_text(stats: Mapping[str, int]) -> str:
     out = "  statistics:\n"
     for line in _STATS_LINES:
-        out += "    " + " ".join(f"{name} {stats[name]}" for name in line) + "\n"
+        out += "    " + " ".join(f"{name} {stats.get(name, 0)}" for name in line) + "\n"
     return out
 
 
-def _drops_text(state: State, known: tuple[str, ...]) -> str:
-    nonzero = [f"{name} {n}" for name, n in _drops_dict(state, known).items() if n]
+def _drops_text(drops: Mapping[str, int] | None) -> str:
+    nonzero = [f"{name} {n}" for name, n in (drops or {}).items() if n]
     return "    drops: " + " ".join(nonzero) + "\n" if nonzero else ""
 
 
@@ -109,8 +68,8 @@ def _udp6_checksum(tx: bool, rx: bool) -> str:
     return "disabled"
 
 
-def _tunnel_text(state: State, stats: bool) -> str:
-    cfg = _tunnel_config(state)
+def _tunnel_text(state: TunnelState, stats: bool) -> str:
+    cfg = state.config
     out = f"Tunnel {cfg.tunnel_id}, encap {cfg.encap.value.upper()}\n"
     out += f"  From {_ntop(cfg.local)} to {_ntop(cfg.remote)}\n"
     out += f"  Peer tunnel {cfg.peer_tunnel_id}\n"
@@ -121,32 +80,17 @@ def _tunnel_text(state: State, stats: bool) -> str:
         else:
             out += f"  UDP checksum: {_udp6_checksum(cfg.udp6_csum_tx, cfg.udp6_csum_rx)}\n"
     if stats:
-        out += _stats_text(state) + _drops_text(state, DROP_REASONS)
+        out += _stats_text(state.stats) + _drops_text(state.drops)
     return out
 
 
-def _seq_flags(state: State, cfg: SessionConfig) -> tuple[bool, bool]:
-    # The current state wins over the configured mode: in LAC mode the peer can
-    # switch our sending on.
-    send = state.get("send_seq", cfg.seq.send)
-    recv = state.get("recv_seq", cfg.seq.recv)
-    return bool(send), bool(recv)
-
-
-def _peer_tunnel_id(state: State) -> int:
-    value = state.get("peer_tunnel_id")
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ControlError(f"l2tpv3d sent a malformed session: peer_tunnel_id {value!r}")
-    return value
-
-
-def _session_text(state: State, stats: bool) -> str:
-    cfg = _session_config(state)
-    send, recv = _seq_flags(state, cfg)
+def _session_text(state: SessionState, stats: bool) -> str:
+    cfg = state.config
+    send, recv = state.send_seq, state.recv_seq
     out = f"Session {cfg.session_id} in tunnel {cfg.tunnel_id}\n"
-    out += f"  Peer session {cfg.peer_session_id}, tunnel {_peer_tunnel_id(state)}\n"
-    if state.get("interface"):
-        out += f"  interface name: {state['interface']}\n"
+    out += f"  Peer session {cfg.peer_session_id}, tunnel {state.peer_tunnel_id}\n"
+    if state.interface:
+        out += f"  interface name: {state.interface}\n"
     out += "  offset 0, peer offset 0\n"
     if cfg.cookie:
         out += f"  cookie {cfg.cookie.hex()}"
@@ -159,30 +103,22 @@ def _session_text(state: State, stats: bool) -> str:
     out += "\n"
     if stats:
         # Sessions count their own drops (a TAP that would not take a frame, ...).
-        out += _stats_text(state) + _drops_text(state, ())
+        out += _stats_text(state.stats) + _drops_text(state.drops)
     return out
 
 
-def _check_list(states: object) -> list[State]:
-    # The states come straight from the daemon's JSON: refuse anything but a list of
-    # objects with a message, never a traceback.
-    if isinstance(states, list | tuple) and all(isinstance(s, Mapping) for s in states):
-        return list(states)
-    raise ControlError("l2tpv3d sent a malformed answer: expected a list of objects")
-
-
-def format_tunnels(states: Sequence[State], stats: bool) -> str:
+def format_tunnels(states: Sequence[TunnelState], stats: bool) -> str:
     """``ip l2tp show tunnel`` text for the daemon's tunnel states."""
-    return "".join(_tunnel_text(s, stats) for s in _check_list(states))
+    return "".join(_tunnel_text(s, stats) for s in states)
 
 
-def format_sessions(states: Sequence[State], stats: bool) -> str:
+def format_sessions(states: Sequence[SessionState], stats: bool) -> str:
     """``ip l2tp show session`` text for the daemon's session states."""
-    return "".join(_session_text(s, stats) for s in _check_list(states))
+    return "".join(_session_text(s, stats) for s in states)
 
 
-def _tunnel_json(state: State, stats: bool) -> dict[str, Any]:
-    cfg = _tunnel_config(state)
+def _tunnel_json(state: TunnelState, stats: bool) -> dict[str, Any]:
+    cfg = state.config
     out: dict[str, Any] = {
         "tunnel_id": cfg.tunnel_id,
         "encap": cfg.encap.value.upper(),
@@ -199,22 +135,21 @@ def _tunnel_json(state: State, stats: bool) -> dict[str, Any]:
             out["checksum_tx"] = cfg.udp6_csum_tx
             out["checksum_rx"] = cfg.udp6_csum_rx
     if stats:
-        out["stats"] = _stats_dict(state)
-        out["drops"] = _drops_dict(state, DROP_REASONS)
+        out["stats"] = _stats_dict(state.stats)
+        out["drops"] = dict(state.drops)
     return out
 
 
-def _session_json(state: State, stats: bool) -> dict[str, Any]:
-    cfg = _session_config(state)
-    send, recv = _seq_flags(state, cfg)
+def _session_json(state: SessionState, stats: bool) -> dict[str, Any]:
+    cfg = state.config
     out: dict[str, Any] = {
         "session_id": cfg.session_id,
         "tunnel_id": cfg.tunnel_id,
         "peer_session_id": cfg.peer_session_id,
-        "peer_tunnel_id": _peer_tunnel_id(state),
+        "peer_tunnel_id": state.peer_tunnel_id,
     }
-    if state.get("interface"):
-        out["interface"] = state["interface"]
+    if state.interface:
+        out["interface"] = state.interface
     if cfg.cookie:
         out["cookie"] = cfg.cookie.hex()
     if cfg.peer_cookie:
@@ -222,16 +157,16 @@ def _session_json(state: State, stats: bool) -> dict[str, Any]:
     if cfg.reorder_timeout:
         out["reorder_timeout"] = cfg.reorder_timeout
     # iproute2's print_null: the key is there, valued null, only when the flag is set.
-    if send:
+    if state.send_seq:
         out["send_seq"] = None
-    if recv:
+    if state.recv_seq:
         out["recv_seq"] = None
-    if "mtu" in state:
-        out["mtu"] = state["mtu"]
+    if state.mtu is not None:
+        out["mtu"] = state.mtu
     if stats:
-        out["stats"] = _stats_dict(state)
-        if "drops" in state:
-            out["drops"] = _drops_dict(state, ())
+        out["stats"] = _stats_dict(state.stats)
+        if state.drops is not None:
+            out["drops"] = dict(state.drops)
     return out
 
 
@@ -239,11 +174,11 @@ def _dump(objects: list[dict[str, Any]]) -> str:
     return json.dumps(objects, separators=(",", ":"), ensure_ascii=False) + "\n"
 
 
-def json_tunnels(states: Sequence[State], stats: bool) -> str:
+def json_tunnels(states: Sequence[TunnelState], stats: bool) -> str:
     """``ip -j l2tp show tunnel``: a JSON array, one object per tunnel, and a newline."""
-    return _dump([_tunnel_json(s, stats) for s in _check_list(states)])
+    return _dump([_tunnel_json(s, stats) for s in states])
 
 
-def json_sessions(states: Sequence[State], stats: bool) -> str:
+def json_sessions(states: Sequence[SessionState], stats: bool) -> str:
     """``ip -j l2tp show session``: a JSON array, one object per session, and a newline."""
-    return _dump([_session_json(s, stats) for s in _check_list(states)])
+    return _dump([_session_json(s, stats) for s in states])

@@ -55,7 +55,7 @@ class SeqPolicy(StrEnum):
     RFC3931 = "rfc3931"
 
 
-def _check_id(field: str, value: object) -> int:
+def check_id(field: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigError(field, value, "must be an integer")
     if not ID_MIN <= value <= ID_MAX:
@@ -63,7 +63,7 @@ def _check_id(field: str, value: object) -> int:
     return value
 
 
-def _check_port(field: str, value: object) -> int:
+def check_port(field: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigError(field, value, "must be an integer")
     if not 1 <= value <= 65535:
@@ -77,7 +77,7 @@ def _check_bool(field: str, value: object) -> bool:
     return value
 
 
-def _check_enum(field: str, value: object, enum: type[_E]) -> _E:
+def check_enum(field: str, value: object, enum: type[_E]) -> _E:
     try:
         return enum(str(value))
     except ValueError:
@@ -143,11 +143,11 @@ class TunnelConfig:
     udp6_csum_rx: bool = True
 
     def __post_init__(self) -> None:
-        _check_id("tunnel_id", self.tunnel_id)
-        _check_id("peer_tunnel_id", self.peer_tunnel_id)
+        check_id("tunnel_id", self.tunnel_id)
+        check_id("peer_tunnel_id", self.peer_tunnel_id)
         object.__setattr__(self, "local", parse_address("local", self.local))
         object.__setattr__(self, "remote", parse_address("remote", self.remote))
-        object.__setattr__(self, "encap", _check_enum("encap", self.encap, Encap))
+        object.__setattr__(self, "encap", check_enum("encap", self.encap, Encap))
         if self.local.version != self.remote.version:
             raise ConfigError(
                 "remote", self.remote, f"not the same address family as local {self.local}"
@@ -157,8 +157,8 @@ class TunnelConfig:
                 raise MissingArgument("udp_sport")
             if self.udp_dport is None:
                 raise MissingArgument("udp_dport")
-            _check_port("udp_sport", self.udp_sport)
-            _check_port("udp_dport", self.udp_dport)
+            check_port("udp_sport", self.udp_sport)
+            check_port("udp_dport", self.udp_dport)
         for name in ("udp_csum", "udp6_csum_tx", "udp6_csum_rx"):
             _check_bool(name, getattr(self, name))
 
@@ -199,20 +199,18 @@ class SessionConfig:
     seq_policy: SeqPolicy = SeqPolicy.KERNEL
 
     def __post_init__(self) -> None:
-        _check_id("tunnel_id", self.tunnel_id)
-        _check_id("session_id", self.session_id)
-        _check_id("peer_session_id", self.peer_session_id)
+        check_id("tunnel_id", self.tunnel_id)
+        check_id("session_id", self.session_id)
+        check_id("peer_session_id", self.peer_session_id)
         if self.name is not None:
             check_ifname("name", self.name)
         object.__setattr__(self, "cookie", parse_cookie("cookie", self.cookie))
         object.__setattr__(self, "peer_cookie", parse_cookie("peer_cookie", self.peer_cookie))
         object.__setattr__(
-            self, "l2spec_type", _check_enum("l2spec_type", self.l2spec_type, L2SpecType)
+            self, "l2spec_type", check_enum("l2spec_type", self.l2spec_type, L2SpecType)
         )
-        object.__setattr__(self, "seq", _check_enum("seq", self.seq, SeqMode))
-        object.__setattr__(
-            self, "seq_policy", _check_enum("seq_policy", self.seq_policy, SeqPolicy)
-        )
+        object.__setattr__(self, "seq", check_enum("seq", self.seq, SeqMode))
+        object.__setattr__(self, "seq_policy", check_enum("seq_policy", self.seq_policy, SeqPolicy))
         rt = self.reorder_timeout
         if isinstance(rt, bool) or not isinstance(rt, int) or not 0 <= rt <= 3_600_000:
             raise ConfigError("reorder_timeout", rt, "must be 0..3600000 milliseconds")

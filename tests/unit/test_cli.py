@@ -17,11 +17,12 @@ from typing import Any
 import pytest
 
 from l2tpv3.cli import main as cli
-from l2tpv3.cli.show import format_sessions, format_tunnels, json_tunnels
+from l2tpv3.cli import show
 from l2tpv3.config import SessionConfig, TunnelConfig
 from l2tpv3.constants import CONTROL_SOCKET_ENV, COUNTER_NAMES, DROP_REASONS
-from l2tpv3.control import transport as control
-from l2tpv3.control.transport import serve
+from l2tpv3.control import client as control
+from l2tpv3.control.protocol import session_states, tunnel_states
+from l2tpv3.control.server import serve
 
 TUNNEL = TunnelConfig.from_dict(
     {
@@ -48,6 +49,19 @@ SESSION_STATE = {
     "recv_seq": False,
     "stats": dict.fromkeys(COUNTER_NAMES, 0),
 }
+
+
+# The expected output of the states above: show formats the records the client reads.
+def format_sessions(states: list[dict[str, Any]], stats: bool) -> str:
+    return show.format_sessions(session_states(states), stats)
+
+
+def format_tunnels(states: list[dict[str, Any]], stats: bool) -> str:
+    return show.format_tunnels(tunnel_states(states), stats)
+
+
+def json_tunnels(states: list[dict[str, Any]], stats: bool) -> str:
+    return show.json_tunnels(tunnel_states(states), stats)
 
 
 class FakeDaemon:

@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from l2tpv3.control.transport import request, serve
+from l2tpv3.control.client import request
+from l2tpv3.control.server import serve
 from l2tpv3.errors import ControlError
 
 

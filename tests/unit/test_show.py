@@ -8,10 +8,30 @@ from typing import Any
 
 import pytest
 
-from l2tpv3.cli.show import format_sessions, format_tunnels, json_sessions, json_tunnels
+from l2tpv3.cli import show
 from l2tpv3.config import Encap, SeqMode, SessionConfig, TunnelConfig
 from l2tpv3.constants import COUNTER_NAMES, DROP_REASONS
+from l2tpv3.control.protocol import session_states, tunnel_states
 from l2tpv3.errors import ControlError
+
+# The states below are what l2tpv3d answers, as JSON; show formats the records that
+# the client reads from them (and refuses, with a one-line error, if malformed).
+
+
+def format_tunnels(states: Any, stats: bool) -> str:
+    return show.format_tunnels(tunnel_states(states), stats)
+
+
+def format_sessions(states: Any, stats: bool) -> str:
+    return show.format_sessions(session_states(states), stats)
+
+
+def json_tunnels(states: Any, stats: bool) -> str:
+    return show.json_tunnels(tunnel_states(states), stats)
+
+
+def json_sessions(states: Any, stats: bool) -> str:
+    return show.json_sessions(session_states(states), stats)
 
 
 def tunnel_state(tid: int, ptid: int, local: str, remote: str, **kw: Any) -> dict[str, Any]:

@@ -1,0 +1,440 @@
+"""The control protocol between ``l2tpv3`` and ``l2tpv3d``, defined once.
+
+One JSON object per line each way (:mod:`l2tpv3.control.client`,
+:mod:`l2tpv3.control.server`). A request is ``{"op": NAME, ...}``; the answer is
+``{"ok": true, "result": ...}`` or ``{"ok": false, "error": "one line"}``.
+
+:data:`OPS` is the op table: each operation's name, its request record (how it is
+written and read), the :class:`Operations` method the daemon runs for it, and the type
+of its result (how the client reads it back). The daemon's dispatcher and the client
+both use it, so an operation is added in this one place:
+
+==============  =======================================  ===========================
+op              request fields                            result
+==============  =======================================  ===========================
+add_tunnel      ``config`` (TunnelConfig.to_dict())       null
+del_tunnel      ``tunnel_id``                             null
+add_session     ``config`` (SessionConfig.to_dict())      null
+del_session     ``tunnel_id``, ``session_id``             null
+show_tunnels    optional ``tunnel_id``                    list of :class:`TunnelState`
+show_sessions   optional ``tunnel_id``, ``session_id``    list of :class:`SessionState`
+ping                                                      :class:`Pong`
+==============  =======================================  ===========================
+
+The state records are validated once, where they come off the socket (``from_json``,
+one-line :class:`~l2tpv3.errors.ControlError` messages); ``cli.show`` only formats them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from typing import ClassVar, Final, Protocol, TypeVar
+
+from l2tpv3.config import SessionConfig, TunnelConfig
+from l2tpv3.constants import COUNTER_NAMES, DROP_REASONS
+from l2tpv3.errors import ControlError, L2TPError, StateError
+
+__all__ = [
+    "MAX_MESSAGE",
+    "OPS",
+    "AddSession",
+    "AddTunnel",
+    "DelSession",
+    "DelTunnel",
+    "JSONObject",
+    "Operations",
+    "Ping",
+    "Pong",
+    "Request",
+    "SessionState",
+    "ShowSessions",
+    "ShowTunnels",
+    "TunnelState",
+    "decode_request",
+    "session_states",
+    "tunnel_states",
+]
+
+# The longest line either end reads.
+MAX_MESSAGE: Final = 16 * 1024 * 1024
+
+# A JSON object as json.loads gives it.
+JSONObject = Mapping[str, object]
+
+_R_co = TypeVar("_R_co", covariant=True)
+
+_TUNNEL_FIELDS = frozenset(f.name for f in fields(TunnelConfig))
+_SESSION_FIELDS = frozenset(f.name for f in fields(SessionConfig))
+
+
+# -- state records -------------------------------------------------------------------
+
+
+def _counter(state: JSONObject, key: str, name: str) -> int:
+    table = state.get(key) or {}
+    if not isinstance(table, Mapping):
+        raise ControlError(f'l2tpv3d sent a malformed "{key}" table')
+    value = table.get(name, 0)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ControlError(f'l2tpv3d sent a malformed counter "{name}": {value!r}')
+    return value
+
+
+def _stats(state: JSONObject) -> dict[str, int]:
+    return {name: _counter(state, "stats", name) for name in COUNTER_NAMES}
+
+
+def _drops(state: JSONObject, known: tuple[str, ...]) -> dict[str, int]:
+    table = state.get("drops") or {}
+    if not isinstance(table, Mapping):
+        raise ControlError('l2tpv3d sent a malformed "drops" table')
+    # Reasons we know come first, always; any others the daemon counts follow in its
+    # order, so a newer daemon's reasons still show.
+    names = list(known) + [name for name in table if name not in known]
+    return {name: _counter(state, "drops", name) for name in names}
+
+
+def _config_fields(state: JSONObject, names: frozenset[str]) -> dict[str, object]:
+    return {k: v for k, v in state.items() if k in names}
+
+
+@dataclass(frozen=True, slots=True)
+class TunnelState:
+    """One tunnel as ``show_tunnels`` reports it: its config, counters and drops."""
+
+    config: TunnelConfig
+    stats: Mapping[str, int]
+    drops: Mapping[str, int]
+
+    def to_json(self) -> dict[str, object]:
+        out: dict[str, object] = self.config.to_dict()
+        out["stats"] = dict(self.stats)
+        out["drops"] = dict(self.drops)
+        return out
+
+    @classmethod
+    def from_json(cls, state: object) -> TunnelState:
+        if not isinstance(state, Mapping):
+            raise ControlError("l2tpv3d sent a malformed answer: expected a list of objects")
+        try:
+            config = TunnelConfig.from_dict(_config_fields(state, _TUNNEL_FIELDS))
+        except (L2TPError, TypeError, ValueError) as exc:
+            raise ControlError(f"l2tpv3d sent a malformed tunnel: {exc}") from None
+        return cls(config, _stats(state), _drops(state, DROP_REASONS))
+
+
+@dataclass(frozen=True, slots=True)
+class SessionState:
+    """One session as ``show_sessions`` reports it.
+
+    ``send_seq``/``recv_seq`` are the current sequencing state (in LAC mode the peer
+    can switch our sending on), not the configured mode. ``mtu`` and ``drops`` are
+    None when the daemon did not send them.
+    """
+
+    config: SessionConfig
+    interface: str
+    peer_tunnel_id: int
+    mtu: int | None
+    send_seq: bool
+    recv_seq: bool
+    stats: Mapping[str, int]
+    drops: Mapping[str, int] | None
+
+    def to_json(self) -> dict[str, object]:
+        out: dict[str, object] = self.config.to_dict()
+        out["interface"] = self.interface
+        out["peer_tunnel_id"] = self.peer_tunnel_id
+        if self.mtu is not None:
+            out["mtu"] = self.mtu
+        out["send_seq"] = self.send_seq
+        out["recv_seq"] = self.recv_seq
+        out["stats"] = dict(self.stats)
+        if self.drops is not None:
+            out["drops"] = dict(self.drops)
+        return out
+
+    @classmethod
+    def from_json(cls, state: object) -> SessionState:
+        if not isinstance(state, Mapping):
+            raise ControlError("l2tpv3d sent a malformed answer: expected a list of objects")
+        try:
+            config = SessionConfig.from_dict(_config_fields(state, _SESSION_FIELDS))
+        except (L2TPError, TypeError, ValueError) as exc:
+            raise ControlError(f"l2tpv3d sent a malformed session: {exc}") from None
+        peer_tunnel_id = state.get("peer_tunnel_id")
+        if isinstance(peer_tunnel_id, bool) or not isinstance(peer_tunnel_id, int):
+            raise ControlError(
+                f"l2tpv3d sent a malformed session: peer_tunnel_id {peer_tunnel_id!r}"
+            )
+        interface = state.get("interface") or ""
+        if not isinstance(interface, str):
+            raise ControlError(f"l2tpv3d sent a malformed session: interface {interface!r}")
+        mtu = state.get("mtu")
+        if mtu is not None and (isinstance(mtu, bool) or not isinstance(mtu, int)):
+            raise ControlError(f"l2tpv3d sent a malformed session: mtu {mtu!r}")
+        return cls(
+            config,
+            interface,
+            peer_tunnel_id,
+            mtu,
+            bool(state.get("send_seq", config.seq.send)),
+            bool(state.get("recv_seq", config.seq.recv)),
+            _stats(state),
+            _drops(state, ()) if "drops" in state else None,
+        )
+
+
+def _states(result: object) -> list[object]:
+    # Straight from the daemon's JSON: refuse anything but a list of objects with a
+    # message, never a traceback.
+    if isinstance(result, list | tuple) and all(isinstance(s, Mapping) for s in result):
+        return list(result)
+    raise ControlError("l2tpv3d sent a malformed answer: expected a list of objects")
+
+
+def tunnel_states(result: object) -> list[TunnelState]:
+    """The ``show_tunnels`` result, validated."""
+    return [TunnelState.from_json(s) for s in _states(result)]
+
+
+def session_states(result: object) -> list[SessionState]:
+    """The ``show_sessions`` result, validated."""
+    return [SessionState.from_json(s) for s in _states(result)]
+
+
+@dataclass(frozen=True, slots=True)
+class Pong:
+    """The ``ping`` result: who answered."""
+
+    version: str
+    pid: int
+
+    def to_json(self) -> dict[str, object]:
+        return {"version": self.version, "pid": self.pid}
+
+    @classmethod
+    def from_json(cls, result: object) -> Pong:
+        if isinstance(result, Mapping):
+            version, pid = result.get("version"), result.get("pid")
+            if isinstance(version, str) and isinstance(pid, int) and not isinstance(pid, bool):
+                return cls(version, pid)
+        raise ControlError("l2tpv3d sent a malformed answer to ping")
+
+
+# -- what the daemon provides ---------------------------------------------------------
+
+
+class Operations(Protocol):
+    """The daemon side of the op table: one method per operation."""
+
+    def add_tunnel(self, config: TunnelConfig) -> None: ...
+    def del_tunnel(self, tunnel_id: int) -> None: ...
+    def add_session(self, config: SessionConfig) -> None: ...
+    def del_session(self, tunnel_id: int, session_id: int) -> None: ...
+    def show_tunnels(self, tunnel_id: int | None = None) -> list[TunnelState]: ...
+    def show_sessions(
+        self, tunnel_id: int | None = None, session_id: int | None = None
+    ) -> list[SessionState]: ...
+    def ping(self) -> Pong: ...
+
+
+# -- requests -------------------------------------------------------------------------
+
+
+class Request(Protocol[_R_co]):
+    """One request record: written by the client, read and run by the daemon, whose
+    JSON result the client reads back as ``_R_co``."""
+
+    op: ClassVar[str]
+
+    def to_json(self) -> dict[str, object]: ...
+    def run(self, ops: Operations) -> object:
+        """Run on the daemon; the JSON result."""
+
+    def result(self, result: object) -> _R_co:
+        """Read the daemon's JSON result (raises ControlError if malformed)."""
+
+
+def _int(msg: JSONObject, key: str) -> int:
+    value = msg.get(key)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise StateError(f'argument "{key}" is required')
+    return value
+
+
+def _opt_int(msg: JSONObject, key: str) -> int | None:
+    return None if msg.get(key) is None else _int(msg, key)
+
+
+def _config(msg: JSONObject) -> dict[str, object]:
+    config = msg["config"]
+    if not isinstance(config, dict):
+        raise TypeError("config must be an object")
+    return config
+
+
+@dataclass(frozen=True, slots=True)
+class AddTunnel:
+    op: ClassVar[str] = "add_tunnel"
+    config: TunnelConfig
+
+    def to_json(self) -> dict[str, object]:
+        return {"op": self.op, "config": self.config.to_dict()}
+
+    @classmethod
+    def from_json(cls, msg: JSONObject) -> AddTunnel:
+        return cls(TunnelConfig.from_dict(_config(msg)))
+
+    def run(self, ops: Operations) -> None:
+        ops.add_tunnel(self.config)
+
+    def result(self, result: object) -> None:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class DelTunnel:
+    op: ClassVar[str] = "del_tunnel"
+    tunnel_id: int
+
+    def to_json(self) -> dict[str, object]:
+        return {"op": self.op, "tunnel_id": self.tunnel_id}
+
+    @classmethod
+    def from_json(cls, msg: JSONObject) -> DelTunnel:
+        return cls(_int(msg, "tunnel_id"))
+
+    def run(self, ops: Operations) -> None:
+        ops.del_tunnel(self.tunnel_id)
+
+    def result(self, result: object) -> None:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class AddSession:
+    op: ClassVar[str] = "add_session"
+    config: SessionConfig
+
+    def to_json(self) -> dict[str, object]:
+        return {"op": self.op, "config": self.config.to_dict()}
+
+    @classmethod
+    def from_json(cls, msg: JSONObject) -> AddSession:
+        return cls(SessionConfig.from_dict(_config(msg)))
+
+    def run(self, ops: Operations) -> None:
+        ops.add_session(self.config)
+
+    def result(self, result: object) -> None:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class DelSession:
+    op: ClassVar[str] = "del_session"
+    tunnel_id: int
+    session_id: int
+
+    def to_json(self) -> dict[str, object]:
+        return {"op": self.op, "tunnel_id": self.tunnel_id, "session_id": self.session_id}
+
+    @classmethod
+    def from_json(cls, msg: JSONObject) -> DelSession:
+        return cls(_int(msg, "tunnel_id"), _int(msg, "session_id"))
+
+    def run(self, ops: Operations) -> None:
+        ops.del_session(self.tunnel_id, self.session_id)
+
+    def result(self, result: object) -> None:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class ShowTunnels:
+    op: ClassVar[str] = "show_tunnels"
+    tunnel_id: int | None = None
+
+    def to_json(self) -> dict[str, object]:
+        out: dict[str, object] = {"op": self.op}
+        if self.tunnel_id is not None:
+            out["tunnel_id"] = self.tunnel_id
+        return out
+
+    @classmethod
+    def from_json(cls, msg: JSONObject) -> ShowTunnels:
+        return cls(_opt_int(msg, "tunnel_id"))
+
+    def run(self, ops: Operations) -> list[dict[str, object]]:
+        return [state.to_json() for state in ops.show_tunnels(self.tunnel_id)]
+
+    def result(self, result: object) -> list[TunnelState]:
+        return tunnel_states(result)
+
+
+@dataclass(frozen=True, slots=True)
+class ShowSessions:
+    op: ClassVar[str] = "show_sessions"
+    tunnel_id: int | None = None
+    session_id: int | None = None
+
+    def to_json(self) -> dict[str, object]:
+        out: dict[str, object] = {"op": self.op}
+        if self.tunnel_id is not None:
+            out["tunnel_id"] = self.tunnel_id
+        if self.session_id is not None:
+            out["session_id"] = self.session_id
+        return out
+
+    @classmethod
+    def from_json(cls, msg: JSONObject) -> ShowSessions:
+        return cls(_opt_int(msg, "tunnel_id"), _opt_int(msg, "session_id"))
+
+    def run(self, ops: Operations) -> list[dict[str, object]]:
+        return [state.to_json() for state in ops.show_sessions(self.tunnel_id, self.session_id)]
+
+    def result(self, result: object) -> list[SessionState]:
+        return session_states(result)
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    op: ClassVar[str] = "ping"
+
+    def to_json(self) -> dict[str, object]:
+        return {"op": self.op}
+
+    @classmethod
+    def from_json(cls, msg: JSONObject) -> Ping:
+        return cls()
+
+    def run(self, ops: Operations) -> dict[str, object]:
+        return ops.ping().to_json()
+
+    def result(self, result: object) -> Pong:
+        return Pong.from_json(result)
+
+
+# The op table: op name -> how its request is read (the record type, which carries the
+# daemon method it runs and the type of its result).
+OPS: Final[Mapping[str, Callable[[JSONObject], Request[object]]]] = {
+    AddTunnel.op: AddTunnel.from_json,
+    DelTunnel.op: DelTunnel.from_json,
+    AddSession.op: AddSession.from_json,
+    DelSession.op: DelSession.from_json,
+    ShowTunnels.op: ShowTunnels.from_json,
+    ShowSessions.op: ShowSessions.from_json,
+    Ping.op: Ping.from_json,
+}
+
+
+def decode_request(msg: JSONObject) -> Request[object]:
+    """The request record for one JSON request (StateError for an unknown op; the
+    readers raise StateError, TypeError, ValueError or KeyError for bad fields)."""
+    op = msg.get("op")
+    reader = OPS.get(op) if isinstance(op, str) else None
+    if reader is None:
+        raise StateError(f'unknown operation "{op}"')
+    return reader(msg)
