@@ -13,22 +13,28 @@ import sys
 from l2tpv3 import __version__
 from l2tpv3.config.file import load_config
 from l2tpv3.constants import CONTROL_SOCKET_ENV, DEFAULT_CONTROL_SOCKET
-from l2tpv3.control.transport import serve
+from l2tpv3.control.server import handler, serve
 from l2tpv3.daemon.core import Daemon
 from l2tpv3.errors import L2TPError
-from l2tpv3.io import datapath
-from l2tpv3.io.ports import DEFAULT_BATCH, Options
-from l2tpv3.io.sockets import (
-    DEFAULT_SOCKET_BUFFER,
-)
+from l2tpv3.io.api import DEFAULT_BATCH, Options
+from l2tpv3.io.datapath import Implementation, choose
+from l2tpv3.io.sockets import DEFAULT_SOCKET_BUFFER
+
+__all__ = ["main", "parse_batch", "parse_size", "run"]
 
 log = logging.getLogger("l2tpv3d")
 
 
-async def run(socket_path: str, config_path: str | None, options: Options | None = None) -> int:
+async def run(
+    socket_path: str,
+    config_path: str | None,
+    options: Options | None = None,
+    impl: Implementation | None = None,
+) -> int:
     options = options or Options()
+    impl = impl or choose()
     loop = asyncio.get_running_loop()
-    daemon = Daemon(loop, options)
+    daemon = Daemon(loop, impl, options)
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
@@ -40,14 +46,14 @@ async def run(socket_path: str, config_path: str | None, options: Options | None
                 daemon.add_tunnel(tcfg)
             for scfg in sessions:
                 daemon.add_session(scfg)
-        server = await serve(socket_path, daemon.handle)
+        server = await serve(socket_path, handler(daemon))
         daemon.refresh_mtus()
         log.info(
             "listening on %s (version %s, pid %d, %s data path)",
             socket_path,
             __version__,
             os.getpid(),
-            datapath.IMPLEMENTATION,
+            impl.name,
         )
         await stop.wait()
         log.info("stopping")
@@ -76,21 +82,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", help="TOML file of tunnels and sessions to bring up")
     parser.add_argument(
         "--rcvbuf",
-        type=_size,
+        type=parse_size,
         default=DEFAULT_SOCKET_BUFFER,
         metavar="BYTES",
         help="tunnel socket receive buffer (default 4 MiB; suffixes K, M)",
     )
     parser.add_argument(
         "--sndbuf",
-        type=_size,
+        type=parse_size,
         default=DEFAULT_SOCKET_BUFFER,
         metavar="BYTES",
         help="tunnel socket send buffer (default 4 MiB; suffixes K, M)",
     )
     parser.add_argument(
         "--batch",
-        type=_batch,
+        type=parse_batch,
         default=DEFAULT_BATCH,
         metavar="N",
         help=f"datagrams or frames per system call and wakeup, 1..1024 (default {DEFAULT_BATCH})",
@@ -124,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
 
-def _size(text: str) -> int:
+def parse_size(text: str) -> int:
+    """``--rcvbuf``/``--sndbuf``: bytes, with suffix K or M; 4K..1G."""
     units = {"K": 1024, "M": 1024 * 1024}
     mult = units.get(text[-1:].upper(), 1)
     digits = text[:-1] if mult > 1 else text
@@ -133,7 +140,8 @@ def _size(text: str) -> int:
     return int(digits) * mult
 
 
-def _batch(text: str) -> int:
+def parse_batch(text: str) -> int:
+    """``--batch``: 1..1024."""
     if not text.isdigit() or not 1 <= int(text) <= 1024:
         raise argparse.ArgumentTypeError(f'invalid batch "{text}": 1..1024')
     return int(text)

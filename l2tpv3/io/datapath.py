@@ -4,7 +4,8 @@ The Cython fast path when it is built, else the pure-Python reference;
 ``L2TPV3_NO_EXTENSIONS=1`` forces pure Python (as yarl and aiohttp do). :func:`choose`
 returns one typed record, so the daemon and the tests never test names or import
 either implementation themselves. For mypy the record always holds the protocols of
-:mod:`l2tpv3.proto.api` (the ``TYPE_CHECKING`` pattern of yarl and multidict).
+:mod:`l2tpv3.proto.api` and :mod:`l2tpv3.io.api` (the ``TYPE_CHECKING`` pattern of
+yarl and multidict).
 """
 
 from __future__ import annotations
@@ -15,10 +16,14 @@ from dataclasses import dataclass
 from typing import Literal
 
 from l2tpv3.config import SessionConfig, TunnelConfig
+from l2tpv3.io.api import Offloads, TunnelPortFactory
+from l2tpv3.io.ports import TunnelPort
 from l2tpv3.proto.api import IpOwnershipAPI, SessionAPI, TunnelAPI
 from l2tpv3.proto.ownership import IpOwnership
 from l2tpv3.proto.session import Session
 from l2tpv3.proto.tunnel import Tunnel
+
+__all__ = ["NAMES", "PYTHON", "Implementation", "ImplementationUnavailable", "Name", "choose"]
 
 Name = Literal["python", "cython"]
 NAMES: tuple[Name, ...] = ("cython", "python")
@@ -30,13 +35,26 @@ class ImplementationUnavailable(ImportError):
 
 @dataclass(frozen=True, slots=True)
 class Implementation:
+    """One implementation of the data path: its sans-I/O classes, the IP-encap
+    ownership registry its tunnels share, the port that runs a tunnel (and makes its
+    sessions' ports), and what it can offload."""
+
     name: Name
     session: Callable[[TunnelConfig, SessionConfig], SessionAPI]
     tunnel: Callable[[TunnelConfig, IpOwnershipAPI | None], TunnelAPI]
     ownership: Callable[[], IpOwnershipAPI]
+    tunnel_port: TunnelPortFactory
+    offloads: Offloads
 
 
-PYTHON = Implementation("python", Session, Tunnel, IpOwnership)
+PYTHON = Implementation(
+    "python",
+    Session,
+    Tunnel,
+    IpOwnership,
+    TunnelPort,
+    Offloads(tap_vnet_hdr=False, udp_gso=False, udp_gro=False),
+)
 
 
 def _cython() -> Implementation:
@@ -44,7 +62,16 @@ def _cython() -> Implementation:
         from l2tpv3.fast import _fastpath
     except ImportError as exc:
         raise ImplementationUnavailable(f"the Cython fast path is not built: {exc}") from None
-    return Implementation("cython", _fastpath.Session, _fastpath.Tunnel, IpOwnership)
+    from l2tpv3.io.engine import CythonTunnelPort
+
+    return Implementation(
+        "cython",
+        _fastpath.Session,
+        _fastpath.Tunnel,
+        IpOwnership,
+        CythonTunnelPort,
+        Offloads(tap_vnet_hdr=True, udp_gso=True, udp_gro=True),
+    )
 
 
 def choose(name: Name | None = None) -> Implementation:

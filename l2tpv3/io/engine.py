@@ -1,7 +1,9 @@
-"""Daemon adapters for the Cython fast path: the engine's C threads move the packets,
-the asyncio loop only hears about TAP devices that vanished.
+"""Ports for the Cython fast path: the engine's C threads move the packets, the asyncio
+loop only hears about TAP devices that vanished.
 
-Same interface as daemon.SessionPort / daemon.TunnelPort, whose state() they reuse.
+They satisfy :class:`~l2tpv3.io.api.TunnelPortAPI` / :class:`~l2tpv3.io.api.SessionPortAPI`
+as the pure-Python ports do, by composition: each holds the engine (the Cython
+``Tunnel``) and hands it descriptors.
 """
 
 from __future__ import annotations
@@ -10,39 +12,37 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import Callable, Container
-from typing import Any
+from collections.abc import Callable, Mapping
 
 from l2tpv3.errors import StateError
 from l2tpv3.fast import _fastpath
-from l2tpv3.io.ports import SessionPort, TunnelPort
+from l2tpv3.io.api import Buffers, Options, SessionPortAPI
 from l2tpv3.io.sockets import peer_address
 from l2tpv3.io.tap import Tap
+from l2tpv3.proto.api import IpOwnershipAPI, SessionAPI, TunnelAPI
+
+__all__ = ["CythonSessionPort", "CythonTunnelPort"]
 
 log = logging.getLogger("l2tpv3d")
 
 
-class CythonSessionPort(SessionPort):
+class CythonSessionPort:
     """A session's TAP, handed to its tunnel's engine."""
 
     def __init__(
         self,
-        loop: asyncio.AbstractEventLoop,
-        tunnel: TunnelPort,
-        session: Any,
+        engine: _fastpath.Tunnel,
+        session: SessionAPI,
         tap: Tap,
         on_gone: Callable[[], None],
     ) -> None:
-        self.loop = loop
         self.on_gone = on_gone
-        self.tunnel = tunnel
         self.session = session
         self.tap = tap
-        self._timer = None
-        self.reorders = False  # the engine's receive thread runs the reorder timers
-        self._engine: _fastpath.Tunnel = tunnel.tunnel  # type: ignore[assignment]
+        self._engine = engine
         session.set_mtu(tap.mtu)
-        self._engine.attach(session.session_id, tap.fd, tap.vnet_hdr)
+        # The engine's receive thread runs the reorder timers.
+        engine.attach(session.session_id, tap.fd, tap.vnet_hdr)
 
     def close(self) -> None:
         # The engine must let go of the descriptor before it is closed (and reused).
@@ -50,36 +50,64 @@ class CythonSessionPort(SessionPort):
         self.tap.close()
 
 
-class CythonTunnelPort(TunnelPort):
-    """A tunnel's socket, run by the engine's threads."""
+class CythonTunnelPort:
+    """A tunnel's socket, run by the engine's threads.
+
+    The engine checks each datagram's source itself (against the peer, then the
+    ownership the Cython ``Tunnel`` was made with), so ``ownership`` is not needed here.
+    """
 
     def __init__(
         self,
         loop: asyncio.AbstractEventLoop,
-        tunnel: _fastpath.Tunnel,
+        tunnel: TunnelAPI,
         sock: socket.socket,
-        other_peers: Container[str] = (),
-        batch: int = 64,
-        offload: bool = True,
+        ownership: IpOwnershipAPI,
+        options: Options,
+        buffers: Buffers,
     ) -> None:
-
-        self.loop = loop
-        self.tunnel = tunnel  # type: ignore[assignment]
-        self._engine = tunnel
-        self.sock = sock
-        self.ports: dict[int, SessionPort] = {}
-        self.peer = peer_address(tunnel.config)
-        self.other_peers = other_peers
+        if not isinstance(tunnel, _fastpath.Tunnel):
+            raise TypeError("the Cython ports run the Cython Tunnel only")
+        self.loop: asyncio.AbstractEventLoop = loop
+        self.tunnel = tunnel
+        self._engine: _fastpath.Tunnel = tunnel
+        self.sock: socket.socket = sock
+        self._ports: dict[int, CythonSessionPort] = {}
         try:
-            tunnel.start(sock, self.peer, batch, offload)
+            tunnel.start(sock, peer_address(tunnel.config), options.batch, options.offload)
         except OSError as exc:
             raise StateError(f"cannot start the fast path: {exc}") from None
-        self._notify = tunnel.notify_fd
+        self._notify: int = tunnel.notify_fd
         loop.add_reader(self._notify, self._on_gone)
+
+    @property
+    def ports(self) -> Mapping[int, SessionPortAPI]:
+        return self._ports
+
+    def open_session(
+        self, session: SessionAPI, tap: Tap, on_gone: Callable[[], None]
+    ) -> CythonSessionPort:
+        # The engine attaches a TAP to a session it already knows.
+        self._engine.add(session)
+        try:
+            port = CythonSessionPort(self._engine, session, tap, on_gone)
+        except BaseException:
+            self._engine.remove(session.session_id)
+            raise
+        self._ports[session.session_id] = port
+        return port
+
+    def close_session(self, session_id: int) -> bool:
+        port = self._ports.pop(session_id, None)
+        if port is None:
+            return False
+        port.close()
+        self._engine.remove(session_id)
+        return True
 
     def _on_gone(self) -> None:
         for sid in self._engine.take_gone():
-            port = self.ports.get(sid)
+            port = self._ports.get(sid)
             if port is not None:
                 self.loop.call_soon(port.on_gone)
 
@@ -97,9 +125,8 @@ class CythonTunnelPort(TunnelPort):
             st["gro_datagrams_in"],
             st["gro_superframes_out"],
         )
-        for port in self.ports.values():
-            port.close()
-        self.ports.clear()
+        for sid in list(self._ports):
+            self.close_session(sid)
         with contextlib.suppress(OSError, ValueError):
             self.loop.remove_reader(self._notify)
         # Joins the threads; they wake at once (eventfd), so this does not block long.

@@ -12,37 +12,19 @@ import errno
 import logging
 import os
 import socket
-from collections.abc import Callable, Container
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Mapping
 
 from l2tpv3.config import Encap
 from l2tpv3.constants import DROP_WRONG_SOURCE
-from l2tpv3.io.sockets import (
-    DEFAULT_SOCKET_BUFFER,
-    ipv4_payload_offset,
-    peer_address,
-)
+from l2tpv3.io.api import HEADROOM, Buffers, Options, SessionPortAPI
+from l2tpv3.io.sockets import ipv4_payload_offset, peer_address
 from l2tpv3.io.tap import Tap
-from l2tpv3.proto.session import TAP_WRITE_FAILED, Payload, Session
-from l2tpv3.proto.tunnel import Tunnel
+from l2tpv3.proto.api import IpOwnershipAPI, Payload, SessionAPI, TunnelAPI
+from l2tpv3.proto.session import TAP_WRITE_FAILED, Session
+
+__all__ = ["SessionPort", "TunnelPort"]
 
 log = logging.getLogger("l2tpv3d")
-
-# Datagrams or frames handled per readiness callback before yielding to the loop, so
-# one busy direction cannot starve the other or the control socket.
-DEFAULT_BATCH = 64
-MAX_DATAGRAM = 65535
-# Room in front of a frame read from a TAP for the longest L2TP header (flags word,
-# session ID, 8-byte cookie, sublayer), so the header is written in place.
-HEADROOM = 64
-# One buffer per direction for the whole daemon: the loop is single-threaded and a
-# packet leaves the buffer (sendto or write) before the next one is read into it.
-# Preallocated, so no per-packet allocation; shared, so a session costs no buffer.
-_TX_BUF = bytearray(HEADROOM + MAX_DATAGRAM)
-_TX_VIEW = memoryview(_TX_BUF)
-_TX_FRAME = [_TX_VIEW[HEADROOM:]]
-_RX_VIEW = memoryview(bytearray(MAX_DATAGRAM))
 
 
 class SessionPort:
@@ -55,10 +37,12 @@ class SessionPort:
         session: Session,
         tap: Tap,
         on_gone: Callable[[], None],
-        batch: int = DEFAULT_BATCH,
+        buffers: Buffers,
+        batch: int,
     ) -> None:
         self.loop = loop
         self.batch = batch
+        self.buffers = buffers
         self.on_gone = on_gone
         self.tunnel = tunnel
         self.session = session
@@ -74,9 +58,10 @@ class SessionPort:
         send = self.tunnel.sock.sendto
         peer = self.tunnel.peer
         next_header = self.session.next_header
-        buf = _TX_BUF
-        view = _TX_VIEW
-        into = _TX_FRAME
+        buffers = self.buffers
+        buf = buffers.tx
+        view = buffers.tx_view
+        into = buffers.tx_frame
         for _ in range(self.batch):
             try:
                 n = readv(fd, into)
@@ -133,20 +118,6 @@ class SessionPort:
             self._timer.cancel()
         self.tap.close()
 
-    def state(self) -> dict[str, Any]:
-        s = self.session
-        out = s.config.to_dict()
-        out.update(
-            interface=self.tap.name,
-            peer_tunnel_id=self.tunnel.tunnel.config.peer_tunnel_id,
-            mtu=self.tap.mtu,
-            send_seq=s.send_seq,
-            recv_seq=s.recv_seq,
-            stats=s.counters.as_dict(),
-            drops=dict(s.drops),
-        )
-        return out
-
 
 class TunnelPort:
     """A tunnel's underlay socket and its socket-to-TAP loop."""
@@ -154,31 +125,34 @@ class TunnelPort:
     def __init__(
         self,
         loop: asyncio.AbstractEventLoop,
-        tunnel: Tunnel,
+        tunnel: TunnelAPI,
         sock: socket.socket,
-        other_peers: Container[str] = (),
-        batch: int = DEFAULT_BATCH,
+        ownership: IpOwnershipAPI,
+        options: Options,
+        buffers: Buffers,
     ) -> None:
         self.loop = loop
-        self.batch = batch
+        self.batch = options.batch
+        self.buffers = buffers
         self.tunnel = tunnel
         self.sock = sock
-        self.ports: dict[int, SessionPort] = {}
+        self._ports: dict[int, SessionPort] = {}
         cfg = tunnel.config
         self.peer = peer_address(cfg)
         # Every raw socket sees every protocol-115 packet to its address: one from the
         # peer of another IP-encap tunnel is that tunnel's, not a wrong source.
-        self.other_peers = other_peers
+        self.ownership = ownership
         self._strip_ip = cfg.encap is Encap.IP and cfg.family == 4
         loop.add_reader(sock.fileno(), self._on_sock_readable)
 
     def _on_sock_readable(self) -> None:
         recv = self.sock.recvfrom_into
-        buf = _RX_VIEW
+        buf = self.buffers.rx
         receive = self.tunnel.receive
-        ports = self.ports
+        ports = self._ports
         strip_ip = self._strip_ip
         peer_host, peer_port = self.peer
+        tunnel_id = self.tunnel.config.tunnel_id
         now = self.loop.time()
         touched: set[SessionPort] = set()
         for _ in range(self.batch):
@@ -192,7 +166,7 @@ class TunnelPort:
                 )
                 break
             if source[0] != peer_host or source[1] != peer_port:
-                if source[0] not in self.other_peers:
+                if not self.ownership.is_other_peer(tunnel_id, source[0]):
                     self.tunnel.count_drop(DROP_WRONG_SOURCE)
                 continue
             # A view, not a copy: the frames in it are written out before the next read.
@@ -212,25 +186,34 @@ class TunnelPort:
         for port in touched:
             port.rearm()
 
+    @property
+    def ports(self) -> Mapping[int, SessionPortAPI]:
+        return self._ports
+
+    def open_session(
+        self, session: SessionAPI, tap: Tap, on_gone: Callable[[], None]
+    ) -> SessionPort:
+        if not isinstance(session, Session):
+            raise TypeError("the pure-Python ports run the pure-Python Session")
+        self.tunnel.add(session)
+        try:
+            port = SessionPort(self.loop, self, session, tap, on_gone, self.buffers, self.batch)
+        except BaseException:
+            self.tunnel.remove(session.session_id)
+            raise
+        self._ports[session.session_id] = port
+        return port
+
+    def close_session(self, session_id: int) -> bool:
+        port = self._ports.pop(session_id, None)
+        if port is None:
+            return False
+        port.close()
+        self.tunnel.remove(session_id)
+        return True
+
     def close(self) -> None:
-        for port in self.ports.values():
-            port.close()
-        self.ports.clear()
+        for sid in list(self._ports):
+            self.close_session(sid)
         self.loop.remove_reader(self.sock.fileno())
         self.sock.close()
-
-    def state(self) -> dict[str, Any]:
-        out = self.tunnel.config.to_dict()
-        out["stats"] = self.tunnel.totals().as_dict()
-        out["drops"] = dict(self.tunnel.drops)
-        return out
-
-
-@dataclass(frozen=True, slots=True)
-class Options:
-    """Data-path tuning: ``l2tpv3d --rcvbuf/--sndbuf/--batch``."""
-
-    rcvbuf: int = DEFAULT_SOCKET_BUFFER
-    sndbuf: int = DEFAULT_SOCKET_BUFFER
-    batch: int = DEFAULT_BATCH
-    offload: bool = True  # TAP TSO/checksum offloads, UDP GSO/GRO (Cython path only)

@@ -152,7 +152,8 @@ def test_bad_tuning_options_are_one_line(args: list[str], message: str) -> None:
 
 
 def test_tuning_options_parse() -> None:
-    from l2tpv3.daemon.main import _batch, _size
+    from l2tpv3.daemon.main import parse_batch as _batch
+    from l2tpv3.daemon.main import parse_size as _size
 
     assert _size("4M") == 4 << 20
     assert _size("512k") == 512 << 10

@@ -1,0 +1,134 @@
+"""What the daemon sees of a running data path, whichever implementation runs it.
+
+Both kinds of ports (the pure-Python asyncio loops of :mod:`l2tpv3.io.ports` and the
+adapters around the C engine of :mod:`l2tpv3.io.engine`) satisfy
+:class:`TunnelPortAPI` and :class:`SessionPortAPI`; their state records are built by
+:func:`tunnel_state` and :func:`session_state`, the same for both. Settings come in as
+parameters: :class:`Options` (``l2tpv3d --rcvbuf/--sndbuf/--batch/--no-offload``) and
+the daemon's :class:`Buffers`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Final, Protocol
+
+from l2tpv3.control.protocol import SessionState, TunnelState
+from l2tpv3.io.sockets import DEFAULT_SOCKET_BUFFER
+from l2tpv3.io.tap import Tap
+from l2tpv3.proto.api import IpOwnershipAPI, SessionAPI, TunnelAPI
+
+# Datagrams or frames handled per readiness callback (or per system call, in the
+# engine) before yielding, so one busy direction cannot starve the other or the
+# control socket.
+DEFAULT_BATCH: Final = 64
+# The longest datagram a socket can deliver.
+MAX_DATAGRAM: Final = 65535
+# Room in front of a frame read from a TAP for the longest L2TP header (flags word,
+# session ID, 8-byte cookie, sublayer), so the header is written in place.
+HEADROOM: Final = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """Data-path tuning: ``l2tpv3d --rcvbuf/--sndbuf/--batch/--no-offload``."""
+
+    rcvbuf: int = DEFAULT_SOCKET_BUFFER
+    sndbuf: int = DEFAULT_SOCKET_BUFFER
+    batch: int = DEFAULT_BATCH
+    offload: bool = True  # TAP TSO/checksum offloads, UDP GSO/GRO where supported
+
+
+@dataclass(frozen=True, slots=True)
+class Offloads:
+    """What an implementation can offload (used only when :attr:`Options.offload`)."""
+
+    tap_vnet_hdr: bool  # TAPs opened with IFF_VNET_HDR: TSO super-frames, partial csums
+    udp_gso: bool  # one send of many segments (when the kernel has UDP_SEGMENT)
+    udp_gro: bool  # one receive of many datagrams (when the kernel has UDP_GRO)
+
+
+class Buffers:
+    """One buffer per direction for the whole daemon, owned by it and lent to its ports.
+
+    The pure-Python loop is single-threaded and a packet leaves a buffer (sendto or
+    write) before the next one is read into it. Preallocated, so no per-packet
+    allocation; shared, so a session costs no buffer.
+    """
+
+    __slots__ = ("rx", "tx", "tx_frame", "tx_view")
+
+    def __init__(self) -> None:
+        self.tx = bytearray(HEADROOM + MAX_DATAGRAM)
+        self.tx_view = memoryview(self.tx)
+        # readv() target: the frame goes after the headroom.
+        self.tx_frame = [self.tx_view[HEADROOM:]]
+        self.rx = memoryview(bytearray(MAX_DATAGRAM))
+
+
+class SessionPortAPI(Protocol):
+    """A session's TAP, moved to and from the tunnel's socket."""
+
+    @property
+    def session(self) -> SessionAPI: ...
+    @property
+    def tap(self) -> Tap: ...
+    def close(self) -> None: ...
+
+
+class TunnelPortAPI(Protocol):
+    """A tunnel's socket and its sessions' ports."""
+
+    @property
+    def tunnel(self) -> TunnelAPI: ...
+    @property
+    def ports(self) -> Mapping[int, SessionPortAPI]: ...
+    def open_session(
+        self, session: SessionAPI, tap: Tap, on_gone: Callable[[], None]
+    ) -> SessionPortAPI:
+        """Add ``session`` to the tunnel and start moving its TAP's frames."""
+
+    def close_session(self, session_id: int) -> bool:
+        """Stop the session's port, close its TAP, remove it from the tunnel; False if
+        the tunnel has no such session."""
+
+    def close(self) -> None:
+        """Close every session's port and the socket."""
+
+
+class TunnelPortFactory(Protocol):
+    """Opens a tunnel's port: the tunnel (of the same implementation), its bound
+    socket, the daemon's IP-encap ownership, options and buffers."""
+
+    def __call__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        tunnel: TunnelAPI,
+        sock: socket.socket,
+        ownership: IpOwnershipAPI,
+        options: Options,
+        buffers: Buffers,
+    ) -> TunnelPortAPI: ...
+
+
+def tunnel_state(tunnel: TunnelAPI) -> TunnelState:
+    """``show_tunnels``' record for one tunnel."""
+    return TunnelState(tunnel.config, tunnel.totals().as_dict(), dict(tunnel.drops))
+
+
+def session_state(port: SessionPortAPI, peer_tunnel_id: int) -> SessionState:
+    """``show_sessions``' record for one session's port."""
+    s = port.session
+    return SessionState(
+        config=s.config,
+        interface=port.tap.name,
+        peer_tunnel_id=peer_tunnel_id,
+        mtu=port.tap.mtu,
+        send_seq=s.send_seq,
+        recv_seq=s.recv_seq,
+        stats=s.counters.as_dict(),
+        drops=dict(s.drops),
+    )
