@@ -44,7 +44,7 @@ def _cython() -> Implementation:
         from l2tpv3.fast import _fastpath
     except ImportError as exc:
         raise ImplementationUnavailable(f"the Cython fast path is not built: {exc}") from None
-    return Implementation("cython", _fastpath.Session, _fastpath.Tunnel, IpOwnership)
+    return Implementation("cython", _fastpath.Session, _fastpath.Tunnel, _fastpath.IpOwnership)
 
 
 def choose(name: Name | None = None) -> Implementation:
