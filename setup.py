@@ -23,9 +23,14 @@ EXTENSIONS = [
     # fastpath: the per-packet engine (fp_core.c) with the offloads compiled in
     Extension(
         "l2tpv3.fast._fastpath",
-        sources=["l2tpv3/fast/_fastpath.pyx", "l2tpv3/fast/fp_core.c", "l2tpv3/fast/offload.c"],
+        sources=[
+            "l2tpv3/fast/_fastpath.pyx",
+            "l2tpv3/fast/fp_core.c",
+            "l2tpv3/fast/fp_ownership.c",
+            "l2tpv3/fast/offload.c",
+        ],
         include_dirs=["l2tpv3/fast"],
-        depends=["l2tpv3/fast/fp_core.h", "l2tpv3/fast/offload.h"],
+        depends=["l2tpv3/fast/fp_core.h", "l2tpv3/fast/fp_ownership.h", "l2tpv3/fast/offload.h"],
         extra_compile_args=[*C_FLAGS, "-Wall"],
         libraries=["m"],
     ),

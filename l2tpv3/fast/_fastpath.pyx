@@ -7,6 +7,7 @@ The sans-I/O methods (encapsulate, receive, poll, ...) run the same C code as th
 engine, so tests can compare them with the reference classes packet by packet.
 """
 
+cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memset
@@ -16,6 +17,7 @@ import socket
 
 from l2tpv3.proto.layout import HeaderLayout
 from l2tpv3.config import Encap, SeqPolicy
+from l2tpv3.errors import StateError
 from l2tpv3 import constants
 from l2tpv3.constants import COUNTER_NAMES, DROP_REASONS, RX_FRAME_SLACK
 from l2tpv3.proto.counters import Counters
@@ -43,13 +45,27 @@ cdef extern from "<netinet/in.h>":
     int AF_INET
     int AF_INET6
 
+cdef extern from "fp_ownership.h" nogil:
+    struct fp_ownership:
+        pass
+    int fp_own_init(fp_ownership *o)
+    void fp_own_clear(fp_ownership *o)
+    int fp_own_add_tunnel(fp_ownership *o, uint32_t tunnel_id, int family,
+                          const uint8_t *local, const uint8_t *peer)
+    void fp_own_remove_tunnel(fp_ownership *o, uint32_t tunnel_id)
+    int fp_own_claim(fp_ownership *o, uint32_t tunnel_id, uint32_t session_id,
+                     uint32_t *other)
+    void fp_own_release(fp_ownership *o, uint32_t session_id)
+    int fp_own_owner(fp_ownership *o, uint32_t session_id, uint32_t *tunnel_id)
+    int fp_own_is_other_copy(fp_ownership *o, uint32_t tunnel_id, uint32_t session_id)
+    int fp_own_is_other_peer(fp_ownership *o, uint32_t tunnel_id, int family,
+                             const uint8_t *host)
+
 cdef extern from "fp_core.h" nogil:
     enum:
         FP_NCOUNTERS
         FP_NSDROPS
         FP_NTDROPS
-        FP_UNKNOWN_IP
-        FP_UNKNOWN_SESSION
         FP_POLICY_KERNEL
         FP_POLICY_RFC3931
         FP_UDP_FLAG_T
@@ -112,13 +128,13 @@ cdef extern from "fp_core.h" nogil:
                             fp_out *out)
     void fp_session_poll(fp_session *s, double now, fp_out *out)
     int fp_session_next_deadline(const fp_session *s, double *deadline)
-    int fp_tunnel_init(fp_tunnel *t, int udp)
+    int fp_tunnel_init(fp_tunnel *t, int udp, uint32_t tunnel_id, fp_ownership *own)
     void fp_tunnel_clear(fp_tunnel *t)
     int fp_tunnel_add(fp_tunnel *t, fp_session *s)
     void fp_tunnel_remove(fp_tunnel *t, fp_session *s)
     void fp_tunnel_drop(fp_tunnel *t, int reason)
-    int fp_tunnel_receive(fp_tunnel *t, const uint8_t *p, size_t len, double now,
-                          fp_out *out, uint32_t *sid, fp_session **hit)
+    void fp_tunnel_receive(fp_tunnel *t, const uint8_t *p, size_t len, double now,
+                           fp_out *out, fp_session **hit)
     int fp_engine_start(fp_tunnel *t, const fp_engine_opts *o, char *err, size_t errlen)
     void fp_engine_stop(fp_tunnel *t)
     int fp_engine_attach(fp_tunnel *t, fp_session *s, int tap_fd, int vnet)
@@ -241,6 +257,11 @@ cdef class Session:
     def set_mtu(self, int mtu):
         self.s.max_frame = mtu + RX_FRAME_SLACK
 
+    def next_header(self, size_t frame_len):
+        out = PyBytes_FromStringAndSize(NULL, self.s.tx_hlen)
+        fp_session_header(&self.s, <uint8_t *>PyBytes_AS_STRING(out), frame_len)
+        return out
+
     def encapsulate(self, frame):
         cdef const uint8_t[:] view = frame
         cdef size_t n = view.shape[0]
@@ -281,26 +302,109 @@ cdef class Session:
         return None
 
 
+cdef bytes _packed(int family, str address):
+    """16 bytes: the address (an IPv4 one in the first 4), as fp_ownership.h keeps it."""
+    af = socket.AF_INET6 if family == 6 else socket.AF_INET
+    return socket.inet_pton(af, address).ljust(16, b"\0")
+
+
+cdef int _family(int family) except -1:
+    # TunnelConfig.family (4 or 6); the socket module's AF_* are taken too.
+    if family == 4 or family == socket.AF_INET:
+        return 4
+    if family == 6 or family == socket.AF_INET6:
+        return 6
+    raise ValueError(f"family must be 4 or 6, not {family}")
+
+
+cdef class IpOwnership:
+    """ownership.IpOwnership on a C struct (fp_ownership.c), which the engines' receive
+    threads consult; see proto/api.py IpOwnershipAPI for the semantics."""
+
+    cdef fp_ownership o
+    cdef bint _init
+
+    def __cinit__(self):
+        if fp_own_init(&self.o) < 0:
+            raise MemoryError()
+        self._init = True
+
+    def __dealloc__(self):
+        if self._init:
+            fp_own_clear(&self.o)
+
+    def add_tunnel(self, uint32_t tunnel_id, int family, str local, str peer):
+        cdef int fam = _family(family)
+        cdef bytes lo = _packed(fam, local)
+        cdef bytes pe = _packed(fam, peer)
+        if fp_own_add_tunnel(&self.o, tunnel_id, fam, <const uint8_t *>PyBytes_AS_STRING(lo),
+                             <const uint8_t *>PyBytes_AS_STRING(pe)) < 0:
+            raise MemoryError()
+
+    def remove_tunnel(self, uint32_t tunnel_id):
+        fp_own_remove_tunnel(&self.o, tunnel_id)
+
+    def claim(self, uint32_t tunnel_id, uint32_t session_id):
+        cdef uint32_t other = 0
+        rc = fp_own_claim(&self.o, tunnel_id, session_id, &other)
+        if rc < 0:
+            raise MemoryError()
+        if rc:
+            raise StateError(
+                f"session {session_id} already exists in tunnel {other} "
+                "(IP-encap session IDs are unique per host)"
+            )
+
+    def release(self, uint32_t session_id):
+        fp_own_release(&self.o, session_id)
+
+    def owner(self, uint32_t session_id):
+        cdef uint32_t tid = 0
+        if fp_own_owner(&self.o, session_id, &tid):
+            return tid
+        return None
+
+    def is_other_copy(self, uint32_t tunnel_id, uint32_t session_id):
+        return bool(fp_own_is_other_copy(&self.o, tunnel_id, session_id))
+
+    def is_other_peer(self, uint32_t tunnel_id, str host):
+        cdef int fam = 6 if ":" in host else 4
+        try:
+            packed = _packed(fam, host)
+        except (OSError, ValueError):
+            return False  # not an address any tunnel could have as its peer
+        return bool(fp_own_is_other_peer(&self.o, tunnel_id, fam,
+                                         <const uint8_t *>PyBytes_AS_STRING(packed)))
+
+
+# The C tunnel points into its sessions and its ownership: keep them (no gc tp_clear)
+# until __dealloc__ has stopped the engine.
+@cython.no_gc_clear
 cdef class Tunnel:
-    """tunnel.Tunnel on a C struct, and the engine that runs its packet loops."""
+    """tunnel.Tunnel on a C struct, and the engine that runs its packet loops.
+
+    ``ownership`` must be this module's IpOwnership (its C struct is what the engine's
+    receive thread consults); anything else is a TypeError.
+    """
 
     cdef fp_tunnel t
     cdef bint _init
     cdef readonly object config
     cdef readonly dict sessions
-    cdef public object foreign
+    cdef readonly IpOwnership ownership
     cdef readonly bint running
 
     def __cinit__(self):
         self._init = False
 
-    def __init__(self, config, foreign=()):
-        if fp_tunnel_init(&self.t, config.encap is Encap.UDP) < 0:
+    def __init__(self, config, IpOwnership ownership=None):
+        cdef fp_ownership *own = NULL if ownership is None else &ownership.o
+        if fp_tunnel_init(&self.t, config.encap is Encap.UDP, config.tunnel_id, own) < 0:
             raise MemoryError()
         self._init = True
         self.config = config
         self.sessions = {}
-        self.foreign = foreign
+        self.ownership = ownership
 
     def __dealloc__(self):
         if self._init:
@@ -323,17 +427,12 @@ cdef class Tunnel:
         cdef const uint8_t[:] view = payload
         cdef list frames = []
         cdef fp_out out
-        cdef uint32_t sid = 0
         cdef fp_session *hit = NULL
         cdef uint8_t empty = 0
         out.fn = _collect
         out.ctx = <void *>frames
-        rc = fp_tunnel_receive(&self.t, &view[0] if view.shape[0] else &empty, view.shape[0],
-                               now, &out, &sid, &hit)
-        if rc == FP_UNKNOWN_IP:
-            if sid not in self.foreign:
-                fp_tunnel_drop(&self.t, FP_UNKNOWN_SESSION)
-            return None, frames
+        fp_tunnel_receive(&self.t, &view[0] if view.shape[0] else &empty, view.shape[0], now,
+                          &out, &hit)
         if hit is NULL:
             return None, frames
         return self.sessions[hit.session_id], frames

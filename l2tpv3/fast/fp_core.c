@@ -443,10 +443,12 @@ static inline size_t bucket(uint32_t sid, size_t n)
     return (size_t)((sid * 2654435761u) >> 7) & (n - 1);
 }
 
-int fp_tunnel_init(struct fp_tunnel *t, int udp)
+int fp_tunnel_init(struct fp_tunnel *t, int udp, uint32_t tunnel_id, struct fp_ownership *own)
 {
     memset(t, 0, sizeof(*t));
     t->udp = udp;
+    t->tunnel_id = tunnel_id;
+    t->own = own;
     t->nbuckets = 64;
     t->buckets = calloc(t->nbuckets, sizeof(*t->buckets));
     if (!t->buckets) return -1;
@@ -507,8 +509,6 @@ static int grow(struct fp_tunnel *t)
     return 0;
 }
 
-static void registry_sync(struct fp_tunnel *t, struct fp_session *s, int add);
-
 int fp_tunnel_add(struct fp_tunnel *t, struct fp_session *s)
 {
     int rc = 0;
@@ -522,7 +522,6 @@ int fp_tunnel_add(struct fp_tunnel *t, struct fp_session *s)
         t->nsessions++;
         s->queued_total = &t->queued;
         t->queued += (long)s->qlen;
-        registry_sync(t, s, 1);
     }
     unlock_both(t);
     return rc;
@@ -540,7 +539,6 @@ void fp_tunnel_remove(struct fp_tunnel *t, struct fp_session *s)
         t->queued -= (long)s->qlen;
         s->queued_total = NULL;
         for (int i = 0; i < FP_NCOUNTERS; i++) t->retired[i] += s->c[i];
-        registry_sync(t, s, 0);
     }
     unlock_both(t);
 }
@@ -551,8 +549,8 @@ void fp_tunnel_drop(struct fp_tunnel *t, int reason)
     t->c[FP_RX_INVALID]++;
 }
 
-int fp_tunnel_receive(struct fp_tunnel *t, const uint8_t *p, size_t len, double now,
-                      struct fp_out *out, uint32_t *sid_out, struct fp_session **hit)
+void fp_tunnel_receive(struct fp_tunnel *t, const uint8_t *p, size_t len, double now,
+                       struct fp_out *out, struct fp_session **hit)
 {
     uint32_t sid;
     *hit = NULL;
@@ -562,7 +560,7 @@ int fp_tunnel_receive(struct fp_tunnel *t, const uint8_t *p, size_t len, double 
         unsigned flags = (unsigned)p[0] << 8 | p[1];
         if ((flags & FP_UDP_VERSION_MASK) != FP_L2TP_VERSION_3) {
             fp_tunnel_drop(t, FP_BAD_VERSION);
-            return 0;
+            return;
         }
         if (flags & FP_UDP_FLAG_T) goto control;
         sid = be32(p + 4);
@@ -574,134 +572,20 @@ int fp_tunnel_receive(struct fp_tunnel *t, const uint8_t *p, size_t len, double 
     }
     struct fp_session *s = fp_tunnel_lookup(t, sid);
     if (!s) {
-        if (!t->udp) {
-            *sid_out = sid;
-            return FP_UNKNOWN_IP;
-        }
+        /* Over IP every raw socket on our address sees every tunnel's datagrams: one for
+         * another tunnel on the same listener is that tunnel's copy, not ours to count. */
+        if (!t->udp && t->own && fp_own_is_other_copy(t->own, t->tunnel_id, sid)) return;
         fp_tunnel_drop(t, FP_UNKNOWN_SESSION);
-        return 0;
+        return;
     }
     *hit = s;
     fp_session_receive(s, p, len, now, out);
-    return 0;
+    return;
 too_short:
     fp_tunnel_drop(t, FP_TOO_SHORT);
-    return 0;
+    return;
 control:
     fp_tunnel_drop(t, FP_CONTROL);
-    return 0;
-}
-
-/* ---- host-wide IP-encap registry ----------------------------------------------- */
-
-static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
-static uint32_t *reg_ids;  /* sorted */
-static size_t reg_nids, reg_capids;
-struct reg_peer {
-    struct sockaddr_storage a;
-    int count;
-};
-static struct reg_peer *reg_peers;
-static size_t reg_npeers, reg_cappeers;
-
-static size_t ids_lower(uint32_t sid)
-{
-    size_t lo = 0, hi = reg_nids;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (reg_ids[mid] < sid) lo = mid + 1; else hi = mid;
-    }
-    return lo;
-}
-
-void fp_registry_add_id(uint32_t sid)
-{
-    pthread_mutex_lock(&reg_lock);
-    if (reg_nids == reg_capids) {
-        size_t cap = reg_capids ? reg_capids * 2 : 64;
-        uint32_t *n = realloc(reg_ids, cap * sizeof(*n));
-        if (!n) goto out;
-        reg_ids = n;
-        reg_capids = cap;
-    }
-    size_t i = ids_lower(sid);
-    memmove(reg_ids + i + 1, reg_ids + i, (reg_nids - i) * sizeof(*reg_ids));
-    reg_ids[i] = sid;
-    reg_nids++;
-out:
-    pthread_mutex_unlock(&reg_lock);
-}
-
-void fp_registry_del_id(uint32_t sid)
-{
-    pthread_mutex_lock(&reg_lock);
-    size_t i = ids_lower(sid);
-    if (i < reg_nids && reg_ids[i] == sid) {
-        memmove(reg_ids + i, reg_ids + i + 1, (reg_nids - i - 1) * sizeof(*reg_ids));
-        reg_nids--;
-    }
-    pthread_mutex_unlock(&reg_lock);
-}
-
-int fp_registry_has_id(uint32_t sid)
-{
-    pthread_mutex_lock(&reg_lock);
-    size_t i = ids_lower(sid);
-    int r = i < reg_nids && reg_ids[i] == sid;
-    pthread_mutex_unlock(&reg_lock);
-    return r;
-}
-
-static int same_host(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
-{
-    if (a->ss_family != b->ss_family) return 0;
-    if (a->ss_family == AF_INET)
-        return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
-               ((const struct sockaddr_in *)b)->sin_addr.s_addr;
-    return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
-                  &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0;
-}
-
-void fp_registry_add_peer(const struct sockaddr_storage *a)
-{
-    pthread_mutex_lock(&reg_lock);
-    for (size_t i = 0; i < reg_npeers; i++)
-        if (same_host(&reg_peers[i].a, a)) {
-            reg_peers[i].count++;
-            goto out;
-        }
-    if (reg_npeers == reg_cappeers) {
-        size_t cap = reg_cappeers ? reg_cappeers * 2 : 8;
-        struct reg_peer *n = realloc(reg_peers, cap * sizeof(*n));
-        if (!n) goto out;
-        reg_peers = n;
-        reg_cappeers = cap;
-    }
-    reg_peers[reg_npeers].a = *a;
-    reg_peers[reg_npeers].count = 1;
-    reg_npeers++;
-out:
-    pthread_mutex_unlock(&reg_lock);
-}
-
-void fp_registry_del_peer(const struct sockaddr_storage *a)
-{
-    pthread_mutex_lock(&reg_lock);
-    for (size_t i = 0; i < reg_npeers; i++)
-        if (same_host(&reg_peers[i].a, a)) {
-            if (--reg_peers[i].count == 0) reg_peers[i] = reg_peers[--reg_npeers];
-            break;
-        }
-    pthread_mutex_unlock(&reg_lock);
-}
-
-static int registry_has_peer(const struct sockaddr_storage *a)
-{
-    int r = 0;
-    pthread_mutex_lock(&reg_lock);
-    for (size_t i = 0; i < reg_npeers && !r; i++) r = same_host(&reg_peers[i].a, a);
-    pthread_mutex_unlock(&reg_lock);
-    return r;
 }
 
 /* ---- engine -------------------------------------------------------------------- */
@@ -769,13 +653,6 @@ struct fp_engine {
     uint32_t gone[MAX_GONE];
     int ngone;
 };
-
-static void registry_sync(struct fp_tunnel *t, struct fp_session *s, int add)
-{
-    /* Only running IP-encap engines are visible host-wide. Called with the locks held. */
-    if (!t->engine || t->udp) return;
-    if (add) fp_registry_add_id(s->session_id); else fp_registry_del_id(s->session_id);
-}
 
 static void signal_fd(int fd)
 {
@@ -865,7 +742,9 @@ static void rx_handle(struct fp_engine *e, int n, double now, struct fp_out *out
         size_t len = e->rx_msgs[i].msg_len;
         if (e->rx_msgs[i].msg_hdr.msg_flags & MSG_TRUNC) len = 0;
         if (!is_peer(e, src)) {
-            if (t->udp || !registry_has_peer(src)) fp_tunnel_drop(t, FP_WRONG_SOURCE);
+            /* Over IP, one from the peer of another tunnel on our listener is its copy. */
+            if (t->udp || !t->own || !fp_own_is_other_peer_sa(t->own, t->tunnel_id, src))
+                fp_tunnel_drop(t, FP_WRONG_SOURCE);
             continue;
         }
         if (e->o.strip_ip) {
@@ -884,11 +763,8 @@ static void rx_handle(struct fp_engine *e, int n, double now, struct fp_out *out
         size_t off = 0;
         do {
             size_t k = len - off < seg ? len - off : seg;
-            uint32_t sid;
             struct fp_session *s;
-            if (fp_tunnel_receive(t, p + off, k, now, out, &sid, &s) == FP_UNKNOWN_IP &&
-                !fp_registry_has_id(sid))
-                fp_tunnel_drop(t, FP_UNKNOWN_SESSION);
+            fp_tunnel_receive(t, p + off, k, now, out, &s);
             off += k;
         } while (off < len);
     }
@@ -1349,14 +1225,11 @@ int fp_engine_start(struct fp_tunnel *t, const struct fp_engine_opts *o, char *e
     lock_both(t);
     t->engine = e;
     for (size_t i = 0; i < t->nbuckets; i++)
-        for (struct fp_session *s = t->buckets[i]; s; s = s->hnext) {
-            registry_sync(t, s, 1);
+        for (struct fp_session *s = t->buckets[i]; s; s = s->hnext)
             if (s->tap_fd >= 0) {
                 struct epoll_event sev = { .events = EPOLLIN, .data.u64 = s->session_id };
                 epoll_ctl(e->epfd, EPOLL_CTL_ADD, s->tap_fd, &sev);
             }
-        }
-    if (!t->udp) fp_registry_add_peer(&e->o.peer);
     unlock_both(t);
 
     if (pthread_create(&e->rx, NULL, rx_main, e) == 0) e->rx_started = 1;
@@ -1378,9 +1251,6 @@ void fp_engine_stop(struct fp_tunnel *t)
     if (e->rx_started) pthread_join(e->rx, NULL);
     if (e->tx_started) pthread_join(e->tx, NULL);
     lock_both(t);
-    for (size_t i = 0; i < t->nbuckets; i++)
-        for (struct fp_session *s = t->buckets[i]; s; s = s->hnext) registry_sync(t, s, 0);
-    if (!t->udp) fp_registry_del_peer(&e->o.peer);
     t->engine = NULL;
     unlock_both(t);
     engine_free(e);

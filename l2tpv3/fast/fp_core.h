@@ -14,6 +14,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "fp_ownership.h"
+
 enum {
     FP_TX_PACKETS, FP_TX_BYTES, FP_TX_ERRORS, FP_RX_PACKETS, FP_RX_BYTES,
     FP_RX_SEQ_DISCARDS, FP_RX_OOS_PACKETS, FP_RX_ERRORS, FP_RX_COOKIE_DISCARDS,
@@ -94,10 +96,12 @@ void fp_session_poll(struct fp_session *s, double now, struct fp_out *out);
 int fp_session_next_deadline(const struct fp_session *s, double *deadline);
 
 /* Tunnel */
-#define FP_UNKNOWN_IP 2 /* IP encap, session not ours: the caller decides (foreign?) */
-
 struct fp_tunnel {
     int udp;
+    uint32_t tunnel_id;
+    /* IP encap: who owns the session IDs and peers this tunnel's socket also sees
+     * (the struct of the _fastpath.IpOwnership the tunnel was given), or NULL. */
+    struct fp_ownership *own;
     struct fp_session **buckets;
     size_t nbuckets, nsessions;
     long queued; /* packets held by all sessions' sequencers */
@@ -108,16 +112,17 @@ struct fp_tunnel {
     struct fp_engine *engine;
 };
 
-int fp_tunnel_init(struct fp_tunnel *t, int udp);
+int fp_tunnel_init(struct fp_tunnel *t, int udp, uint32_t tunnel_id, struct fp_ownership *own);
 void fp_tunnel_clear(struct fp_tunnel *t);
 struct fp_session *fp_tunnel_lookup(const struct fp_tunnel *t, uint32_t sid);
 /* Both take both locks. add: -1 on ENOMEM. remove: retires the counters. */
 int fp_tunnel_add(struct fp_tunnel *t, struct fp_session *s);
 void fp_tunnel_remove(struct fp_tunnel *t, struct fp_session *s);
 void fp_tunnel_drop(struct fp_tunnel *t, int reason);
-/* 0 handled (maybe dropped), FP_UNKNOWN_IP with *sid set. *hit gets the session or NULL. */
-int fp_tunnel_receive(struct fp_tunnel *t, const uint8_t *p, size_t len, double now,
-                      struct fp_out *out, uint32_t *sid, struct fp_session **hit);
+/* Handle one datagram (maybe dropped); *hit gets the session or NULL. Over IP an unknown
+ * session ID is counted unless the ownership says it is another tunnel's copy. */
+void fp_tunnel_receive(struct fp_tunnel *t, const uint8_t *p, size_t len, double now,
+                       struct fp_out *out, struct fp_session **hit);
 
 /* Engine: two threads per tunnel. */
 struct fp_engine_opts {
@@ -145,13 +150,6 @@ void fp_engine_detach(struct fp_tunnel *t, struct fp_session *s);
 int fp_engine_notify_fd(const struct fp_tunnel *t);
 /* Session IDs whose TAP device vanished (EBADFD); returns how many were copied. */
 int fp_engine_take_gone(struct fp_tunnel *t, uint32_t *out, int max);
-
-/* Host-wide IP-encap registry: session IDs and peers of every running IP-encap engine. */
-void fp_registry_add_id(uint32_t sid);
-void fp_registry_del_id(uint32_t sid);
-int fp_registry_has_id(uint32_t sid);
-void fp_registry_add_peer(const struct sockaddr_storage *a);
-void fp_registry_del_peer(const struct sockaddr_storage *a);
 
 double fp_now(void);
 

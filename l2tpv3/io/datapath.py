@@ -68,7 +68,7 @@ def _cython() -> Implementation:
         "cython",
         _fastpath.Session,
         _fastpath.Tunnel,
-        IpOwnership,
+        _fastpath.IpOwnership,
         CythonTunnelPort,
         Offloads(tap_vnet_hdr=True, udp_gso=True, udp_gro=True),
     )

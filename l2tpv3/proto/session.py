@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from l2tpv3.config import SessionConfig, TunnelConfig
 from l2tpv3.constants import ETH_HLEN, L2SPEC_S_BIT, RX_FRAME_SLACK, SEQ_MASK
+from l2tpv3.proto.api import Payload as Payload  # defined there, for both implementations
 from l2tpv3.proto.counters import Counters
 from l2tpv3.proto.layout import HeaderLayout
 from l2tpv3.proto.sequence import RxSequencer
@@ -19,9 +20,6 @@ from l2tpv3.proto.sequence import RxSequencer
 FRAME_TOO_SHORT = "frame_too_short"
 FRAME_TOO_LONG = "frame_too_long"
 TAP_WRITE_FAILED = "tap_write_failed"
-
-# Received datagrams and the frames in them: bytes, or views of a receive buffer.
-Payload = bytes | memoryview
 
 _S_BIT = L2SPEC_S_BIT
 _SEQ_MASK = SEQ_MASK
@@ -82,6 +80,16 @@ class Session:
     @property
     def session_id(self) -> int:
         return self.config.session_id
+
+    @property
+    def nr(self) -> int:
+        """The next sequence number the receive side expects."""
+        return self.sequencer.nr
+
+    @property
+    def held(self) -> int:
+        """Packets the reorder queue holds."""
+        return len(self.sequencer)
 
     def encapsulate(self, frame: bytes) -> bytes:
         """The L2TP payload carrying ``frame``; counts it as sent.

@@ -9,8 +9,6 @@ with a reason in ``drops``.
 
 from __future__ import annotations
 
-from collections.abc import Container
-
 from l2tpv3.config import Encap, TunnelConfig
 from l2tpv3.constants import (
     DROP_BAD_VERSION,
@@ -22,39 +20,40 @@ from l2tpv3.constants import (
     UDP_FLAG_T,
     UDP_VERSION_MASK,
 )
+from l2tpv3.proto.api import IpOwnershipAPI, SessionAPI
 from l2tpv3.proto.counters import Counters
-from l2tpv3.proto.session import Payload, Session
+from l2tpv3.proto.session import Payload
 
 _NO_FRAMES: list[Payload] = []
 _SHARED = ("tx_packets", "tx_bytes", "tx_errors", "rx_packets", "rx_bytes")
 
 
 class Tunnel:
-    __slots__ = ("_retired", "_udp", "config", "counters", "drops", "foreign", "sessions")
+    __slots__ = ("_retired", "_udp", "config", "counters", "drops", "ownership", "sessions")
 
-    def __init__(self, config: TunnelConfig, foreign: Container[int] = ()) -> None:
+    def __init__(self, config: TunnelConfig, ownership: IpOwnershipAPI | None = None) -> None:
         self.config = config
-        self.sessions: dict[int, Session] = {}
-        # Over IP every raw socket sees every protocol-115 packet from its peer, so a
-        # session ID owned by another tunnel to the same peer is that tunnel's copy,
+        self.sessions: dict[int, SessionAPI] = {}
+        # Over IP every raw socket sees every protocol-115 packet to its address, so a
+        # session ID owned by another tunnel on the same listener is that tunnel's copy,
         # not an error (IP-encap session IDs are unique per host, as in the kernel).
-        self.foreign = foreign
+        self.ownership = ownership
         self.counters = Counters()
         self._retired = Counters()
         self.drops = dict.fromkeys(DROP_REASONS, 0)
         self._udp = config.encap is Encap.UDP
 
-    def add(self, session: Session) -> None:
+    def add(self, session: SessionAPI) -> None:
         self.sessions[session.session_id] = session
 
-    def remove(self, session_id: int) -> Session:
+    def remove(self, session_id: int) -> SessionAPI:
         """Forget a session; its counts stay in the tunnel's totals, as in the kernel."""
         session = self.sessions.pop(session_id)
         for name, value in session.counters.as_dict().items():
             setattr(self._retired, name, getattr(self._retired, name) + value)
         return session
 
-    def receive(self, payload: Payload, now: float) -> tuple[Session | None, list[Payload]]:
+    def receive(self, payload: Payload, now: float) -> tuple[SessionAPI | None, list[Payload]]:
         if self._udp:
             # RFC 3931 §4.1.2.1: flags/version word, reserved, then the session ID.
             if len(payload) < 8:
@@ -77,7 +76,12 @@ class Tunnel:
                 return self._drop(DROP_CONTROL)
         session = self.sessions.get(session_id)
         if session is None:
-            if not self._udp and session_id in self.foreign:
+            own = self.ownership
+            if (
+                not self._udp
+                and own is not None
+                and own.is_other_copy(self.config.tunnel_id, session_id)
+            ):
                 return None, _NO_FRAMES
             return self._drop(DROP_UNKNOWN_SESSION)
         return session, session.receive(payload, now)

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from l2tpv3.config import Encap, L2SpecType, SeqMode, SeqPolicy, SessionConfig, TunnelConfig
 from l2tpv3.io import datapath
-from l2tpv3.proto import session, tunnel
+from l2tpv3.proto import ownership, session, tunnel
 
 fast: Any
 try:
@@ -34,16 +34,18 @@ def _expected() -> bool:
 
 
 def test_extension_loaded_when_expected() -> None:
+    impl = datapath.choose()
     if os.environ.get("L2TPV3_NO_EXTENSIONS"):
-        assert datapath.IMPLEMENTATION == "python"
-        assert datapath.Session is session.Session
+        assert impl.name == "python"
+        assert impl.session is session.Session
     elif _expected():
         assert fast is not None, "the Cython extension did not build or import"
-        assert datapath.IMPLEMENTATION == "cython"
-        assert datapath.Session is fast.Session
-        assert datapath.Tunnel is fast.Tunnel
+        assert impl.name == "cython"
+        assert impl.session is fast.Session
+        assert impl.tunnel is fast.Tunnel
+        assert impl.ownership is fast.IpOwnership
     else:
-        assert ("cython" if fast is not None else "python") == datapath.IMPLEMENTATION
+        assert ("cython" if fast is not None else "python") == impl.name
 
 
 SIDS = (7, 8)
@@ -162,8 +164,14 @@ def test_same_behaviour(
     cfg: tuple[TunnelConfig, list[SessionConfig]], steps: list[dict[str, Any]], foreign: bool
 ) -> None:
     tcfg, scfgs = cfg
-    frn = (9,) if foreign else ()
-    ref, fp = tunnel.Tunnel(tcfg, frn), fast.Tunnel(tcfg, frn)
+    owns = ownership.IpOwnership(), fast.IpOwnership()
+    for own in owns:
+        own.add_tunnel(1, tcfg.family, str(tcfg.local), str(tcfg.remote))
+        if foreign:
+            # Session 9 belongs to tunnel 3 on the same listener: its copy, not ours.
+            own.add_tunnel(3, tcfg.family, str(tcfg.local), str(tcfg.local))
+            own.claim(3, 9)
+    ref, fp = tunnel.Tunnel(tcfg, owns[0]), fast.Tunnel(tcfg, owns[1])
     for scfg in scfgs:
         ref.add(session.Session(tcfg, scfg))
         fp.add(fast.Session(tcfg, scfg))

@@ -14,12 +14,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from l2tpv3.config import Encap, L2SpecType, SeqMode, SessionConfig, TunnelConfig
+from l2tpv3.io.datapath import Implementation
 from l2tpv3.proto.layout import HeaderLayout, ParseError, parse_data, session_mtu
-from l2tpv3.proto.session import Session
 from tests.data.kernel_vectors import KERNEL_PACKETS
 
-# The kernel vectors go through both implementations' Session.
-pytestmark = pytest.mark.usefixtures("sansio_impl")
+# The kernel vectors go through both implementations' Session (``sansio``).
 
 VM_V4, PROBE_V4 = "10.99.0.2", "10.99.0.1"
 VM_V6, PROBE_V6 = "fd00:99::2", "fd00:99::1"
@@ -105,7 +104,7 @@ def test_every_vector_is_covered() -> None:
 @pytest.mark.parametrize(
     "vec", VECTORS, ids=[v.key.split(":")[0] + str(i) for i, v in enumerate(VECTORS)]
 )
-def test_builder_reproduces_kernel_bytes(vec: Vector) -> None:
+def test_builder_reproduces_kernel_bytes(sansio: Implementation, vec: Vector) -> None:
     pkt = vec.packet()
     l2tp = pkt[vec.l2tp_offset :]
     stun, _ = vec.tunnels()
@@ -114,7 +113,7 @@ def test_builder_reproduces_kernel_bytes(vec: Vector) -> None:
     frame = l2tp[layout.tx_header_len :]
     assert layout.build(frame, vec.ns) == l2tp
     # Through the stateful session too: sequence numbers start at 0.
-    session = Session(stun, ssess)
+    session = sansio.session(stun, ssess)
     sent = [session.encapsulate(frame) for _ in range((vec.ns or 0) + 1)]
     assert sent[-1] == l2tp
     assert session.counters.tx_bytes == len(l2tp) * len(sent)
@@ -123,7 +122,7 @@ def test_builder_reproduces_kernel_bytes(vec: Vector) -> None:
 @pytest.mark.parametrize(
     "vec", VECTORS, ids=[v.key.split(":")[0] + str(i) for i, v in enumerate(VECTORS)]
 )
-def test_receiver_accepts_kernel_bytes(vec: Vector) -> None:
+def test_receiver_accepts_kernel_bytes(sansio: Implementation, vec: Vector) -> None:
     pkt = vec.packet()
     l2tp = pkt[vec.l2tp_offset :]
     _, rtun = vec.tunnels()
@@ -134,7 +133,7 @@ def test_receiver_accepts_kernel_bytes(vec: Vector) -> None:
     assert parsed.ns == vec.ns
     # The inner frame is the last part of the packet and starts with 02:99 or ff:ff.
     assert parsed.frame[:2] in (b"\x02\x99", b"\xff\xff")
-    session = Session(rtun, rsess)
+    session = sansio.session(rtun, rsess)
     if vec.ns:
         # Kernel semantics: only ns == nr is accepted with reorder_timeout 0, so feed
         # the earlier sequence numbers first.
@@ -146,14 +145,14 @@ def test_receiver_accepts_kernel_bytes(vec: Vector) -> None:
     assert session.counters.rx_bytes == len(l2tp) * ((vec.ns or 0) + 1)
 
 
-def test_wrong_cookie_is_counted_not_raised() -> None:
+def test_wrong_cookie_is_counted_not_raised(sansio: Implementation) -> None:
     vec = VECTORS[2]
     l2tp = vec.packet()[vec.l2tp_offset :]
     _, rtun = vec.tunnels()
     _, rsess = vec.sessions()
     bad = bytearray(l2tp)
     bad[8] ^= 0xFF  # first cookie byte
-    session = Session(rtun, rsess)
+    session = sansio.session(rtun, rsess)
     assert session.receive(bytes(bad), 0.0) == []
     assert session.counters.rx_cookie_discards == 1
     assert session.counters.rx_errors == 1

@@ -2,43 +2,46 @@
 
 from __future__ import annotations
 
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from l2tpv3.config import Encap, L2SpecType, SeqMode, SessionConfig, TunnelConfig
-from l2tpv3.proto.session import FRAME_TOO_LONG, FRAME_TOO_SHORT, Session
+from l2tpv3.io.datapath import Implementation
+from l2tpv3.proto.api import SessionAPI
+from l2tpv3.proto.session import FRAME_TOO_LONG, FRAME_TOO_SHORT
 
 FRAME = bytes(range(14)) + b"payload"
 
-# Every test here runs against the pure-Python classes and the Cython ones.
-pytestmark = pytest.mark.usefixtures("sansio_impl")
+# Every test here runs against the pure-Python classes and the Cython ones (``sansio``).
 
 
 def _pair(
+    sansio: Implementation,
     seq_a: SeqMode = SeqMode.NONE,
     seq_b: SeqMode = SeqMode.NONE,
     encap: Encap = Encap.UDP,
     l2spec: L2SpecType = L2SpecType.DEFAULT,
     cookies: tuple[str, str] = ("", ""),
     reorder_timeout: int = 0,
-) -> tuple[Session, Session]:
+) -> tuple[SessionAPI, SessionAPI]:
     udp = {"udp_sport": 1, "udp_dport": 2} if encap is Encap.UDP else {}
     ta = TunnelConfig(tunnel_id=1, peer_tunnel_id=2, local="10.0.0.1", remote="10.0.0.2",
                       encap=encap, **udp)  # fmt: skip
     tb = TunnelConfig(tunnel_id=2, peer_tunnel_id=1, local="10.0.0.2", remote="10.0.0.1",
                       encap=encap, **udp)  # fmt: skip
-    a = Session(ta, SessionConfig(tunnel_id=1, session_id=10, peer_session_id=20,
-                                  cookie=cookies[0], peer_cookie=cookies[1], l2spec_type=l2spec,
-                                  seq=seq_a, reorder_timeout=reorder_timeout))  # fmt: skip
-    b = Session(tb, SessionConfig(tunnel_id=2, session_id=20, peer_session_id=10,
-                                  cookie=cookies[1], peer_cookie=cookies[0], l2spec_type=l2spec,
-                                  seq=seq_b, reorder_timeout=reorder_timeout))  # fmt: skip
+    a = sansio.session(ta, SessionConfig(tunnel_id=1, session_id=10, peer_session_id=20,
+                                         cookie=cookies[0], peer_cookie=cookies[1],
+                                         l2spec_type=l2spec, seq=seq_a,
+                                         reorder_timeout=reorder_timeout))  # fmt: skip
+    b = sansio.session(tb, SessionConfig(tunnel_id=2, session_id=20, peer_session_id=10,
+                                         cookie=cookies[1], peer_cookie=cookies[0],
+                                         l2spec_type=l2spec, seq=seq_b,
+                                         reorder_timeout=reorder_timeout))  # fmt: skip
     return a, b
 
 
-def test_frames_cross_and_counters_agree() -> None:
-    a, b = _pair(cookies=("deadbeef", "0102030405060708"))
+def test_frames_cross_and_counters_agree(sansio: Implementation) -> None:
+    a, b = _pair(sansio, cookies=("deadbeef", "0102030405060708"))
     for i in range(5):
         frame = FRAME + bytes([i])
         assert b.receive(a.encapsulate(frame), 0.0) == [frame]
@@ -50,10 +53,10 @@ def test_frames_cross_and_counters_agree() -> None:
     assert b.counters.tx_bytes == sum(len(FRAME) + 1 + 20 for _ in range(5))
 
 
-def test_lac_mode_follows_the_peer() -> None:
+def test_lac_mode_follows_the_peer(sansio: Implementation) -> None:
     # Kernel l2tp_recv_common: an `ip l2tp` session (LAC mode) starts sending sequence
     # numbers when the peer's packets carry them, and stops when they stop.
-    a, b = _pair(seq_a=SeqMode.SEND, seq_b=SeqMode.NONE)
+    a, b = _pair(sansio, seq_a=SeqMode.SEND, seq_b=SeqMode.NONE)
     assert not b.send_seq
     b.receive(a.encapsulate(FRAME), 0.0)
     assert b.send_seq
@@ -65,16 +68,16 @@ def test_lac_mode_follows_the_peer() -> None:
     assert b.encapsulate(FRAME)[8:12] == b"\0\0\0\0"
 
 
-def test_recv_seq_drops_unsequenced() -> None:
-    a, b = _pair(seq_a=SeqMode.NONE, seq_b=SeqMode.RECV)
+def test_recv_seq_drops_unsequenced(sansio: Implementation) -> None:
+    a, b = _pair(sansio, seq_a=SeqMode.NONE, seq_b=SeqMode.RECV)
     assert b.receive(a.encapsulate(FRAME), 0.0) == []
     assert b.counters.rx_seq_discards == 1
     assert b.counters.rx_errors == 1
     assert b.counters.rx_packets == 0
 
 
-def test_sequence_numbers_count_up_and_wrap() -> None:
-    a, _ = _pair(seq_a=SeqMode.BOTH, seq_b=SeqMode.BOTH)
+def test_sequence_numbers_count_up_and_wrap(sansio: Implementation) -> None:
+    a, _ = _pair(sansio, seq_a=SeqMode.BOTH, seq_b=SeqMode.BOTH)
     a.ns = 0xFFFFFE
     sent = [a.encapsulate(FRAME) for _ in range(4)]
     assert [int.from_bytes(p[8:12], "big") for p in sent] == [
@@ -82,15 +85,15 @@ def test_sequence_numbers_count_up_and_wrap() -> None:
     ]  # fmt: skip
 
 
-def test_short_inner_frame_is_counted_on_the_device() -> None:
-    a, b = _pair()
+def test_short_inner_frame_is_counted_on_the_device(sansio: Implementation) -> None:
+    a, b = _pair(sansio)
     assert b.receive(a.encapsulate(b"\x01\x02\x03"), 0.0) == []
     assert b.counters.rx_packets == 1  # the session received it, as in the kernel
     assert b.drops[FRAME_TOO_SHORT] == 1
 
 
-def test_frame_longer_than_mtu_plus_18_is_dropped_on_the_device() -> None:
-    a, b = _pair()
+def test_frame_longer_than_mtu_plus_18_is_dropped_on_the_device(sansio: Implementation) -> None:
+    a, b = _pair(sansio)
     b.set_mtu(100)
     ok, too_long = bytes(118), bytes(119)
     assert b.receive(a.encapsulate(ok), 0.0) == [ok]
@@ -99,22 +102,22 @@ def test_frame_longer_than_mtu_plus_18_is_dropped_on_the_device() -> None:
     assert b.drops[FRAME_TOO_LONG] == 1
 
 
-def test_short_session_header_is_an_error() -> None:
-    a, b = _pair(cookies=("deadbeef", "deadbeef"))
+def test_short_session_header_is_an_error(sansio: Implementation) -> None:
+    a, b = _pair(sansio, cookies=("deadbeef", "deadbeef"))
     pkt = a.encapsulate(FRAME)
     assert b.receive(pkt[:10], 0.0) == []
     assert b.counters.rx_errors == 1
 
 
-def test_tx_failed_moves_the_count_to_errors() -> None:
-    a, _ = _pair()
+def test_tx_failed_moves_the_count_to_errors(sansio: Implementation) -> None:
+    a, _ = _pair(sansio)
     pkt = a.encapsulate(FRAME)
     a.tx_failed(len(pkt))
     assert (a.counters.tx_packets, a.counters.tx_bytes, a.counters.tx_errors) == (0, 0, 1)
 
 
-def test_reorder_queue_releases_in_order() -> None:
-    a, b = _pair(seq_a=SeqMode.BOTH, seq_b=SeqMode.BOTH, reorder_timeout=100)
+def test_reorder_queue_releases_in_order(sansio: Implementation) -> None:
+    a, b = _pair(sansio, seq_a=SeqMode.BOTH, seq_b=SeqMode.BOTH, reorder_timeout=100)
     frames = [FRAME + bytes([i]) for i in range(3)]
     pkts = [a.encapsulate(f) for f in frames]
     assert b.receive(pkts[0], 0.0) == [frames[0]]
@@ -133,10 +136,14 @@ def test_reorder_queue_releases_in_order() -> None:
     cookies=st.sampled_from([("", ""), ("01020304", "a1a2a3a4a5a6a7a8")]),
 )
 def test_in_memory_wire_delivers_everything(
-    frames: list[bytes], encap: Encap, l2spec: L2SpecType, cookies: tuple[str, str]
+    sansio: Implementation,
+    frames: list[bytes],
+    encap: Encap,
+    l2spec: L2SpecType,
+    cookies: tuple[str, str],
 ) -> None:
     seq = SeqMode.BOTH if l2spec is L2SpecType.DEFAULT else SeqMode.NONE
-    a, b = _pair(seq_a=seq, seq_b=seq, encap=encap, l2spec=l2spec, cookies=cookies)
+    a, b = _pair(sansio, seq_a=seq, seq_b=seq, encap=encap, l2spec=l2spec, cookies=cookies)
     out = [f for frame in frames for f in b.receive(a.encapsulate(frame), 0.0)]
     assert out == frames
     assert a.counters.tx_bytes == b.counters.rx_bytes

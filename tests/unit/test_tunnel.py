@@ -5,21 +5,30 @@ from __future__ import annotations
 import pytest
 
 from l2tpv3.config import Encap, SessionConfig, TunnelConfig
-from l2tpv3.proto.session import Session
-from l2tpv3.proto.tunnel import Tunnel
+from l2tpv3.errors import StateError
+from l2tpv3.io.datapath import Implementation
+from l2tpv3.proto.api import IpOwnershipAPI, SessionAPI, TunnelAPI
 
 FRAME = bytes(range(20))
 
-# Every test here runs against the pure-Python classes and the Cython ones.
-pytestmark = pytest.mark.usefixtures("sansio_impl")
+# Every test here runs against the pure-Python classes and the Cython ones (``sansio``).
 
 
-def _tunnel(encap: Encap, foreign: tuple[int, ...] = ()) -> tuple[Tunnel, Session]:
+def _tunnel(
+    sansio: Implementation,
+    encap: Encap,
+    ownership: IpOwnershipAPI | None = None,
+    tunnel_id: int = 1,
+    local: str = "10.0.0.1",
+    remote: str = "10.0.0.2",
+) -> tuple[TunnelAPI, SessionAPI]:
     udp = {"udp_sport": 1, "udp_dport": 2} if encap is Encap.UDP else {}
-    cfg = TunnelConfig(tunnel_id=1, peer_tunnel_id=2, local="10.0.0.1", remote="10.0.0.2",
+    cfg = TunnelConfig(tunnel_id=tunnel_id, peer_tunnel_id=2, local=local, remote=remote,
                        encap=encap, **udp)  # fmt: skip
-    tunnel = Tunnel(cfg, foreign)
-    session = Session(cfg, SessionConfig(tunnel_id=1, session_id=7, peer_session_id=7))
+    tunnel = sansio.tunnel(cfg, ownership)
+    session = sansio.session(
+        cfg, SessionConfig(tunnel_id=tunnel_id, session_id=7, peer_session_id=7)
+    )
     tunnel.add(session)
     return tunnel, session
 
@@ -36,8 +45,10 @@ def _tunnel(encap: Encap, foreign: tuple[int, ...] = ()) -> tuple[Tunnel, Sessio
         (Encap.IP, b"\x00\x00\x00\x08" + bytes(4) + FRAME, "unknown_session"),
     ],
 )
-def test_drops_are_counted_with_a_reason(encap: Encap, payload: bytes, reason: str) -> None:
-    tunnel, session = _tunnel(encap)
+def test_drops_are_counted_with_a_reason(
+    sansio: Implementation, encap: Encap, payload: bytes, reason: str
+) -> None:
+    tunnel, session = _tunnel(sansio, encap)
     assert tunnel.receive(payload, 0.0) == (None, [])
     assert tunnel.drops[reason] == 1
     assert sum(tunnel.drops.values()) == 1
@@ -46,22 +57,117 @@ def test_drops_are_counted_with_a_reason(encap: Encap, payload: bytes, reason: s
 
 
 @pytest.mark.parametrize("encap", list(Encap))
-def test_reserved_bits_are_ignored_and_data_delivered(encap: Encap) -> None:
-    tunnel, session = _tunnel(encap)
+def test_reserved_bits_are_ignored_and_data_delivered(sansio: Implementation, encap: Encap) -> None:
+    tunnel, session = _tunnel(sansio, encap)
     head = b"\x00\x03\xff\xff" if encap is Encap.UDP else b""
     got_session, frames = tunnel.receive(head + (7).to_bytes(4, "big") + bytes(4) + FRAME, 0.0)
     assert got_session is session
     assert frames == [FRAME]
 
 
-def test_ip_session_of_another_tunnel_is_not_an_error() -> None:
-    tunnel, _ = _tunnel(Encap.IP, foreign=(8,))
-    assert tunnel.receive(b"\x00\x00\x00\x08" + bytes(4) + FRAME, 0.0) == (None, [])
+OTHER = b"\x00\x00\x00\x08" + bytes(4) + FRAME  # session 8: not tunnel 1's
+
+
+def _shared(sansio: Implementation, family: int, local: str, other_local: str) -> IpOwnershipAPI:
+    """Tunnel 1 listens on 10.0.0.1 (family 4); tunnel 3 on ``family``/``other_local``
+    owns session 8."""
+    own = sansio.ownership()
+    own.add_tunnel(1, 4, local, "10.0.0.2")
+    peer = "fd00::9" if family == 6 else "10.0.0.9"
+    own.add_tunnel(3, family, other_local, peer)
+    own.claim(1, 7)
+    own.claim(3, 8)
+    return own
+
+
+def test_ip_session_of_another_tunnel_on_the_same_listener_is_its_copy(
+    sansio: Implementation,
+) -> None:
+    own = _shared(sansio, 4, "10.0.0.1", "10.0.0.1")
+    tunnel, _ = _tunnel(sansio, Encap.IP, own)
+    assert tunnel.receive(OTHER, 0.0) == (None, [])
+    assert tunnel.counters.rx_invalid == 0
+    assert tunnel.drops["unknown_session"] == 0
+
+
+@pytest.mark.parametrize(
+    ("family", "other_local"), [(4, "10.0.0.5"), (6, "fd00::1")], ids=["local", "family"]
+)
+def test_ip_session_of_a_tunnel_on_another_listener_is_unknown(
+    sansio: Implementation, family: int, other_local: str
+) -> None:
+    # That tunnel's socket never saw this datagram: nobody else would count it.
+    own = _shared(sansio, family, "10.0.0.1", other_local)
+    tunnel, _ = _tunnel(sansio, Encap.IP, own)
+    assert tunnel.receive(OTHER, 0.0) == (None, [])
+    assert tunnel.drops["unknown_session"] == 1
+    assert tunnel.counters.rx_invalid == 1
+
+
+def test_ip_session_nobody_owns_is_unknown(sansio: Implementation) -> None:
+    own = _shared(sansio, 4, "10.0.0.1", "10.0.0.1")
+    own.release(8)
+    tunnel, _ = _tunnel(sansio, Encap.IP, own)
+    assert tunnel.receive(OTHER, 0.0) == (None, [])
+    assert tunnel.drops["unknown_session"] == 1
+
+
+def test_udp_ignores_ownership(sansio: Implementation) -> None:
+    own = _shared(sansio, 4, "10.0.0.1", "10.0.0.1")
+    tunnel, _ = _tunnel(sansio, Encap.UDP, own)
+    tunnel.receive(b"\x00\x03\x00\x00" + OTHER, 0.0)
+    assert tunnel.drops["unknown_session"] == 1
+
+
+def test_ownership_semantics(sansio: Implementation) -> None:
+    own = _shared(sansio, 4, "10.0.0.1", "10.0.0.1")
+    own.add_tunnel(5, 4, "10.0.0.5", "10.0.0.2")
+    assert (own.owner(7), own.owner(8), own.owner(9)) == (1, 3, None)
+    own.claim(1, 7)  # again, by its owner: fine
+    with pytest.raises(StateError, match="already exists in tunnel 3"):
+        own.claim(1, 8)
+    assert own.is_other_copy(1, 8) and own.is_other_copy(3, 7)
+    assert not own.is_other_copy(1, 7)  # its own session
+    assert not own.is_other_copy(5, 7)  # another listener
+    assert own.is_other_peer(1, "10.0.0.9")
+    assert not own.is_other_peer(3, "10.0.0.9")  # its own peer
+    assert not own.is_other_peer(5, "10.0.0.9")  # another listener
+    assert not own.is_other_peer(1, "10.0.0.8")
+    assert not own.is_other_peer(1, "not an address")
+    own.remove_tunnel(3)
+    assert own.owner(8) is None
+    assert not own.is_other_peer(1, "10.0.0.9")
+    own.claim(1, 8)
+    own.release(8)
+    assert own.owner(8) is None
+
+
+def test_ipv6_ownership(sansio: Implementation) -> None:
+    own = sansio.ownership()
+    own.add_tunnel(1, 6, "fd00::1", "fd00::2")
+    own.add_tunnel(2, 6, "fd00::1", "fd00::3")
+    own.claim(2, 8)
+    assert own.is_other_peer(1, "fd00::3") and not own.is_other_peer(1, "fd00::2")
+    tunnel, _ = _tunnel(sansio, Encap.IP, own, local="fd00::1", remote="fd00::2")
+    assert tunnel.receive(OTHER, 0.0) == (None, [])
     assert tunnel.counters.rx_invalid == 0
 
 
-def test_totals_keep_deleted_sessions() -> None:
-    tunnel, session = _tunnel(Encap.UDP)
+def test_cython_tunnel_takes_only_its_own_ownership(sansio: Implementation) -> None:
+    # The engine's receive thread reads the C struct behind _fastpath.IpOwnership; the
+    # pure-Python tunnel takes any IpOwnershipAPI.
+    from l2tpv3.proto.ownership import IpOwnership
+
+    if sansio.name == "cython":
+        with pytest.raises(TypeError):
+            _tunnel(sansio, Encap.IP, IpOwnership())
+    else:
+        tunnel, _ = _tunnel(sansio, Encap.IP, IpOwnership())
+        assert tunnel.receive(OTHER, 0.0) == (None, [])
+
+
+def test_totals_keep_deleted_sessions(sansio: Implementation) -> None:
+    tunnel, session = _tunnel(sansio, Encap.UDP)
     tunnel.receive(b"\x00\x03\x00\x00\x00\x00\x00\x07" + bytes(4) + FRAME, 0.0)
     tunnel.receive(b"\x00", 0.0)
     session.encapsulate(FRAME)
@@ -73,13 +179,13 @@ def test_totals_keep_deleted_sessions() -> None:
     assert totals.rx_bytes == 8 + 4 + len(FRAME)
 
 
-def test_session_only_counters_stay_on_the_session() -> None:
+def test_session_only_counters_stay_on_the_session(sansio: Implementation) -> None:
     # Made by traffic rather than by writing the counters, so both implementations run it.
     udp = {"udp_sport": 1, "udp_dport": 2}
     cfg = TunnelConfig(tunnel_id=1, peer_tunnel_id=2, local="10.0.0.1", remote="10.0.0.2",
                        encap=Encap.UDP, **udp)  # fmt: skip
-    tunnel = Tunnel(cfg, ())
-    session = Session(cfg, SessionConfig(tunnel_id=1, session_id=7, peer_session_id=7,
+    tunnel = sansio.tunnel(cfg, None)
+    session = sansio.session(cfg, SessionConfig(tunnel_id=1, session_id=7, peer_session_id=7,
                                          peer_cookie=bytes.fromhex("01020304")))  # fmt: skip
     tunnel.add(session)
     header = b"\x00\x03\x00\x00\x00\x00\x00\x07"
