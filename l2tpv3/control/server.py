@@ -65,10 +65,10 @@ async def serve(path: str, handler: Handler) -> asyncio.AbstractServer:
                     if not isinstance(message, dict):
                         raise ValueError
                 except ValueError:
-                    answer: dict[str, Any] = {"ok": False, "error": "malformed request"}
+                    reply: dict[str, Any] = {"ok": False, "error": "malformed request"}
                 else:
-                    answer = await handler(message)
-                writer.write(json.dumps(answer).encode() + b"\n")
+                    reply = await handler(message)
+                writer.write(json.dumps(reply).encode() + b"\n")
                 await writer.drain()
         except (ConnectionError, asyncio.LimitOverrunError, ValueError):
             pass
