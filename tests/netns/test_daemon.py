@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import stat
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from l2tpv3.constants import IPPROTO_L2TP
 from tests.support.netns import Daemon, Netns, daemon_cmd, require_root, veth, wait_until, workdir
 
 pytestmark = pytest.mark.root
@@ -159,3 +162,88 @@ def test_tuning_options_parse() -> None:
     assert _size("512k") == 512 << 10
     assert _size("65536") == 65536
     assert _batch("1024") == 1024
+
+
+def send_l2tp_ip(source: str, dest: str, session_id: int) -> None:
+    """One L2TPv3-over-IP data packet (session ID, no cookie, a frame) from ``source``;
+    run in the peer's namespace."""
+    with socket.socket(socket.AF_INET, socket.SOCK_RAW, IPPROTO_L2TP) as s:
+        s.bind((source, 0))
+        s.sendto(session_id.to_bytes(4, "big") + bytes(60), (dest, 0))
+
+
+@pytest.fixture
+def pair() -> Iterator[tuple[Netns, Netns, Path]]:
+    require_root()
+    with workdir() as wd:
+        ns, peer = Netns("o-a"), Netns("o-b")
+        try:
+            veth(ns, "eth0", peer, "eth0")
+            ns.ip("addr", "add", "10.5.0.1/24", "dev", "eth0")
+            for addr in ("10.5.0.2", "10.5.0.3", "10.5.0.4"):
+                peer.ip("addr", "add", f"{addr}/24", "dev", "eth0")
+            yield ns, peer, wd
+        finally:
+            ns.delete()
+            peer.delete()
+
+
+def test_ip_encap_ownership(pair: tuple[Netns, Netns, Path], impl: str) -> None:
+    """Two IP-encap tunnels on one local address: session IDs are unique across them,
+    and neither counts the other's packets as wrong_source or unknown_session, while
+    a stranger's packets are counted by both."""
+    ns, peer, wd = pair
+    d = Daemon(ns, wd, impl=impl)
+    repo = str(Path(__file__).resolve().parents[2])
+
+    def send(source: str, session_id: int) -> None:
+        code = (
+            f"import sys; sys.path.insert(0, {repo!r}); "
+            "from tests.netns.test_daemon import send_l2tp_ip; "
+            f"send_l2tp_ip({source!r}, '10.5.0.1', {session_id})"
+        )
+        peer.run(sys.executable, "-c", code)
+
+    def drops() -> dict[int, dict[str, int]]:
+        return {t["tunnel_id"]: t["drops"] for t in d.tunnels()}
+
+    def stats() -> dict[int, dict[str, int]]:
+        return {t["tunnel_id"]: t["stats"] for t in d.tunnels()}
+
+    try:
+        for tid, remote in ((1, "10.5.0.2"), (2, "10.5.0.3")):
+            d.cli("add", "tunnel", "tunnel_id", str(tid), "peer_tunnel_id", str(tid),
+                  "encap", "ip", "local", "10.5.0.1", "remote", remote)  # fmt: skip
+        d.cli("add", "session", "tunnel_id", "1", "session_id", "10", "peer_session_id", "10",
+              "l2spec_type", "none")  # fmt: skip
+        taken = d.cli("add", "session", "tunnel_id", "2", "session_id", "10",
+                      "peer_session_id", "10", check=False)  # fmt: skip
+        assert taken.returncode == 2
+        assert taken.stderr == (
+            "Error: session 10 already exists in tunnel 1 "
+            "(IP-encap session IDs are unique per host)\n"
+        )
+        # From tunnel 1's peer: tunnel 1's session gets it, tunnel 2 sees a packet from
+        # the other tunnel's peer.
+        send("10.5.0.2", 10)
+        assert wait_until(lambda: d.session(10)["stats"]["rx_packets"] == 1)
+        # From tunnel 2's peer for tunnel 1's session: another tunnel's session for
+        # tunnel 2, another tunnel's peer for tunnel 1. Nobody counts it; a stranger's
+        # packet, sent after it, is wrong_source for both.
+        send("10.5.0.3", 10)
+        send("10.5.0.4", 10)
+        assert wait_until(lambda: all(t["wrong_source"] == 1 for t in drops().values()))
+        for tid in (1, 2):
+            assert stats()[tid]["rx_invalid"] == 1
+            assert drops()[tid]["unknown_session"] == 0
+        assert d.session(10)["stats"]["rx_packets"] == 1
+        # A deleted session's ID is free for the other tunnel.
+        d.cli("del", "session", "tunnel_id", "1", "session_id", "10")
+        d.cli("add", "session", "tunnel_id", "2", "session_id", "10", "peer_session_id", "10",
+              "l2spec_type", "none")  # fmt: skip
+        d.cli("del", "tunnel", "tunnel_id", "2")
+        d.cli("add", "session", "tunnel_id", "1", "session_id", "10", "peer_session_id", "10",
+              "l2spec_type", "none")  # fmt: skip
+    finally:
+        log = d.stop()
+    assert "Traceback" not in log
