@@ -1,1 +1,1 @@
-"""l2tpv3d"""
+"""``l2tpv3d``: the registry of tunnels and sessions (core) and the entry point (main)."""
