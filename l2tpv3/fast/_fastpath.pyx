@@ -15,13 +15,29 @@ from libc.string cimport memcpy, memset
 import math
 import socket
 
-from l2tpv3.proto.layout import HeaderLayout
 from l2tpv3.config import Encap, SeqPolicy
+from l2tpv3.constants import MAX_BATCH
 from l2tpv3.errors import StateError
-from l2tpv3 import constants
-from l2tpv3.constants import COUNTER_NAMES, DROP_REASONS, RX_FRAME_SLACK
-from l2tpv3.proto.counters import Counters
-from l2tpv3.proto.session import FRAME_TOO_LONG, FRAME_TOO_SHORT, TAP_WRITE_FAILED
+from l2tpv3.fast import cgen as _cgen
+from l2tpv3.proto.counters import (
+    COUNTER_NAMES,
+    DROP_REASONS,
+    SESSION_DROP_REASONS,
+    SHARED_COUNTERS,
+    Counters,
+)
+from l2tpv3.proto.layout import HeaderLayout
+
+# Generated at build time from constants.py and proto/counters.py (cgen.py).
+from l2tpv3.fast.fp_shared cimport (
+    FP_NCOUNTERS,
+    FP_NSDROPS,
+    FP_NTDROPS,
+    FP_RX_FRAME_SLACK,
+    FP_RX_INVALID,
+    FP_SEQ_MASK,
+    FP_SHARED_FINGERPRINT,
+)
 
 cdef extern from "<sys/socket.h>":
     ctypedef unsigned int socklen_t
@@ -63,18 +79,8 @@ cdef extern from "fp_ownership.h" nogil:
 
 cdef extern from "fp_core.h" nogil:
     enum:
-        FP_NCOUNTERS
-        FP_NSDROPS
-        FP_NTDROPS
         FP_POLICY_KERNEL
         FP_POLICY_RFC3931
-        FP_UDP_FLAG_T
-        FP_UDP_VERSION_MASK
-        FP_L2TP_VERSION_3
-        FP_L2SPEC_S_BIT
-        FP_SEQ_MASK
-        FP_ETH_HLEN
-        FP_RX_FRAME_SLACK
 
     ctypedef void (*fp_deliver_fn)(void *ctx, fp_session *s, const uint8_t *frame, size_t len)
     struct fp_out:
@@ -93,12 +99,12 @@ cdef extern from "fp_core.h" nogil:
         int max_frame
         uint32_t nr
         size_t qlen
-        uint64_t c[10]
-        uint64_t drops[3]
+        uint64_t c[FP_NCOUNTERS]
+        uint64_t drops[FP_NSDROPS]
     struct fp_tunnel:
-        uint64_t c[10]
-        uint64_t retired[10]
-        uint64_t drops[5]
+        uint64_t c[FP_NCOUNTERS]
+        uint64_t retired[FP_NCOUNTERS]
+        uint64_t drops[FP_NTDROPS]
     struct fp_engine_opts:
         int sock
         int family
@@ -142,16 +148,12 @@ cdef extern from "fp_core.h" nogil:
     int fp_engine_notify_fd(const fp_tunnel *t)
     int fp_engine_take_gone(fp_tunnel *t, uint32_t *out, int max)
 
-# The C core cannot import constants.py: check that its copies agree, once, at import.
-assert (FP_UDP_FLAG_T, FP_UDP_VERSION_MASK, FP_L2TP_VERSION_3) == (
-    constants.UDP_FLAG_T, constants.UDP_VERSION_MASK, constants.L2TP_VERSION_3
-)
-assert (FP_L2SPEC_S_BIT, FP_SEQ_MASK) == (constants.L2SPEC_S_BIT, constants.SEQ_MASK)
-assert (FP_ETH_HLEN, FP_RX_FRAME_SLACK) == (constants.ETH_HLEN, constants.RX_FRAME_SLACK)
-assert len(COUNTER_NAMES) == FP_NCOUNTERS
-assert len(DROP_REASONS) == FP_NTDROPS
-_SESSION_DROPS = (FRAME_TOO_SHORT, FRAME_TOO_LONG, TAP_WRITE_FAILED)
-assert len(_SESSION_DROPS) == FP_NSDROPS
+# The C core was compiled with the values of a header generated from the Python source:
+# a build from other values must not run (ImportError, never an assert).
+FINGERPRINT = FP_SHARED_FINGERPRINT.decode()
+_cgen.check(FINGERPRINT)
+# The counters kept on the tunnel and its sessions alike, by their index in the C arrays.
+cdef tuple _SHARED_INDEXES = tuple(COUNTER_NAMES.index(name) for name in SHARED_COUNTERS)
 
 
 cdef void _collect(void *ctx, fp_session *s, const uint8_t *frame, size_t n) noexcept nogil:
@@ -161,7 +163,7 @@ cdef void _collect(void *ctx, fp_session *s, const uint8_t *frame, size_t n) noe
 
 
 cdef object _counters(const uint64_t *c):
-    return Counters(*[c[i] for i in range(FP_NCOUNTERS)])
+    return Counters(**{name: c[i] for i, name in enumerate(COUNTER_NAMES)})
 
 
 cdef class Session:
@@ -204,11 +206,11 @@ cdef class Session:
     @property
     def counters(self):
         """A snapshot (the C counters move on their own while the engine runs)."""
-        return _counters(self.s.c)
+        return _counters(<const uint64_t *>self.s.c)
 
     @property
     def drops(self):
-        return {name: self.s.drops[i] for i, name in enumerate(_SESSION_DROPS)}
+        return {name: self.s.drops[i] for i, name in enumerate(SESSION_DROP_REASONS)}
 
     @property
     def send_seq(self):
@@ -240,7 +242,7 @@ cdef class Session:
 
     @ns.setter
     def ns(self, value):
-        self.s.ns = value & 0xFFFFFF
+        self.s.ns = value & FP_SEQ_MASK
 
     @property
     def max_frame(self):
@@ -255,7 +257,7 @@ cdef class Session:
         return self.s.qlen
 
     def set_mtu(self, int mtu):
-        self.s.max_frame = mtu + RX_FRAME_SLACK
+        self.s.max_frame = mtu + FP_RX_FRAME_SLACK
 
     def next_header(self, size_t frame_len):
         out = PyBytes_FromStringAndSize(NULL, self.s.tx_hlen)
@@ -442,7 +444,7 @@ cdef class Tunnel:
 
     @property
     def counters(self):
-        return _counters(self.t.c)
+        return _counters(<const uint64_t *>self.t.c)
 
     @property
     def drops(self):
@@ -450,15 +452,15 @@ cdef class Tunnel:
 
     def totals(self):
         """Tunnel statistics as the kernel keeps them: see tunnel.Tunnel.totals."""
-        cdef uint64_t c[10]
+        cdef uint64_t c[FP_NCOUNTERS]
         cdef Session s
         cdef int i
         memset(c, 0, sizeof(c))
-        c[9] = self.t.c[9]
-        for i in range(5):
+        c[FP_RX_INVALID] = self.t.c[FP_RX_INVALID]
+        for i in _SHARED_INDEXES:
             c[i] = self.t.retired[i]
         for s in self.sessions.values():
-            for i in range(5):
+            for i in _SHARED_INDEXES:
                 c[i] += s.s.c[i]
         return _counters(c)
 
@@ -476,8 +478,8 @@ cdef class Tunnel:
         cdef sockaddr_in6 *a6
         if self.running:
             return
-        if batch < 1 or batch > 1024:
-            raise ValueError(f"batch must be 1..1024, not {batch}")
+        if batch < 1 or batch > MAX_BATCH:
+            raise ValueError(f"batch must be 1..{MAX_BATCH}, not {batch}")
         memset(&o, 0, sizeof(o))
         o.sock = sock.fileno()
         o.batch = batch

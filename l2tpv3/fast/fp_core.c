@@ -20,14 +20,7 @@
 
 #define S_BIT FP_L2SPEC_S_BIT
 #define SEQ_MASK FP_SEQ_MASK
-#define SEQ_MOD (FP_SEQ_MASK + 1u)
-#define KERNEL_WINDOW (SEQ_MASK / 2)
-#define NR_OOS_COUNT_MAX 4
-#define DEFAULT_HOLD 1.0
-#define RFC_HALF (SEQ_MOD / 2)
 #define NO_SEQ (-1)
-#define RX_FRAME_SLACK FP_RX_FRAME_SLACK
-#define ETH_HLEN FP_ETH_HLEN
 
 static inline uint32_t be32(const uint8_t *p)
 {
@@ -68,11 +61,11 @@ void fp_session_init(struct fp_session *s, uint32_t session_id, const uint8_t *p
     s->rx_hlen = s->cookie_off + cookie_len + (l2spec ? 4 : 0);
     s->send_seq = send_seq;
     s->recv_seq = recv_seq;
-    s->max_frame = 65535 + RX_FRAME_SLACK;
+    s->max_frame = FP_MAX_MTU + FP_RX_FRAME_SLACK;
     s->rfc = policy == FP_POLICY_RFC3931;
     s->timeout = reorder_timeout;
     s->reorder = reorder_timeout > 0.0;
-    s->hold = s->reorder ? reorder_timeout : DEFAULT_HOLD;
+    s->hold = s->reorder ? reorder_timeout : FP_DEFAULT_REORDER_HOLD;
     s->skip = 1;
     s->tap_fd = -1;
 }
@@ -121,7 +114,7 @@ static void deliver(struct fp_session *s, const uint8_t *frame, size_t n, struct
 {
     s->c[FP_RX_PACKETS]++;
     s->c[FP_RX_BYTES] += n + (size_t)s->rx_hlen;
-    if (n < ETH_HLEN) {
+    if (n < FP_ETH_HLEN) {
         s->drops[FP_FRAME_TOO_SHORT]++;
         return;
     }
@@ -208,7 +201,7 @@ static void k_insert(struct fp_session *s, struct fp_entry *e)
     for (struct fp_entry *at = s->qhead; at; at = at->next) {
         if (at->ns == NO_SEQ) continue;
         uint32_t ed = ((uint32_t)at->ns - s->nr) & SEQ_MASK;
-        if (dist < ed && ed < KERNEL_WINDOW) {
+        if (dist < ed && ed < FP_KERNEL_NR_WINDOW) {
             q_insert_before(s, at, e);
             s->c[FP_RX_OOS_PACKETS]++;
             return;
@@ -268,7 +261,7 @@ static void rfc_push(struct fp_session *s, const uint8_t *f, size_t n, int has_n
         s->nr = ns;
     }
     uint32_t dist = (ns - s->nr) & SEQ_MASK;
-    if (dist >= RFC_HALF - 1) {
+    if (dist >= FP_RFC_SEQ_HALF - 1) {
         rfc_discard(s);
         return;
     }
@@ -328,7 +321,7 @@ static void seq_push(struct fp_session *s, const uint8_t *f, size_t n, int has_n
         return;
     }
     ns &= SEQ_MASK;
-    if (((ns - s->nr) & SEQ_MASK) >= KERNEL_WINDOW) {
+    if (((ns - s->nr) & SEQ_MASK) >= FP_KERNEL_NR_WINDOW) {
         s->c[FP_RX_ERRORS]++;
         return;
     }
@@ -356,7 +349,7 @@ static void seq_push(struct fp_session *s, const uint8_t *f, size_t n, int has_n
         else
             s->nr_oos_count = 0;
         s->nr_oos = ns;
-        if (s->nr_oos_count > NR_OOS_COUNT_MAX) s->skip = 1;
+        if (s->nr_oos_count > FP_NR_OOS_COUNT_MAX) s->skip = 1;
         if (!s->skip) {
             s->c[FP_RX_SEQ_DISCARDS]++;
             s->c[FP_RX_ERRORS]++;
@@ -559,7 +552,7 @@ void fp_tunnel_receive(struct fp_tunnel *t, const uint8_t *p, size_t len, double
         if (len < 8) goto too_short;
         unsigned flags = (unsigned)p[0] << 8 | p[1];
         if ((flags & FP_UDP_VERSION_MASK) != FP_L2TP_VERSION_3) {
-            fp_tunnel_drop(t, FP_BAD_VERSION);
+            fp_tunnel_drop(t, FP_DROP_BAD_VERSION);
             return;
         }
         if (flags & FP_UDP_FLAG_T) goto control;
@@ -575,38 +568,47 @@ void fp_tunnel_receive(struct fp_tunnel *t, const uint8_t *p, size_t len, double
         /* Over IP every raw socket on our address sees every tunnel's datagrams: one for
          * another tunnel on the same listener is that tunnel's copy, not ours to count. */
         if (!t->udp && t->own && fp_own_is_other_copy(t->own, t->tunnel_id, sid)) return;
-        fp_tunnel_drop(t, FP_UNKNOWN_SESSION);
+        fp_tunnel_drop(t, FP_DROP_UNKNOWN_SESSION);
         return;
     }
     *hit = s;
     fp_session_receive(s, p, len, now, out);
     return;
 too_short:
-    fp_tunnel_drop(t, FP_TOO_SHORT);
+    fp_tunnel_drop(t, FP_DROP_TOO_SHORT);
     return;
 control:
-    fp_tunnel_drop(t, FP_CONTROL);
+    fp_tunnel_drop(t, FP_DROP_CONTROL_MESSAGE);
 }
 
 /* ---- engine -------------------------------------------------------------------- */
 
-/* Room in front of every frame for the L2TP header (at most 4+4+8+4 = 20 bytes) and
- * a virtio-net header; frames are read right after it and the header is written in
- * place, so sending copies nothing. */
-#define HEADROOM 64
+/* Room in front of every frame for the L2TP header and a virtio-net header (HEADROOM,
+ * constants.py); frames are read right after it and the header is written in place,
+ * so sending copies nothing. */
+#define HEADROOM FP_HEADROOM
 #define BUFSZ (65536 + HEADROOM)
 #define WAKE_KEY UINT64_MAX
 #define MAX_GONE 256
-#define VNET_HLEN 10 /* struct virtio_net_hdr: the TAP is set to this size */
+#define VNET_HLEN FP_VNET_HDR_LEN /* the TAP is set to this size */
+_Static_assert(sizeof(struct virtio_net_hdr) == VNET_HLEN, "VNET_HDR_LEN in constants.py");
 /* Segments of one TCP super-frame, each with headroom for the L2TP header. */
 #define SEGBUF (2u << 20)
-#define MAX_SEGS 1024
-#ifndef UDP_SEGMENT
-#define UDP_SEGMENT 103
+#define MAX_SEGS FP_MAX_SEGS
+/* Socket options: the values of constants.py, checked against the system's. */
+#ifdef UDP_SEGMENT
+_Static_assert(UDP_SEGMENT == FP_UDP_SEGMENT, "UDP_SEGMENT in constants.py");
 #endif
-#ifndef UDP_GRO
-#define UDP_GRO 104
+#ifdef UDP_GRO
+_Static_assert(UDP_GRO == FP_UDP_GRO, "UDP_GRO in constants.py");
 #endif
+_Static_assert(SO_NO_CHECK == FP_SO_NO_CHECK, "SO_NO_CHECK in constants.py");
+_Static_assert(SO_RCVBUFFORCE == FP_SO_RCVBUFFORCE, "SO_RCVBUFFORCE in constants.py");
+_Static_assert(SO_SNDBUFFORCE == FP_SO_SNDBUFFORCE, "SO_SNDBUFFORCE in constants.py");
+_Static_assert(UDP_NO_CHECK6_TX == FP_UDP_NO_CHECK6_TX, "UDP_NO_CHECK6_TX in constants.py");
+_Static_assert(UDP_NO_CHECK6_RX == FP_UDP_NO_CHECK6_RX, "UDP_NO_CHECK6_RX in constants.py");
+_Static_assert(IP_MTU_DISCOVER == FP_IP_MTU_DISCOVER, "IP_MTU_DISCOVER in constants.py");
+_Static_assert(IPV6_MTU_DISCOVER == FP_IPV6_MTU_DISCOVER, "IPV6_MTU_DISCOVER in constants.py");
 /* UDP GSO: at most 64 segments (UDP_MAX_SEGMENTS on older kernels) and a 64 KiB
  * datagram before it is split. */
 #define GSO_MAX_SEGS 64
@@ -709,7 +711,7 @@ static void tap_write(void *ctx, struct fp_session *s, const uint8_t *frame, siz
 static size_t gro_size(struct msghdr *m)
 {
     for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c))
-        if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) {
+        if (c->cmsg_level == SOL_UDP && c->cmsg_type == FP_UDP_GRO) {
             int v;
             memcpy(&v, CMSG_DATA(c), sizeof(v));
             return v > 0 ? (size_t)v : 0;
@@ -744,12 +746,12 @@ static void rx_handle(struct fp_engine *e, int n, double now, struct fp_out *out
         if (!is_peer(e, src)) {
             /* Over IP, one from the peer of another tunnel on our listener is its copy. */
             if (t->udp || !t->own || !fp_own_is_other_peer_sa(t->own, t->tunnel_id, src))
-                fp_tunnel_drop(t, FP_WRONG_SOURCE);
+                fp_tunnel_drop(t, FP_DROP_WRONG_SOURCE);
             continue;
         }
         if (e->o.strip_ip) {
             /* IPv4 raw sockets deliver the IP header: skip it by its IHL. */
-            if (len < 20) continue;
+            if (len < FP_IPV4_HLEN) continue;
             size_t ihl = (size_t)(p[0] & 0x0F) * 4;
             if (ihl > len) ihl = len;
             p += ihl;
@@ -916,7 +918,7 @@ static int gso_send(struct fp_engine *e, int n)
         m.msg_controllen = sizeof(u.buf);
         struct cmsghdr *c = CMSG_FIRSTHDR(&m);
         c->cmsg_level = SOL_UDP;
-        c->cmsg_type = UDP_SEGMENT;
+        c->cmsg_type = FP_UDP_SEGMENT;
         c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
         uint16_t gs = (uint16_t)size;
         memcpy(CMSG_DATA(c), &gs, sizeof(gs));
@@ -961,8 +963,8 @@ static int tx_offload(struct fp_engine *e, struct fp_session *s, const struct vi
         s->c[FP_TX_ERRORS]++;
         return 0;
     }
-    /* The device's MTU plus its Ethernet header: RX_FRAME_SLACK minus the VLAN tag. */
-    size_t max_frame = (size_t)s->max_frame - RX_FRAME_SLACK + ETH_HLEN;
+    /* The device's MTU plus its Ethernet header: FP_RX_FRAME_SLACK minus the VLAN tag. */
+    size_t max_frame = (size_t)s->max_frame - FP_RX_FRAME_SLACK + FP_ETH_HLEN;
     size_t stride = (max_frame + HEADROOM + 63) & ~(size_t)63;
     int max_segs = (int)(SEGBUF / stride);
     if (max_segs > MAX_SEGS) max_segs = MAX_SEGS;
@@ -1087,13 +1089,13 @@ static void connect_tx_socket(struct fp_engine *e)
     /* Everything underlay.open_socket sets, so the datagrams are the same. */
     if (v6) {
         if (copy_opt(e->o.sock, fd, IPPROTO_IPV6, IPV6_V6ONLY) < 0 ||
-            copy_opt(e->o.sock, fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER) < 0 ||
-            copy_opt(e->o.sock, fd, IPPROTO_UDP, UDP_NO_CHECK6_TX) < 0 ||
-            copy_opt(e->o.sock, fd, IPPROTO_UDP, UDP_NO_CHECK6_RX) < 0)
+            copy_opt(e->o.sock, fd, IPPROTO_IPV6, FP_IPV6_MTU_DISCOVER) < 0 ||
+            copy_opt(e->o.sock, fd, IPPROTO_UDP, FP_UDP_NO_CHECK6_TX) < 0 ||
+            copy_opt(e->o.sock, fd, IPPROTO_UDP, FP_UDP_NO_CHECK6_RX) < 0)
             goto fail;
     } else {
-        if (copy_opt(e->o.sock, fd, IPPROTO_IP, IP_MTU_DISCOVER) < 0 ||
-            copy_opt(e->o.sock, fd, SOL_SOCKET, SO_NO_CHECK) < 0)
+        if (copy_opt(e->o.sock, fd, IPPROTO_IP, FP_IP_MTU_DISCOVER) < 0 ||
+            copy_opt(e->o.sock, fd, SOL_SOCKET, FP_SO_NO_CHECK) < 0)
             goto fail;
     }
     /* getsockopt reports the doubled size the kernel keeps; setting halves it back. */
@@ -1101,16 +1103,16 @@ static void connect_tx_socket(struct fp_engine *e)
     socklen_t sl = sizeof(size);
     if (getsockopt(e->o.sock, SOL_SOCKET, SO_RCVBUF, &size, &sl) == 0) {
         size /= 2;
-        if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)) < 0)
+        if (setsockopt(fd, SOL_SOCKET, FP_SO_RCVBUFFORCE, &size, sizeof(size)) < 0)
             setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
     }
     sl = sizeof(size);
     if (getsockopt(e->o.sock, SOL_SOCKET, SO_SNDBUF, &size, &sl) == 0) {
         size /= 2;
-        if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size)) < 0)
+        if (setsockopt(fd, SOL_SOCKET, FP_SO_SNDBUFFORCE, &size, sizeof(size)) < 0)
             setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
     }
-    if (e->st.udp_gro && setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof(one)) < 0) goto fail;
+    if (e->st.udp_gro && setsockopt(fd, SOL_UDP, FP_UDP_GRO, &one, sizeof(one)) < 0) goto fail;
     if (bind(fd, (struct sockaddr *)&local, ll) < 0) goto fail;
     if (connect(fd, (const struct sockaddr *)&e->o.peer, e->o.peer_len) < 0) goto fail;
     e->conn_fd = e->tx_fd = fd;
@@ -1204,7 +1206,7 @@ int fp_engine_start(struct fp_tunnel *t, const struct fp_engine_opts *o, char *e
     e->st.udp_gso = o->udp_gso;
     if (o->udp_gro) {
         int one = 1;
-        e->st.udp_gro = setsockopt(o->sock, SOL_UDP, UDP_GRO, &one, sizeof(one)) == 0;
+        e->st.udp_gro = setsockopt(o->sock, SOL_UDP, FP_UDP_GRO, &one, sizeof(one)) == 0;
     }
     if (t->udp) connect_tx_socket(e);
     if (e->conn_fd >= 0) {

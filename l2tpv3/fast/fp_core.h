@@ -2,9 +2,9 @@
  * session.py, sequence.py and tunnel.py (which stay the reference), plus the per-tunnel
  * engine that runs the packet loops in two pthreads without the GIL.
  *
- * Nothing here calls Python. Counter and drop indexes follow constants.COUNTER_NAMES,
- * constants.DROP_REASONS and session.py's frame drop names; _fastpath.pyx maps them
- * to names, so the names are defined once, in Python.
+ * Nothing here calls Python. Every number shared with Python, and the counter and drop
+ * indexes, come from fp_shared.h, which cgen.py generates from constants.py and
+ * proto/counters.py at build time; _fastpath.pyx maps the indexes back to the names.
  */
 #ifndef L2TPV3_FP_CORE_H
 #define L2TPV3_FP_CORE_H
@@ -15,28 +15,9 @@
 #include <sys/socket.h>
 
 #include "fp_ownership.h"
-
-enum {
-    FP_TX_PACKETS, FP_TX_BYTES, FP_TX_ERRORS, FP_RX_PACKETS, FP_RX_BYTES,
-    FP_RX_SEQ_DISCARDS, FP_RX_OOS_PACKETS, FP_RX_ERRORS, FP_RX_COOKIE_DISCARDS,
-    FP_RX_INVALID, FP_NCOUNTERS
-};
-/* session.py: FRAME_TOO_SHORT, FRAME_TOO_LONG, TAP_WRITE_FAILED */
-enum { FP_FRAME_TOO_SHORT, FP_FRAME_TOO_LONG, FP_TAP_WRITE_FAILED, FP_NSDROPS };
-/* constants.DROP_REASONS */
-enum { FP_TOO_SHORT, FP_BAD_VERSION, FP_CONTROL, FP_UNKNOWN_SESSION, FP_WRONG_SOURCE,
-       FP_NTDROPS };
+#include "fp_shared.h" /* generated from the Python: constants, counter and drop indexes */
 
 enum { FP_POLICY_KERNEL = 0, FP_POLICY_RFC3931 = 1 };
-
-/* Protocol constants: copies of constants.py, which _fastpath.pyx checks at import. */
-#define FP_UDP_FLAG_T 0x8000u
-#define FP_UDP_VERSION_MASK 0x000Fu
-#define FP_L2TP_VERSION_3 3u
-#define FP_L2SPEC_S_BIT 0x40000000u
-#define FP_SEQ_MASK 0xFFFFFFu
-#define FP_ETH_HLEN 14
-#define FP_RX_FRAME_SLACK 18
 
 struct fp_session;
 /* Called for every frame that passed all checks, in order. */

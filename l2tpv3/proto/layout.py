@@ -24,6 +24,8 @@ from l2tpv3.constants import (
     L2SPEC_DEFAULT_LEN,
     L2SPEC_S_BIT,
     L2TP_VERSION_3,
+    MAX_MTU,
+    MIN_MTU,
     SEQ_MASK,
     UDP_DATA_WORD,
     UDP_FLAG_T,
@@ -151,6 +153,6 @@ def session_mtu(tunnel: TunnelConfig, session: SessionConfig, path_mtu: int | No
     mtu = path_mtu - overhead
     # The kernel falls back to 1500 - overhead when the result is outside the
     # Ethernet device's limits (68..65535).
-    if mtu < 68 or mtu > 65535:
+    if mtu < MIN_MTU or mtu > MAX_MTU:
         return ETH_DATA_LEN - overhead
     return mtu
