@@ -124,9 +124,18 @@ cdef extern from "fp_core.h" nogil:
         uint64_t gro_superframes_out
     void fp_engine_get_stats(const fp_tunnel *t, fp_engine_stats *st)
 
-    void fp_session_init(fp_session *s, uint32_t session_id, const uint8_t *prefix,
-                         int prefix_len, int l2spec, const uint8_t *cookie, int cookie_len,
-                         int udp, int send_seq, int recv_seq, int policy, double reorder_timeout)
+    struct fp_layout:
+        const uint8_t *tx_prefix
+        int tx_prefix_len
+        int tx_l2spec
+        int tx_hlen
+        const uint8_t *rx_cookie
+        int rx_cookie_len
+        int rx_cookie_off
+        int rx_l2spec_off
+        int rx_hlen
+    int fp_session_init(fp_session *s, uint32_t session_id, const fp_layout *lay, int send_seq,
+                        int recv_seq, int policy, double reorder_timeout)
     void fp_session_clear(fp_session *s)
     void fp_session_header(fp_session *s, uint8_t *hdr, size_t flen)
     void fp_session_tx_failed(fp_session *s, size_t pktlen)
@@ -186,15 +195,20 @@ cdef class Session:
         timeout = config.reorder_timeout / 1000.0
         if not 0.0 <= timeout < math.inf:
             raise ValueError(f"reorder_timeout must be a finite number >= 0, not {timeout!r}")
-        fp_session_init(&self.s, config.session_id, <const uint8_t *>PyBytes_AS_STRING(prefix),
-                        len(prefix), lay.tx_l2spec, <const uint8_t *>PyBytes_AS_STRING(cookie),
-                        len(cookie), tunnel.encap is Encap.UDP, config.seq.send,
-                        config.seq.recv, policy, timeout)
-        # The layout is computed once, in codec.py, for both implementations.
-        self.s.tx_hlen = lay.tx_header_len
-        self.s.cookie_off = lay.rx_cookie_offset
-        self.s.l2spec_off = lay.rx_l2spec_offset
-        self.s.rx_hlen = lay.rx_header_len
+        # The layout is computed once, in proto/layout.py, for both implementations.
+        cdef fp_layout cl
+        cl.tx_prefix = <const uint8_t *>PyBytes_AS_STRING(prefix)
+        cl.tx_prefix_len = len(prefix)
+        cl.tx_l2spec = lay.tx_l2spec
+        cl.tx_hlen = lay.tx_header_len
+        cl.rx_cookie = <const uint8_t *>PyBytes_AS_STRING(cookie)
+        cl.rx_cookie_len = len(cookie)
+        cl.rx_cookie_off = lay.rx_cookie_offset
+        cl.rx_l2spec_off = lay.rx_l2spec_offset
+        cl.rx_hlen = lay.rx_header_len
+        if fp_session_init(&self.s, config.session_id, &cl, config.seq.send, config.seq.recv,
+                           policy, timeout) < 0:
+            raise ValueError(f"header layout does not fit the fast path: {lay!r}")
 
     def __dealloc__(self):
         fp_session_clear(&self.s)

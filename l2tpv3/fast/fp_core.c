@@ -44,21 +44,30 @@ double fp_now(void)
 
 /* ---- session ------------------------------------------------------------------- */
 
-void fp_session_init(struct fp_session *s, uint32_t session_id, const uint8_t *prefix,
-                     int prefix_len, int l2spec, const uint8_t *cookie, int cookie_len,
-                     int udp, int send_seq, int recv_seq, int policy, double reorder_timeout)
+int fp_session_init(struct fp_session *s, uint32_t session_id, const struct fp_layout *lay,
+                    int send_seq, int recv_seq, int policy, double reorder_timeout)
 {
     memset(s, 0, sizeof(*s));
+    s->tap_fd = -1;
+    /* Checked, not derived: the header is written into HEADROOM before each frame, and
+     * receive reads the cookie and the sublayer only from packets of rx_hlen bytes. */
+    if (lay->tx_prefix_len < 0 || (size_t)lay->tx_prefix_len > sizeof(s->prefix) ||
+        lay->tx_hlen != lay->tx_prefix_len + (lay->tx_l2spec ? FP_L2SPEC_DEFAULT_LEN : 0) ||
+        lay->tx_hlen > FP_HEADROOM || lay->rx_cookie_len < 0 ||
+        (size_t)lay->rx_cookie_len > sizeof(s->cookie) || lay->rx_cookie_off < 0 ||
+        lay->rx_cookie_off + lay->rx_cookie_len > lay->rx_hlen ||
+        lay->rx_l2spec_off + FP_L2SPEC_DEFAULT_LEN > lay->rx_hlen)
+        return -1;
     s->session_id = session_id;
-    memcpy(s->prefix, prefix, (size_t)prefix_len);
-    s->prefix_len = prefix_len;
-    s->l2spec = l2spec;
-    s->tx_hlen = prefix_len + (l2spec ? 4 : 0);
-    memcpy(s->cookie, cookie, (size_t)cookie_len);
-    s->cookie_len = cookie_len;
-    s->cookie_off = (udp ? 4 : 0) + 4;
-    s->l2spec_off = l2spec ? s->cookie_off + cookie_len : -1;
-    s->rx_hlen = s->cookie_off + cookie_len + (l2spec ? 4 : 0);
+    memcpy(s->prefix, lay->tx_prefix, (size_t)lay->tx_prefix_len);
+    s->prefix_len = lay->tx_prefix_len;
+    s->l2spec = lay->tx_l2spec;
+    s->tx_hlen = lay->tx_hlen;
+    memcpy(s->cookie, lay->rx_cookie, (size_t)lay->rx_cookie_len);
+    s->cookie_len = lay->rx_cookie_len;
+    s->cookie_off = lay->rx_cookie_off;
+    s->l2spec_off = lay->rx_l2spec_off < 0 ? -1 : lay->rx_l2spec_off;
+    s->rx_hlen = lay->rx_hlen;
     s->send_seq = send_seq;
     s->recv_seq = recv_seq;
     s->max_frame = FP_MAX_MTU + FP_RX_FRAME_SLACK;
@@ -67,7 +76,7 @@ void fp_session_init(struct fp_session *s, uint32_t session_id, const uint8_t *p
     s->reorder = reorder_timeout > 0.0;
     s->hold = s->reorder ? reorder_timeout : FP_DEFAULT_REORDER_HOLD;
     s->skip = 1;
-    s->tap_fd = -1;
+    return 0;
 }
 
 static void q_unlink(struct fp_session *s, struct fp_entry *e)

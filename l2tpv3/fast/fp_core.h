@@ -62,9 +62,21 @@ struct fp_session {
     struct fp_session *hnext;
 };
 
-void fp_session_init(struct fp_session *s, uint32_t session_id, const uint8_t *prefix,
-                     int prefix_len, int l2spec, const uint8_t *cookie, int cookie_len,
-                     int udp, int send_seq, int recv_seq, int policy, double reorder_timeout);
+/* A session's header layout, as proto/layout.py HeaderLayout computes it: the C side
+ * takes it as given and derives nothing. Offsets are within the L2TP part of a
+ * datagram (the UDP payload, or the IP payload); rx_l2spec_off is -1 without sublayer. */
+struct fp_layout {
+    const uint8_t *tx_prefix; /* UDP flags word, peer session ID, our cookie */
+    int tx_prefix_len;
+    int tx_l2spec; /* the default sublayer follows the prefix */
+    int tx_hlen;
+    const uint8_t *rx_cookie; /* the peer's cookie, expected on receive */
+    int rx_cookie_len, rx_cookie_off, rx_l2spec_off, rx_hlen;
+};
+
+/* 0, or -1 if the layout does not fit the struct or is inconsistent. */
+int fp_session_init(struct fp_session *s, uint32_t session_id, const struct fp_layout *lay,
+                    int send_seq, int recv_seq, int policy, double reorder_timeout);
 void fp_session_clear(struct fp_session *s);
 /* Write the tx header into hdr[0..tx_hlen) for a frame of flen bytes; counts it sent. */
 void fp_session_header(struct fp_session *s, uint8_t *hdr, size_t flen);

@@ -52,6 +52,7 @@ class HeaderLayout:
     tx_header_len: int
     rx_cookie: bytes
     rx_cookie_offset: int
+    rx_cookie_end: int  # rx_cookie_offset + len(rx_cookie)
     rx_l2spec_offset: int  # -1 when there is no sublayer
     rx_header_len: int
 
@@ -71,6 +72,7 @@ class HeaderLayout:
             tx_header_len=len(prefix) + (L2SPEC_DEFAULT_LEN if l2spec else 0),
             rx_cookie=session.peer_cookie,
             rx_cookie_offset=cookie_offset,
+            rx_cookie_end=l2spec_offset,
             rx_l2spec_offset=l2spec_offset if l2spec else -1,
             rx_header_len=rx_len,
         )
