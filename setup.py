@@ -39,19 +39,25 @@ EXTENSIONS = [
         depends=["l2tpv3/fast/offload.h", "l2tpv3/fast/fp_shared.h"],
         extra_compile_args=C_FLAGS,
     ),
-    # fastpath: the per-packet engine (fp_core.c) with the offloads compiled in
+    # fastpath: the per-packet engine, one C file per job, with the offloads compiled in
     Extension(
         "l2tpv3.fast._fastpath",
         sources=[
             "l2tpv3/fast/_fastpath.pyx",
-            "l2tpv3/fast/fp_core.c",
+            "l2tpv3/fast/fp_session.c",
+            "l2tpv3/fast/fp_tunnel.c",
             "l2tpv3/fast/fp_ownership.c",
+            "l2tpv3/fast/fp_engine.c",
+            "l2tpv3/fast/fp_netio.c",
             "l2tpv3/fast/offload.c",
         ],
         include_dirs=["l2tpv3/fast"],
         depends=[
-            "l2tpv3/fast/fp_core.h",
+            "l2tpv3/fast/fp_session.h",
+            "l2tpv3/fast/fp_tunnel.h",
             "l2tpv3/fast/fp_ownership.h",
+            "l2tpv3/fast/fp_engine.h",
+            "l2tpv3/fast/fp_netio.h",
             "l2tpv3/fast/fp_shared.h",
             "l2tpv3/fast/offload.h",
         ],

@@ -1,7 +1,8 @@
 # cython: language_level=3, boundscheck=False, wraparound=False
 """The Cython fast path: Session and Tunnel with the pure-Python classes' interface
-(session.py, tunnel.py), backed by C structs (fp_core.c), plus a per-tunnel engine
-that runs both packet loops in C threads with the GIL released.
+(proto/session.py, proto/tunnel.py), backed by C structs (fp_session.c, fp_tunnel.c,
+fp_ownership.c), plus a per-tunnel engine (fp_engine.c, fp_netio.c) that runs both
+packet loops in C threads with the GIL released.
 
 The sans-I/O methods (encapsulate, receive, poll, ...) run the same C code as the
 engine, so tests can compare them with the reference classes packet by packet.
@@ -77,11 +78,10 @@ cdef extern from "fp_ownership.h" nogil:
     int fp_own_is_other_peer(fp_ownership *o, uint32_t tunnel_id, int family,
                              const uint8_t *host)
 
-cdef extern from "fp_core.h" nogil:
+cdef extern from "fp_session.h" nogil:
     enum:
         FP_POLICY_KERNEL
         FP_POLICY_RFC3931
-
     ctypedef void (*fp_deliver_fn)(void *ctx, fp_session *s, const uint8_t *frame, size_t len)
     struct fp_out:
         fp_deliver_fn fn
@@ -101,29 +101,6 @@ cdef extern from "fp_core.h" nogil:
         size_t qlen
         uint64_t c[FP_NCOUNTERS]
         uint64_t drops[FP_NSDROPS]
-    struct fp_tunnel:
-        uint64_t c[FP_NCOUNTERS]
-        uint64_t retired[FP_NCOUNTERS]
-        uint64_t drops[FP_NTDROPS]
-    struct fp_engine_opts:
-        int sock
-        int family
-        int strip_ip
-        sockaddr_storage peer
-        socklen_t peer_len
-        int batch
-        int udp_gso
-        int udp_gro
-    struct fp_engine_stats:
-        int udp_gso
-        int udp_gro
-        uint64_t superframes_in
-        uint64_t segments_out
-        uint64_t gso_sends
-        uint64_t gro_datagrams_in
-        uint64_t gro_superframes_out
-    void fp_engine_get_stats(const fp_tunnel *t, fp_engine_stats *st)
-
     struct fp_layout:
         const uint8_t *tx_prefix
         int tx_prefix_len
@@ -143,6 +120,12 @@ cdef extern from "fp_core.h" nogil:
                             fp_out *out)
     void fp_session_poll(fp_session *s, double now, fp_out *out)
     int fp_session_next_deadline(const fp_session *s, double *deadline)
+
+cdef extern from "fp_tunnel.h" nogil:
+    struct fp_tunnel:
+        uint64_t c[FP_NCOUNTERS]
+        uint64_t retired[FP_NCOUNTERS]
+        uint64_t drops[FP_NTDROPS]
     int fp_tunnel_init(fp_tunnel *t, int udp, uint32_t tunnel_id, fp_ownership *own)
     void fp_tunnel_clear(fp_tunnel *t)
     int fp_tunnel_add(fp_tunnel *t, fp_session *s)
@@ -150,6 +133,26 @@ cdef extern from "fp_core.h" nogil:
     void fp_tunnel_drop(fp_tunnel *t, int reason)
     void fp_tunnel_receive(fp_tunnel *t, const uint8_t *p, size_t len, double now,
                            fp_out *out, fp_session **hit)
+
+cdef extern from "fp_engine.h" nogil:
+    struct fp_engine_opts:
+        int sock
+        int family
+        int strip_ip
+        sockaddr_storage peer
+        socklen_t peer_len
+        int batch
+        int udp_gso
+        int udp_gro
+    struct fp_engine_stats:
+        int udp_gso
+        int udp_gro
+        uint64_t superframes_in
+        uint64_t segments_out
+        uint64_t gso_sends
+        uint64_t gro_datagrams_in
+        uint64_t gro_superframes_out
+    void fp_engine_get_stats(const fp_tunnel *t, fp_engine_stats *st)
     int fp_engine_start(fp_tunnel *t, const fp_engine_opts *o, char *err, size_t errlen)
     void fp_engine_stop(fp_tunnel *t)
     int fp_engine_attach(fp_tunnel *t, fp_session *s, int tap_fd, int vnet)
