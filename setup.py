@@ -3,7 +3,9 @@
 Each helper owns one clearly separated entry of EXTENSIONS so branches merge trivially.
 """
 
+import importlib.util
 import sys
+from pathlib import Path
 
 from Cython.Build import cythonize
 from setuptools import Extension, setup
@@ -11,26 +13,54 @@ from setuptools.command.build_ext import build_ext
 
 C_FLAGS = ["-O2", "-std=gnu99"]
 
+
+def generate_shared() -> None:
+    """Write l2tpv3/fast/fp_shared.h and .pxd from the Python source (see cgen.py).
+
+    Loaded from its file: an isolated build environment has setuptools and Cython
+    only, and importing the l2tpv3 package would need its runtime dependencies."""
+    path = Path(__file__).resolve().parent / "l2tpv3" / "fast" / "cgen.py"
+    spec = importlib.util.spec_from_file_location("_l2tpv3_cgen", path)
+    assert spec is not None and spec.loader is not None
+    cgen = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = cgen  # dataclasses look the module up while it loads
+    spec.loader.exec_module(cgen)
+    cgen.write()
+
+
+generate_shared()
+
 EXTENSIONS = [
     # offload: test-only wrapper around l2tpv3/fast/offload.c (TSO segmentation, checksum, GRO)
     Extension(
         "l2tpv3.fast._offload",
         sources=["l2tpv3/fast/_offload.pyx", "l2tpv3/fast/offload.c"],
         include_dirs=["l2tpv3/fast"],
-        depends=["l2tpv3/fast/offload.h"],
+        depends=["l2tpv3/fast/offload.h", "l2tpv3/fast/fp_shared.h"],
         extra_compile_args=C_FLAGS,
     ),
-    # fastpath: the per-packet engine (fp_core.c) with the offloads compiled in
+    # fastpath: the per-packet engine, one C file per job, with the offloads compiled in
     Extension(
         "l2tpv3.fast._fastpath",
         sources=[
             "l2tpv3/fast/_fastpath.pyx",
-            "l2tpv3/fast/fp_core.c",
+            "l2tpv3/fast/fp_session.c",
+            "l2tpv3/fast/fp_tunnel.c",
             "l2tpv3/fast/fp_ownership.c",
+            "l2tpv3/fast/fp_engine.c",
+            "l2tpv3/fast/fp_netio.c",
             "l2tpv3/fast/offload.c",
         ],
         include_dirs=["l2tpv3/fast"],
-        depends=["l2tpv3/fast/fp_core.h", "l2tpv3/fast/fp_ownership.h", "l2tpv3/fast/offload.h"],
+        depends=[
+            "l2tpv3/fast/fp_session.h",
+            "l2tpv3/fast/fp_tunnel.h",
+            "l2tpv3/fast/fp_ownership.h",
+            "l2tpv3/fast/fp_engine.h",
+            "l2tpv3/fast/fp_netio.h",
+            "l2tpv3/fast/fp_shared.h",
+            "l2tpv3/fast/offload.h",
+        ],
         extra_compile_args=[*C_FLAGS, "-Wall"],
         libraries=["m"],
     ),

@@ -1,7 +1,8 @@
 # cython: language_level=3, boundscheck=False, wraparound=False
 """The Cython fast path: Session and Tunnel with the pure-Python classes' interface
-(session.py, tunnel.py), backed by C structs (fp_core.c), plus a per-tunnel engine
-that runs both packet loops in C threads with the GIL released.
+(proto/session.py, proto/tunnel.py), backed by C structs (fp_session.c, fp_tunnel.c,
+fp_ownership.c), plus a per-tunnel engine (fp_engine.c, fp_netio.c) that runs both
+packet loops in C threads with the GIL released.
 
 The sans-I/O methods (encapsulate, receive, poll, ...) run the same C code as the
 engine, so tests can compare them with the reference classes packet by packet.
@@ -15,13 +16,29 @@ from libc.string cimport memcpy, memset
 import math
 import socket
 
-from l2tpv3.proto.layout import HeaderLayout
 from l2tpv3.config import Encap, SeqPolicy
+from l2tpv3.constants import MAX_BATCH
 from l2tpv3.errors import StateError
-from l2tpv3 import constants
-from l2tpv3.constants import COUNTER_NAMES, DROP_REASONS, RX_FRAME_SLACK
-from l2tpv3.proto.counters import Counters
-from l2tpv3.proto.session import FRAME_TOO_LONG, FRAME_TOO_SHORT, TAP_WRITE_FAILED
+from l2tpv3.fast import cgen as _cgen
+from l2tpv3.proto.counters import (
+    COUNTER_NAMES,
+    DROP_REASONS,
+    SESSION_DROP_REASONS,
+    SHARED_COUNTERS,
+    Counters,
+)
+from l2tpv3.proto.layout import HeaderLayout
+
+# Generated at build time from constants.py and proto/counters.py (cgen.py).
+from l2tpv3.fast.fp_shared cimport (
+    FP_NCOUNTERS,
+    FP_NSDROPS,
+    FP_NTDROPS,
+    FP_RX_FRAME_SLACK,
+    FP_RX_INVALID,
+    FP_SEQ_MASK,
+    FP_SHARED_FINGERPRINT,
+)
 
 cdef extern from "<sys/socket.h>":
     ctypedef unsigned int socklen_t
@@ -61,21 +78,10 @@ cdef extern from "fp_ownership.h" nogil:
     int fp_own_is_other_peer(fp_ownership *o, uint32_t tunnel_id, int family,
                              const uint8_t *host)
 
-cdef extern from "fp_core.h" nogil:
+cdef extern from "fp_session.h" nogil:
     enum:
-        FP_NCOUNTERS
-        FP_NSDROPS
-        FP_NTDROPS
         FP_POLICY_KERNEL
         FP_POLICY_RFC3931
-        FP_UDP_FLAG_T
-        FP_UDP_VERSION_MASK
-        FP_L2TP_VERSION_3
-        FP_L2SPEC_S_BIT
-        FP_SEQ_MASK
-        FP_ETH_HLEN
-        FP_RX_FRAME_SLACK
-
     ctypedef void (*fp_deliver_fn)(void *ctx, fp_session *s, const uint8_t *frame, size_t len)
     struct fp_out:
         fp_deliver_fn fn
@@ -93,12 +99,42 @@ cdef extern from "fp_core.h" nogil:
         int max_frame
         uint32_t nr
         size_t qlen
-        uint64_t c[10]
-        uint64_t drops[3]
+        uint64_t c[FP_NCOUNTERS]
+        uint64_t drops[FP_NSDROPS]
+    struct fp_layout:
+        const uint8_t *tx_prefix
+        int tx_prefix_len
+        int tx_l2spec
+        int tx_hlen
+        const uint8_t *rx_cookie
+        int rx_cookie_len
+        int rx_cookie_off
+        int rx_l2spec_off
+        int rx_hlen
+    int fp_session_init(fp_session *s, uint32_t session_id, const fp_layout *lay, int send_seq,
+                        int recv_seq, int policy, double reorder_timeout)
+    void fp_session_clear(fp_session *s)
+    void fp_session_header(fp_session *s, uint8_t *hdr, size_t flen)
+    void fp_session_tx_failed(fp_session *s, size_t pktlen)
+    void fp_session_receive(fp_session *s, const uint8_t *p, size_t len, double now,
+                            fp_out *out)
+    void fp_session_poll(fp_session *s, double now, fp_out *out)
+    int fp_session_next_deadline(const fp_session *s, double *deadline)
+
+cdef extern from "fp_tunnel.h" nogil:
     struct fp_tunnel:
-        uint64_t c[10]
-        uint64_t retired[10]
-        uint64_t drops[5]
+        uint64_t c[FP_NCOUNTERS]
+        uint64_t retired[FP_NCOUNTERS]
+        uint64_t drops[FP_NTDROPS]
+    int fp_tunnel_init(fp_tunnel *t, int udp, uint32_t tunnel_id, fp_ownership *own)
+    void fp_tunnel_clear(fp_tunnel *t)
+    int fp_tunnel_add(fp_tunnel *t, fp_session *s)
+    void fp_tunnel_remove(fp_tunnel *t, fp_session *s)
+    void fp_tunnel_drop(fp_tunnel *t, int reason)
+    void fp_tunnel_receive(fp_tunnel *t, const uint8_t *p, size_t len, double now,
+                           fp_out *out, fp_session **hit)
+
+cdef extern from "fp_engine.h" nogil:
     struct fp_engine_opts:
         int sock
         int family
@@ -117,24 +153,6 @@ cdef extern from "fp_core.h" nogil:
         uint64_t gro_datagrams_in
         uint64_t gro_superframes_out
     void fp_engine_get_stats(const fp_tunnel *t, fp_engine_stats *st)
-
-    void fp_session_init(fp_session *s, uint32_t session_id, const uint8_t *prefix,
-                         int prefix_len, int l2spec, const uint8_t *cookie, int cookie_len,
-                         int udp, int send_seq, int recv_seq, int policy, double reorder_timeout)
-    void fp_session_clear(fp_session *s)
-    void fp_session_header(fp_session *s, uint8_t *hdr, size_t flen)
-    void fp_session_tx_failed(fp_session *s, size_t pktlen)
-    void fp_session_receive(fp_session *s, const uint8_t *p, size_t len, double now,
-                            fp_out *out)
-    void fp_session_poll(fp_session *s, double now, fp_out *out)
-    int fp_session_next_deadline(const fp_session *s, double *deadline)
-    int fp_tunnel_init(fp_tunnel *t, int udp, uint32_t tunnel_id, fp_ownership *own)
-    void fp_tunnel_clear(fp_tunnel *t)
-    int fp_tunnel_add(fp_tunnel *t, fp_session *s)
-    void fp_tunnel_remove(fp_tunnel *t, fp_session *s)
-    void fp_tunnel_drop(fp_tunnel *t, int reason)
-    void fp_tunnel_receive(fp_tunnel *t, const uint8_t *p, size_t len, double now,
-                           fp_out *out, fp_session **hit)
     int fp_engine_start(fp_tunnel *t, const fp_engine_opts *o, char *err, size_t errlen)
     void fp_engine_stop(fp_tunnel *t)
     int fp_engine_attach(fp_tunnel *t, fp_session *s, int tap_fd, int vnet)
@@ -142,16 +160,12 @@ cdef extern from "fp_core.h" nogil:
     int fp_engine_notify_fd(const fp_tunnel *t)
     int fp_engine_take_gone(fp_tunnel *t, uint32_t *out, int max)
 
-# The C core cannot import constants.py: check that its copies agree, once, at import.
-assert (FP_UDP_FLAG_T, FP_UDP_VERSION_MASK, FP_L2TP_VERSION_3) == (
-    constants.UDP_FLAG_T, constants.UDP_VERSION_MASK, constants.L2TP_VERSION_3
-)
-assert (FP_L2SPEC_S_BIT, FP_SEQ_MASK) == (constants.L2SPEC_S_BIT, constants.SEQ_MASK)
-assert (FP_ETH_HLEN, FP_RX_FRAME_SLACK) == (constants.ETH_HLEN, constants.RX_FRAME_SLACK)
-assert len(COUNTER_NAMES) == FP_NCOUNTERS
-assert len(DROP_REASONS) == FP_NTDROPS
-_SESSION_DROPS = (FRAME_TOO_SHORT, FRAME_TOO_LONG, TAP_WRITE_FAILED)
-assert len(_SESSION_DROPS) == FP_NSDROPS
+# The C core was compiled with the values of a header generated from the Python source:
+# a build from other values must not run (ImportError, never an assert).
+FINGERPRINT = FP_SHARED_FINGERPRINT.decode()
+_cgen.check(FINGERPRINT)
+# The counters kept on the tunnel and its sessions alike, by their index in the C arrays.
+cdef tuple _SHARED_INDEXES = tuple(COUNTER_NAMES.index(name) for name in SHARED_COUNTERS)
 
 
 cdef void _collect(void *ctx, fp_session *s, const uint8_t *frame, size_t n) noexcept nogil:
@@ -161,7 +175,7 @@ cdef void _collect(void *ctx, fp_session *s, const uint8_t *frame, size_t n) noe
 
 
 cdef object _counters(const uint64_t *c):
-    return Counters(*[c[i] for i in range(FP_NCOUNTERS)])
+    return Counters(**{name: c[i] for i, name in enumerate(COUNTER_NAMES)})
 
 
 cdef class Session:
@@ -184,15 +198,20 @@ cdef class Session:
         timeout = config.reorder_timeout / 1000.0
         if not 0.0 <= timeout < math.inf:
             raise ValueError(f"reorder_timeout must be a finite number >= 0, not {timeout!r}")
-        fp_session_init(&self.s, config.session_id, <const uint8_t *>PyBytes_AS_STRING(prefix),
-                        len(prefix), lay.tx_l2spec, <const uint8_t *>PyBytes_AS_STRING(cookie),
-                        len(cookie), tunnel.encap is Encap.UDP, config.seq.send,
-                        config.seq.recv, policy, timeout)
-        # The layout is computed once, in codec.py, for both implementations.
-        self.s.tx_hlen = lay.tx_header_len
-        self.s.cookie_off = lay.rx_cookie_offset
-        self.s.l2spec_off = lay.rx_l2spec_offset
-        self.s.rx_hlen = lay.rx_header_len
+        # The layout is computed once, in proto/layout.py, for both implementations.
+        cdef fp_layout cl
+        cl.tx_prefix = <const uint8_t *>PyBytes_AS_STRING(prefix)
+        cl.tx_prefix_len = len(prefix)
+        cl.tx_l2spec = lay.tx_l2spec
+        cl.tx_hlen = lay.tx_header_len
+        cl.rx_cookie = <const uint8_t *>PyBytes_AS_STRING(cookie)
+        cl.rx_cookie_len = len(cookie)
+        cl.rx_cookie_off = lay.rx_cookie_offset
+        cl.rx_l2spec_off = lay.rx_l2spec_offset
+        cl.rx_hlen = lay.rx_header_len
+        if fp_session_init(&self.s, config.session_id, &cl, config.seq.send, config.seq.recv,
+                           policy, timeout) < 0:
+            raise ValueError(f"header layout does not fit the fast path: {lay!r}")
 
     def __dealloc__(self):
         fp_session_clear(&self.s)
@@ -204,11 +223,11 @@ cdef class Session:
     @property
     def counters(self):
         """A snapshot (the C counters move on their own while the engine runs)."""
-        return _counters(self.s.c)
+        return _counters(<const uint64_t *>self.s.c)
 
     @property
     def drops(self):
-        return {name: self.s.drops[i] for i, name in enumerate(_SESSION_DROPS)}
+        return {name: self.s.drops[i] for i, name in enumerate(SESSION_DROP_REASONS)}
 
     @property
     def send_seq(self):
@@ -240,7 +259,7 @@ cdef class Session:
 
     @ns.setter
     def ns(self, value):
-        self.s.ns = value & 0xFFFFFF
+        self.s.ns = value & FP_SEQ_MASK
 
     @property
     def max_frame(self):
@@ -255,7 +274,7 @@ cdef class Session:
         return self.s.qlen
 
     def set_mtu(self, int mtu):
-        self.s.max_frame = mtu + RX_FRAME_SLACK
+        self.s.max_frame = mtu + FP_RX_FRAME_SLACK
 
     def next_header(self, size_t frame_len):
         out = PyBytes_FromStringAndSize(NULL, self.s.tx_hlen)
@@ -442,7 +461,7 @@ cdef class Tunnel:
 
     @property
     def counters(self):
-        return _counters(self.t.c)
+        return _counters(<const uint64_t *>self.t.c)
 
     @property
     def drops(self):
@@ -450,15 +469,15 @@ cdef class Tunnel:
 
     def totals(self):
         """Tunnel statistics as the kernel keeps them: see tunnel.Tunnel.totals."""
-        cdef uint64_t c[10]
+        cdef uint64_t c[FP_NCOUNTERS]
         cdef Session s
         cdef int i
         memset(c, 0, sizeof(c))
-        c[9] = self.t.c[9]
-        for i in range(5):
+        c[FP_RX_INVALID] = self.t.c[FP_RX_INVALID]
+        for i in _SHARED_INDEXES:
             c[i] = self.t.retired[i]
         for s in self.sessions.values():
-            for i in range(5):
+            for i in _SHARED_INDEXES:
                 c[i] += s.s.c[i]
         return _counters(c)
 
@@ -476,8 +495,8 @@ cdef class Tunnel:
         cdef sockaddr_in6 *a6
         if self.running:
             return
-        if batch < 1 or batch > 1024:
-            raise ValueError(f"batch must be 1..1024, not {batch}")
+        if batch < 1 or batch > MAX_BATCH:
+            raise ValueError(f"batch must be 1..{MAX_BATCH}, not {batch}")
         memset(&o, 0, sizeof(o))
         o.sock = sock.fileno()
         o.batch = batch

@@ -9,6 +9,8 @@ from libc.stdint cimport uint8_t, uint16_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
+from l2tpv3.fast.fp_shared cimport FP_MAX_SEGS
+
 
 cdef extern from "<linux/virtio_net.h>":
     struct virtio_net_hdr:
@@ -39,7 +41,7 @@ cdef extern from "offload.h":
 
 
 VNET_HDR_LEN = sizeof(virtio_net_hdr)
-MAX_SEGS = 1024
+MAX_SEGS = FP_MAX_SEGS  # the engine cuts at most this many (constants.py)
 
 
 cdef int _vnet(bytes vnet_hdr, virtio_net_hdr *vh) except -1:

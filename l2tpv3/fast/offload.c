@@ -6,10 +6,11 @@
  * back with a native 16-bit store is the correct network-order checksum.
  */
 #include "offload.h"
+#include "fp_shared.h" /* generated from constants.py by cgen.py */
 
 #include <string.h>
 
-#define ETH_HLEN_ 14u
+#define ETH_HLEN_ ((unsigned)FP_ETH_HLEN)
 #define ETHERTYPE_IPV4 0x0800u
 #define ETHERTYPE_IPV6 0x86ddu
 #define ETHERTYPE_VLAN 0x8100u

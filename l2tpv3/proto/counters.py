@@ -1,8 +1,14 @@
-"""The kernel's per-tunnel and per-session data counters."""
+"""The kernel's per-tunnel and per-session data counters, and the drop reasons we keep.
+
+Defined once here for both implementations: the C engine's counter and drop indexes
+are generated from these names at build time (l2tpv3/fast/cgen.py), so this module
+must import nothing but the standard library (the generator loads it from its file).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import Final
 
 
 @dataclass(slots=True)
@@ -26,3 +32,34 @@ class Counters:
 
     def as_dict(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+# Per-tunnel and per-session statistics, named and ordered as the kernel's
+# L2TP_ATTR_STATS netlink attributes: the fields of Counters.
+COUNTER_NAMES: Final[tuple[str, ...]] = tuple(f.name for f in fields(Counters))
+
+# Counted on the tunnel and on its sessions alike (l2tp_xmit_skb, l2tp_recv_dequeue_skb);
+# the other receive counters belong to the session alone, rx_invalid to the tunnel.
+SHARED_COUNTERS: Final = ("tx_packets", "tx_bytes", "tx_errors", "rx_packets", "rx_bytes")
+
+# Why a received datagram was dropped before it reached a session. The kernel lumps
+# these into rx_invalid or drops them silently; we keep a reason for each as well.
+DROP_TOO_SHORT: Final = "too_short"
+DROP_BAD_VERSION: Final = "bad_version"
+DROP_CONTROL: Final = "control_message"
+DROP_UNKNOWN_SESSION: Final = "unknown_session"
+DROP_WRONG_SOURCE: Final = "wrong_source"
+DROP_REASONS: Final = (
+    DROP_TOO_SHORT,
+    DROP_BAD_VERSION,
+    DROP_CONTROL,
+    DROP_UNKNOWN_SESSION,
+    DROP_WRONG_SOURCE,
+)
+
+# Per-session reasons a decapsulated frame did not reach the TAP device; the kernel
+# counts these on the l2tpethN device (rx_errors / rx_dropped), not the session.
+FRAME_TOO_SHORT: Final = "frame_too_short"
+FRAME_TOO_LONG: Final = "frame_too_long"
+TAP_WRITE_FAILED: Final = "tap_write_failed"
+SESSION_DROP_REASONS: Final = (FRAME_TOO_SHORT, FRAME_TOO_LONG, TAP_WRITE_FAILED)

@@ -24,6 +24,8 @@ from l2tpv3.constants import (
     L2SPEC_DEFAULT_LEN,
     L2SPEC_S_BIT,
     L2TP_VERSION_3,
+    MAX_MTU,
+    MIN_MTU,
     SEQ_MASK,
     UDP_DATA_WORD,
     UDP_FLAG_T,
@@ -50,6 +52,7 @@ class HeaderLayout:
     tx_header_len: int
     rx_cookie: bytes
     rx_cookie_offset: int
+    rx_cookie_end: int  # rx_cookie_offset + len(rx_cookie)
     rx_l2spec_offset: int  # -1 when there is no sublayer
     rx_header_len: int
 
@@ -69,6 +72,7 @@ class HeaderLayout:
             tx_header_len=len(prefix) + (L2SPEC_DEFAULT_LEN if l2spec else 0),
             rx_cookie=session.peer_cookie,
             rx_cookie_offset=cookie_offset,
+            rx_cookie_end=l2spec_offset,
             rx_l2spec_offset=l2spec_offset if l2spec else -1,
             rx_header_len=rx_len,
         )
@@ -151,6 +155,6 @@ def session_mtu(tunnel: TunnelConfig, session: SessionConfig, path_mtu: int | No
     mtu = path_mtu - overhead
     # The kernel falls back to 1500 - overhead when the result is outside the
     # Ethernet device's limits (68..65535).
-    if mtu < 68 or mtu > 65535:
+    if mtu < MIN_MTU or mtu > MAX_MTU:
         return ETH_DATA_LEN - overhead
     return mtu

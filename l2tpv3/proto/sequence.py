@@ -66,23 +66,21 @@ from collections import deque
 from typing import Generic, TypeVar
 
 from l2tpv3.config import SeqPolicy
-from l2tpv3.constants import SEQ_MASK, SEQ_MODULUS
+from l2tpv3.constants import (
+    DEFAULT_REORDER_HOLD,
+    KERNEL_NR_WINDOW,
+    NR_OOS_COUNT_MAX,
+    RFC_SEQ_HALF,
+    SEQ_MASK,
+)
 from l2tpv3.proto.counters import Counters
 
 __all__ = ["RxSequencer"]
 
 T = TypeVar("T")
 
-# l2tp_session_create: nr_window_size = nr_max / 2 with nr_max = 0xffffff, so the
-# kernel's window is one short of half the sequence space.
-_KERNEL_WINDOW = SEQ_MASK // 2
-# l2tp_session_create: nr_oos_count_max = 4.
-_NR_OOS_COUNT_MAX = 4
-# l2tp_recv_common holds a packet for reorder_timeout, or HZ (one second) when 0.
-_DEFAULT_HOLD = 1.0
-# RFC 3931 Appendix C: "new" means serially greater than the last in-order packet,
-# i.e. ahead of it by less than half the sequence space (RFC 1982 arithmetic).
-_RFC_HALF = SEQ_MODULUS // 2
+# The kernel's window, out-of-sequence run limit and default hold, and RFC 3931's half
+# of the sequence space are in constants.py (shared with the C mirror).
 
 # Marks an unsequenced entry in the queue; real numbers are 0..SEQ_MASK.
 _NO_SEQ = -1
@@ -122,7 +120,7 @@ class RxSequencer(Generic[T]):
         self._counters = counters
         self._timeout = float(reorder_timeout)
         self._reorder = reorder_timeout > 0.0
-        self._hold = self._timeout if self._reorder else _DEFAULT_HOLD
+        self._hold = self._timeout if self._reorder else DEFAULT_REORDER_HOLD
         self._rfc = SeqPolicy(policy) is SeqPolicy.RFC3931
         self._nr = 0
         self._nr_oos = 0
@@ -152,7 +150,7 @@ class RxSequencer(Generic[T]):
             return self._dequeue(now)
         ns &= SEQ_MASK
         nr = self._nr
-        if (ns - nr) & SEQ_MASK >= _KERNEL_WINDOW:
+        if (ns - nr) & SEQ_MASK >= KERNEL_NR_WINDOW:
             self._counters.rx_errors += 1
             return []
         if self._reorder:
@@ -177,7 +175,7 @@ class RxSequencer(Generic[T]):
             else:
                 self._nr_oos_count = 0
             self._nr_oos = ns
-            if self._nr_oos_count > _NR_OOS_COUNT_MAX:
+            if self._nr_oos_count > NR_OOS_COUNT_MAX:
                 self._skip = True
             if not self._skip:
                 c = self._counters
@@ -227,7 +225,7 @@ class RxSequencer(Generic[T]):
         nr = self._nr
         dist = (ns - nr) & SEQ_MASK
         for i, (ens, _, _) in enumerate(q):
-            if ens != _NO_SEQ and dist < (ens - nr) & SEQ_MASK < _KERNEL_WINDOW:
+            if ens != _NO_SEQ and dist < (ens - nr) & SEQ_MASK < KERNEL_NR_WINDOW:
                 q.insert(i, (ns, expires, item))
                 self._counters.rx_oos_packets += 1
                 return
@@ -274,7 +272,7 @@ class RxSequencer(Generic[T]):
         nr = self._nr
         dist = (ns - nr) & SEQ_MASK
         # nr - 1 is the last in-order packet; "new" is 0 < ns - (nr - 1) < 2**23.
-        if dist >= _RFC_HALF - 1:
+        if dist >= RFC_SEQ_HALF - 1:
             return self._discard()
         if not self._reorder:
             # Appendix C: a new packet is taken at once, whatever it skips.

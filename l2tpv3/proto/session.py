@@ -9,17 +9,14 @@ clock: time comes in as ``now`` (seconds, monotonic).
 from __future__ import annotations
 
 from l2tpv3.config import SessionConfig, TunnelConfig
-from l2tpv3.constants import ETH_HLEN, L2SPEC_S_BIT, RX_FRAME_SLACK, SEQ_MASK
+from l2tpv3.constants import ETH_HLEN, L2SPEC_S_BIT, MAX_MTU, RX_FRAME_SLACK, SEQ_MASK
 from l2tpv3.proto.api import Payload as Payload  # defined there, for both implementations
-from l2tpv3.proto.counters import Counters
+from l2tpv3.proto.counters import FRAME_TOO_LONG as FRAME_TOO_LONG
+from l2tpv3.proto.counters import FRAME_TOO_SHORT as FRAME_TOO_SHORT
+from l2tpv3.proto.counters import SESSION_DROP_REASONS, Counters
+from l2tpv3.proto.counters import TAP_WRITE_FAILED as TAP_WRITE_FAILED
 from l2tpv3.proto.layout import HeaderLayout
 from l2tpv3.proto.sequence import RxSequencer
-
-# Per-session reasons a decapsulated frame did not reach the TAP device; the kernel
-# counts these on the l2tpethN device (rx_errors / rx_dropped), not the session.
-FRAME_TOO_SHORT = "frame_too_short"
-FRAME_TOO_LONG = "frame_too_long"
-TAP_WRITE_FAILED = "tap_write_failed"
 
 _S_BIT = L2SPEC_S_BIT
 _SEQ_MASK = SEQ_MASK
@@ -35,6 +32,7 @@ class Session:
         "_l2spec_off",
         "_prefix",
         "_rx_header_len",
+        "_tx_l2spec",
         "_tx_unsequenced",
         "config",
         "counters",
@@ -52,10 +50,10 @@ class Session:
         self.config = config
         self.layout = HeaderLayout.for_session(tunnel, config)
         self.counters = Counters()
-        self.drops = dict.fromkeys((FRAME_TOO_SHORT, FRAME_TOO_LONG, TAP_WRITE_FAILED), 0)
+        self.drops = dict.fromkeys(SESSION_DROP_REASONS, 0)
         # Largest frame the l2tpethN device takes; the adapter keeps it in step with
         # the device's MTU (set_mtu), which a user may change at any time.
-        self.max_frame = 65535 + RX_FRAME_SLACK
+        self.max_frame = MAX_MTU + RX_FRAME_SLACK
         self.send_seq = config.seq.send
         self.recv_seq = config.seq.recv
         # Sessions made by `ip l2tp` are in LAC mode: the peer's use of sequence
@@ -67,13 +65,16 @@ class Session:
             reorder_timeout=config.reorder_timeout / 1000.0,
             policy=config.seq_policy,
         )
+        # The layout's fields as attributes of the session itself, one lookup less per
+        # packet: copies, nothing derived here.
         lay = self.layout
         self._prefix = lay.tx_prefix
+        self._tx_l2spec = lay.tx_l2spec
         # The whole header of every packet sent without a sequence number, built once.
-        self._tx_unsequenced = lay.tx_prefix + (b"" if lay.rx_l2spec_offset < 0 else b"\0\0\0\0")
+        self._tx_unsequenced = lay.header(None)
         self._cookie = lay.rx_cookie
         self._cookie_off = lay.rx_cookie_offset
-        self._cookie_end = lay.rx_cookie_offset + len(lay.rx_cookie)
+        self._cookie_end = lay.rx_cookie_end
         self._l2spec_off = lay.rx_l2spec_offset
         self._rx_header_len = lay.rx_header_len
 
@@ -106,7 +107,7 @@ class Session:
         never copied to be encapsulated.
         """
         c = self.counters
-        if self.send_seq and self._l2spec_off >= 0:
+        if self.send_seq and self._tx_l2spec:
             ns = self.ns
             self.ns = (ns + 1) & _SEQ_MASK
             hdr = self._prefix + (_S_BIT | ns).to_bytes(4, "big")

@@ -10,22 +10,20 @@ with a reason in ``drops``.
 from __future__ import annotations
 
 from l2tpv3.config import Encap, TunnelConfig
-from l2tpv3.constants import (
+from l2tpv3.constants import L2TP_VERSION_3, UDP_FLAG_T, UDP_VERSION_MASK
+from l2tpv3.proto.api import IpOwnershipAPI, SessionAPI
+from l2tpv3.proto.counters import (
     DROP_BAD_VERSION,
     DROP_CONTROL,
     DROP_REASONS,
     DROP_TOO_SHORT,
     DROP_UNKNOWN_SESSION,
-    L2TP_VERSION_3,
-    UDP_FLAG_T,
-    UDP_VERSION_MASK,
+    SHARED_COUNTERS,
+    Counters,
 )
-from l2tpv3.proto.api import IpOwnershipAPI, SessionAPI
-from l2tpv3.proto.counters import Counters
 from l2tpv3.proto.session import Payload
 
 _NO_FRAMES: list[Payload] = []
-_SHARED = ("tx_packets", "tx_bytes", "tx_errors", "rx_packets", "rx_bytes")
 
 
 class Tunnel:
@@ -104,6 +102,6 @@ class Tunnel:
         """
         total = Counters(rx_invalid=self.counters.rx_invalid)
         parts = [self._retired, *(s.counters for s in self.sessions.values())]
-        for name in _SHARED:
+        for name in SHARED_COUNTERS:
             setattr(total, name, sum(getattr(p, name) for p in parts))
         return total

@@ -322,3 +322,29 @@ def test_engine_start_stop_leaves_no_descriptors() -> None:
     assert len(os.listdir("/proc/self/fd")) == before
     a.close()
     b.close()
+
+
+@needs_ext
+def test_session_takes_its_layout_from_python(monkeypatch: pytest.MonkeyPatch) -> None:
+    # fp_session_init copies the HeaderLayout's fields and derives none; it refuses a
+    # layout that would make it read or write out of bounds.
+    import dataclasses
+
+    from l2tpv3.proto.layout import HeaderLayout
+
+    tcfg = TunnelConfig(tunnel_id=1, peer_tunnel_id=2, local="10.0.0.1", remote="10.0.0.2",
+                        encap=Encap.IP)  # fmt: skip
+    scfg = SessionConfig(tunnel_id=1, session_id=7, peer_session_id=9, cookie=b"\x01\x02\x03\x04",
+                         peer_cookie=b"\xaa\xbb\xcc\xdd")  # fmt: skip
+    lay = HeaderLayout.for_session(tcfg, scfg)
+    assert fast.Session(tcfg, scfg).encapsulate(b"x") == lay.build(b"x", None)
+    for bad in (
+        {"rx_cookie_offset": lay.rx_header_len},
+        {"rx_l2spec_offset": lay.rx_header_len - 2},
+        {"tx_header_len": lay.tx_header_len + 1},
+        {"tx_prefix": bytes(17), "tx_header_len": 21},
+    ):
+        broken = dataclasses.replace(lay, **bad)
+        monkeypatch.setattr(fast.HeaderLayout, "for_session", lambda t, s, b=broken: b)
+        with pytest.raises(ValueError, match="does not fit"):
+            fast.Session(tcfg, scfg)

@@ -1,0 +1,470 @@
+/* See fp_engine.h. The packet loops: what each thread does per batch and per packet. */
+#define _GNU_SOURCE
+#include "fp_engine.h"
+#include "fp_netio.h"
+#include "offload.h"
+
+#include <errno.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+_Static_assert(sizeof(struct virtio_net_hdr) == VNET_HLEN, "VNET_HDR_LEN in constants.py");
+
+double fp_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+static void signal_fd(int fd)
+{
+    uint64_t one = 1;
+    ssize_t r = write(fd, &one, sizeof(one));
+    (void)r;
+}
+
+static int is_peer(const struct fp_engine *e, const struct sockaddr_storage *a)
+{
+    if (a->ss_family != e->o.peer.ss_family) return 0;
+    if (a->ss_family == AF_INET) {
+        const struct sockaddr_in *x = (const void *)a, *y = (const void *)&e->o.peer;
+        return x->sin_addr.s_addr == y->sin_addr.s_addr && x->sin_port == y->sin_port;
+    }
+    const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)&e->o.peer;
+    return x->sin6_port == y->sin6_port && memcmp(&x->sin6_addr, &y->sin6_addr, 16) == 0;
+}
+
+static int gro_emit(void *ctx, const uint8_t *buf, size_t len)
+{
+    struct fp_engine *e = ctx;
+    struct fp_session *s = e->gro_session;
+    const struct virtio_net_hdr *vh = (const void *)buf;
+    if (vh->gso_type != VIRTIO_NET_HDR_GSO_NONE) e->st.gro_superframes_out++;
+    if (s->tap_fd < 0 || write(s->tap_fd, buf, len) < 0) s->drops[FP_TAP_WRITE_FAILED]++;
+    return 0;
+}
+
+static void gro_flush(struct fp_engine *e)
+{
+    if (e->gro_session) l2o_gro_flush(e->gro, gro_emit, e);
+    e->gro_session = NULL;
+}
+
+static void tap_write(void *ctx, struct fp_session *s, const uint8_t *frame, size_t len)
+{
+    struct fp_engine *e = ctx;
+    if (s->vnet && s->tap_fd >= 0) {
+        /* Coalesce consecutive TCP segments of one session into super-frames; the
+         * context holds one session's flows at a time. */
+        if (e->gro_session != s) {
+            gro_flush(e);
+            e->gro_session = s;
+        }
+        if (l2o_gro_add(e->gro, frame, len, gro_emit, e) != 0) s->drops[FP_TAP_WRITE_FAILED]++;
+        return;
+    }
+    if (s->tap_fd < 0 || write(s->tap_fd, frame, len) < 0)
+        s->drops[FP_TAP_WRITE_FAILED]++;
+}
+
+/* Handle n datagrams read by rx_recv. Called with rx_lock held. */
+static void rx_handle(struct fp_engine *e, int n, double now, struct fp_out *out)
+{
+    struct fp_tunnel *t = e->t;
+    for (int i = 0; i < n; i++) {
+        const struct sockaddr_storage *src = &e->rx_addr[i];
+        uint8_t *p = e->rx_bufs + (size_t)i * BUFSZ + HEADROOM;
+        size_t len = e->rx_msgs[i].msg_len;
+        if (e->rx_msgs[i].msg_hdr.msg_flags & MSG_TRUNC) len = 0;
+        if (!is_peer(e, src)) {
+            /* Over IP, one from the peer of another tunnel on our listener is its copy. */
+            if (t->udp || !t->own || !fp_own_is_other_peer_sa(t->own, t->tunnel_id, src))
+                fp_tunnel_drop(t, FP_DROP_WRONG_SOURCE);
+            continue;
+        }
+        if (e->o.strip_ip) {
+            /* IPv4 raw sockets deliver the IP header: skip it by its IHL. */
+            if (len < FP_IPV4_HLEN) continue;
+            size_t ihl = (size_t)(p[0] & 0x0F) * 4;
+            if (ihl > len) ihl = len;
+            p += ihl;
+            len -= ihl;
+        }
+        /* UDP_GRO: several datagrams of gso_size bytes (the last maybe shorter)
+         * arrive as one; take them apart again. */
+        size_t seg = e->st.udp_gro ? fp_gro_size(&e->rx_msgs[i].msg_hdr) : 0;
+        if (seg) e->st.gro_datagrams_in++;
+        if (!seg || seg >= len) seg = len;
+        size_t off = 0;
+        do {
+            size_t k = len - off < seg ? len - off : seg;
+            struct fp_session *s;
+            fp_tunnel_receive(t, p + off, k, now, out, &s);
+            off += k;
+        } while (off < len);
+    }
+}
+
+static void *rx_main(void *arg)
+{
+    struct fp_engine *e = arg;
+    struct fp_tunnel *t = e->t;
+    struct fp_out out = { tap_write, e };
+    /* The peer's datagrams arrive on the connected socket (it matches them better);
+     * anyone else's on the tunnel socket, where they are counted as wrong_source. */
+    struct pollfd pfd[3] = { { e->o.sock, POLLIN, 0 }, { e->wake_fd, POLLIN, 0 },
+                             { e->conn_fd, POLLIN, 0 } };
+    nfds_t npfd = e->conn_fd >= 0 ? 3 : 2;
+    while (!e->stopping) {
+        int timeout = -1;
+        if (t->queued > 0) {
+            double now = fp_now(), next = INFINITY, d;
+            pthread_mutex_lock(&t->rx_lock);
+            for (size_t i = 0; i < t->nbuckets; i++)
+                for (struct fp_session *s = t->buckets[i]; s; s = s->hnext)
+                    if (fp_session_next_deadline(s, &d) && d < next) next = d;
+            pthread_mutex_unlock(&t->rx_lock);
+            if (next < INFINITY) timeout = next <= now ? 0 : (int)ceil((next - now) * 1000.0);
+        }
+        int pr = poll(pfd, npfd, timeout);
+        if (e->stopping) break;
+        if (pr < 0 && errno != EINTR) break;
+        if (pr > 0 && (pfd[0].revents & POLLERR)) fp_netio_clear_error(e->o.sock);
+        if (pr > 0 && npfd == 3 && (pfd[2].revents & POLLERR)) fp_netio_clear_error(e->conn_fd);
+        int n = pr > 0 && (pfd[0].revents & POLLIN) ? fp_netio_recv(e, e->o.sock) : 0;
+        double now = fp_now();
+        if (n) {
+            pthread_mutex_lock(&t->rx_lock);
+            rx_handle(e, n, now, &out);
+            gro_flush(e);
+            pthread_mutex_unlock(&t->rx_lock);
+        }
+        n = pr > 0 && npfd == 3 && (pfd[2].revents & POLLIN) ? fp_netio_recv(e, e->conn_fd) : 0;
+        if (n) now = fp_now();
+        pthread_mutex_lock(&t->rx_lock);
+        rx_handle(e, n, now, &out);
+        if (t->queued > 0) {
+            for (size_t i = 0; i < t->nbuckets; i++)
+                for (struct fp_session *s = t->buckets[i]; s; s = s->hnext) {
+                    double d;
+                    if (fp_session_next_deadline(s, &d) && d <= now) fp_session_poll(s, now, &out);
+                }
+        }
+        gro_flush(e);
+        pthread_mutex_unlock(&t->rx_lock);
+    }
+    return NULL;
+}
+
+static void tx_flush(struct fp_engine *e, int cnt)
+{
+    fp_netio_send_batch(e, e->tx_msgs, e->tx_iov, e->tx_sess, 0, cnt);
+}
+
+/* Send the segments of one super-frame, now: their buffer is reused for the next. */
+static void seg_flush(struct fp_engine *e, int n)
+{
+    int done = e->st.udp_gso ? fp_netio_gso_send(e, n) : 0;
+    fp_netio_send_batch(e, e->seg_msgs, e->seg_iov, e->seg_sess, done, n);
+}
+
+/* One frame read with a virtio-net header: complete its checksum, or cut a TCP
+ * super-frame into frames that fit the session's MTU and send those at once.
+ * Returns 1 if the frame is ready to go as it is, 0 if it was consumed. */
+static int tx_offload(struct fp_engine *e, struct fp_session *s, const struct virtio_net_hdr *vh,
+                      uint8_t *frame, size_t len)
+{
+    if (vh->gso_type == VIRTIO_NET_HDR_GSO_NONE) {
+        if (l2o_complete_csum(vh, frame, len) == 0) return 1;
+        s->c[FP_TX_ERRORS]++;
+        return 0;
+    }
+    /* The device's MTU plus its Ethernet header: FP_RX_FRAME_SLACK minus the VLAN tag. */
+    size_t max_frame = (size_t)s->max_frame - FP_RX_FRAME_SLACK + FP_ETH_HLEN;
+    size_t stride = (max_frame + HEADROOM + 63) & ~(size_t)63;
+    int max_segs = (int)(SEGBUF / stride);
+    if (max_segs > MAX_SEGS) max_segs = MAX_SEGS;
+    uint8_t *out = e->segbuf + HEADROOM;
+    int n = l2o_segment(vh, frame, len, max_frame, out, stride, e->seglens, max_segs);
+    if (n <= 0) {
+        /* Malformed or needing too many segments: the kernel would fail the transmit. */
+        s->c[FP_TX_ERRORS]++;
+        return 0;
+    }
+    e->st.superframes_in++;
+    e->st.segments_out += (uint64_t)n;
+    for (int i = 0; i < n; i++) {
+        uint8_t *f = out + (size_t)i * stride;
+        uint8_t *hdr = f - s->tx_hlen;
+        fp_session_header(s, hdr, e->seglens[i]);
+        e->seg_iov[i].iov_base = hdr;
+        e->seg_iov[i].iov_len = e->seglens[i] + (size_t)s->tx_hlen;
+        e->seg_sess[i] = s;
+    }
+    seg_flush(e, n);
+    return 0;
+}
+
+static void push_gone(struct fp_engine *e, struct fp_session *s)
+{
+    epoll_ctl(e->epfd, EPOLL_CTL_DEL, s->tap_fd, NULL);
+    pthread_mutex_lock(&e->gone_lock);
+    if (e->ngone < MAX_GONE) e->gone[e->ngone++] = s->session_id;
+    pthread_mutex_unlock(&e->gone_lock);
+    signal_fd(e->notify_fd);
+}
+
+static void *tx_main(void *arg)
+{
+    struct fp_engine *e = arg;
+    struct fp_tunnel *t = e->t;
+    int batch = e->o.batch;
+    struct epoll_event evs[64];
+    while (!e->stopping) {
+        int n = epoll_wait(e->epfd, evs, 64, -1);
+        if (e->stopping) break;
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            break;
+        }
+        int cnt = 0;
+        e->tx_stalled = 0;
+        pthread_mutex_lock(&t->tx_lock);
+        for (int i = 0; i < n; i++) {
+            if (evs[i].data.u64 == WAKE_KEY) continue;
+            struct fp_session *s = fp_tunnel_lookup(t, (uint32_t)evs[i].data.u64);
+            if (!s || s->tap_fd < 0) continue;
+            /* At most one batch per session per wakeup, so one busy TAP cannot starve
+             * the others (epoll is level-triggered: it comes back). */
+            for (int k = 0; k < batch; k++) {
+                if (cnt == batch) {
+                    tx_flush(e, cnt);
+                    cnt = 0;
+                }
+                uint8_t *frame = e->tx_bufs + (size_t)cnt * BUFSZ + HEADROOM;
+                int vlen = s->vnet ? VNET_HLEN : 0;
+                ssize_t r = read(s->tap_fd, frame - vlen, BUFSZ - HEADROOM + (size_t)vlen);
+                if (r < 0) {
+                    /* `ip link del` on the device: the daemon deletes the session. */
+                    if (errno == EBADFD) push_gone(e, s);
+                    break;
+                }
+                if (vlen) {
+                    struct virtio_net_hdr vh;
+                    if (r < vlen) continue;
+                    memcpy(&vh, frame - vlen, sizeof(vh));
+                    r -= vlen;
+                    if (vh.gso_type != VIRTIO_NET_HDR_GSO_NONE && cnt) {
+                        /* Its segments go out at once: what was read before goes first,
+                         * so the wire keeps the TAP's order (and sequence numbers). */
+                        tx_flush(e, cnt);
+                        cnt = 0;
+                    }
+                    if (!tx_offload(e, s, &vh, frame, (size_t)r)) continue;
+                }
+                uint8_t *hdr = frame - s->tx_hlen;
+                fp_session_header(s, hdr, (size_t)r);
+                e->tx_iov[cnt].iov_base = hdr;
+                e->tx_iov[cnt].iov_len = (size_t)r + (size_t)s->tx_hlen;
+                e->tx_sess[cnt] = s;
+                cnt++;
+            }
+        }
+        if (cnt) tx_flush(e, cnt);
+        pthread_mutex_unlock(&t->tx_lock);
+    }
+    return NULL;
+}
+
+static void engine_free(struct fp_engine *e)
+{
+    if (e->conn_fd >= 0) close(e->conn_fd);
+    if (e->wake_fd >= 0) close(e->wake_fd);
+    if (e->notify_fd >= 0) close(e->notify_fd);
+    if (e->epfd >= 0) close(e->epfd);
+    free(e->tx_bufs);
+    free(e->tx_msgs);
+    free(e->tx_iov);
+    free(e->tx_sess);
+    free(e->rx_bufs);
+    free(e->rx_msgs);
+    free(e->rx_iov);
+    free(e->rx_addr);
+    free(e->segbuf);
+    free(e->seglens);
+    free(e->seg_iov);
+    free(e->seg_msgs);
+    free(e->seg_sess);
+    free(e->rx_cmsg);
+    free(e->gro);
+    pthread_mutex_destroy(&e->gone_lock);
+    free(e);
+}
+
+int fp_engine_start(struct fp_tunnel *t, const struct fp_engine_opts *o, char *err, size_t errlen)
+{
+    struct fp_engine *e = calloc(1, sizeof(*e));
+    if (!e) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    e->o = *o;
+    e->t = t;
+    e->wake_fd = e->notify_fd = e->epfd = e->conn_fd = -1;
+    e->tx_fd = o->sock;
+    pthread_mutex_init(&e->gone_lock, NULL);
+    size_t b = (size_t)o->batch;
+    e->tx_bufs = malloc(b * BUFSZ);
+    e->tx_msgs = calloc(b, sizeof(*e->tx_msgs));
+    e->tx_iov = calloc(b, sizeof(*e->tx_iov));
+    e->tx_sess = calloc(b, sizeof(*e->tx_sess));
+    e->rx_bufs = malloc(b * BUFSZ);
+    e->rx_msgs = calloc(b, sizeof(*e->rx_msgs));
+    e->rx_iov = calloc(b, sizeof(*e->rx_iov));
+    e->rx_addr = calloc(b, sizeof(*e->rx_addr));
+    e->segbuf = malloc(SEGBUF);
+    e->seglens = calloc(MAX_SEGS, sizeof(*e->seglens));
+    e->seg_iov = calloc(MAX_SEGS, sizeof(*e->seg_iov));
+    e->seg_msgs = calloc(MAX_SEGS, sizeof(*e->seg_msgs));
+    e->seg_sess = calloc(MAX_SEGS, sizeof(*e->seg_sess));
+    e->rx_cmsg = calloc(b, CMSG_BUF);
+    e->gro = malloc(sizeof(*e->gro));
+    e->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    e->notify_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    e->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (!e->tx_bufs || !e->tx_msgs || !e->tx_iov || !e->tx_sess || !e->rx_bufs ||
+        !e->rx_msgs || !e->rx_iov || !e->rx_addr || !e->segbuf || !e->seglens || !e->seg_iov ||
+        !e->seg_msgs || !e->seg_sess || !e->rx_cmsg || !e->gro || e->wake_fd < 0 || e->notify_fd < 0 ||
+        e->epfd < 0) {
+        snprintf(err, errlen, "cannot allocate the engine: %s", strerror(errno));
+        engine_free(e);
+        return -1;
+    }
+    for (size_t i = 0; i < b; i++) {
+        e->tx_msgs[i].msg_hdr.msg_name = &e->o.peer;
+        e->tx_msgs[i].msg_hdr.msg_namelen = o->peer_len;
+        e->tx_msgs[i].msg_hdr.msg_iov = &e->tx_iov[i];
+        e->tx_msgs[i].msg_hdr.msg_iovlen = 1;
+        e->rx_iov[i].iov_base = e->rx_bufs + i * BUFSZ + HEADROOM;
+        e->rx_iov[i].iov_len = BUFSZ - HEADROOM;
+        e->rx_msgs[i].msg_hdr.msg_name = &e->rx_addr[i];
+        e->rx_msgs[i].msg_hdr.msg_iov = &e->rx_iov[i];
+        e->rx_msgs[i].msg_hdr.msg_iovlen = 1;
+    }
+    for (size_t i = 0; i < MAX_SEGS; i++) {
+        e->seg_msgs[i].msg_hdr.msg_name = &e->o.peer;
+        e->seg_msgs[i].msg_hdr.msg_namelen = o->peer_len;
+        e->seg_msgs[i].msg_hdr.msg_iov = &e->seg_iov[i];
+        e->seg_msgs[i].msg_hdr.msg_iovlen = 1;
+    }
+    l2o_gro_init(e->gro, VNET_HLEN);
+    e->st.udp_gso = o->udp_gso;
+    if (o->udp_gro) {
+        int one = 1;
+        e->st.udp_gro = setsockopt(o->sock, SOL_UDP, FP_UDP_GRO, &one, sizeof(one)) == 0;
+    }
+    if (t->udp) fp_netio_connect_tx(e);
+    if (e->conn_fd >= 0) {
+        /* Connected: no destination per datagram, so the kernel uses the socket's
+         * cached route instead of looking one up for each. */
+        for (size_t i = 0; i < b; i++) {
+            e->tx_msgs[i].msg_hdr.msg_name = NULL;
+            e->tx_msgs[i].msg_hdr.msg_namelen = 0;
+        }
+        for (size_t i = 0; i < MAX_SEGS; i++) {
+            e->seg_msgs[i].msg_hdr.msg_name = NULL;
+            e->seg_msgs[i].msg_hdr.msg_namelen = 0;
+        }
+    }
+    struct epoll_event ev = { .events = EPOLLIN, .data.u64 = WAKE_KEY };
+    epoll_ctl(e->epfd, EPOLL_CTL_ADD, e->wake_fd, &ev);
+
+    fp_tunnel_lock(t);
+    t->engine = e;
+    for (size_t i = 0; i < t->nbuckets; i++)
+        for (struct fp_session *s = t->buckets[i]; s; s = s->hnext)
+            if (s->tap_fd >= 0) {
+                struct epoll_event sev = { .events = EPOLLIN, .data.u64 = s->session_id };
+                epoll_ctl(e->epfd, EPOLL_CTL_ADD, s->tap_fd, &sev);
+            }
+    fp_tunnel_unlock(t);
+
+    if (pthread_create(&e->rx, NULL, rx_main, e) == 0) e->rx_started = 1;
+    if (e->rx_started && pthread_create(&e->tx, NULL, tx_main, e) == 0) e->tx_started = 1;
+    if (!e->tx_started) {
+        snprintf(err, errlen, "cannot start the packet threads");
+        fp_engine_stop(t);
+        return -1;
+    }
+    return 0;
+}
+
+void fp_engine_stop(struct fp_tunnel *t)
+{
+    struct fp_engine *e = t->engine;
+    if (!e) return;
+    e->stopping = 1;
+    signal_fd(e->wake_fd);
+    if (e->rx_started) pthread_join(e->rx, NULL);
+    if (e->tx_started) pthread_join(e->tx, NULL);
+    fp_tunnel_lock(t);
+    t->engine = NULL;
+    fp_tunnel_unlock(t);
+    engine_free(e);
+}
+
+int fp_engine_attach(struct fp_tunnel *t, struct fp_session *s, int tap_fd, int vnet)
+{
+    int rc = 0;
+    fp_tunnel_lock(t);
+    s->tap_fd = tap_fd;
+    s->vnet = vnet;
+    if (t->engine) {
+        struct epoll_event ev = { .events = EPOLLIN, .data.u64 = s->session_id };
+        rc = epoll_ctl(t->engine->epfd, EPOLL_CTL_ADD, tap_fd, &ev);
+    }
+    fp_tunnel_unlock(t);
+    return rc;
+}
+
+void fp_engine_detach(struct fp_tunnel *t, struct fp_session *s)
+{
+    fp_tunnel_lock(t);
+    if (t->engine && s->tap_fd >= 0) epoll_ctl(t->engine->epfd, EPOLL_CTL_DEL, s->tap_fd, NULL);
+    s->tap_fd = -1;
+    fp_tunnel_unlock(t);
+}
+
+void fp_engine_get_stats(const struct fp_tunnel *t, struct fp_engine_stats *st)
+{
+    if (t->engine) *st = t->engine->st; else memset(st, 0, sizeof(*st));
+}
+
+int fp_engine_notify_fd(const struct fp_tunnel *t)
+{
+    return t->engine ? t->engine->notify_fd : -1;
+}
+
+int fp_engine_take_gone(struct fp_tunnel *t, uint32_t *out, int max)
+{
+    struct fp_engine *e = t->engine;
+    if (!e) return 0;
+    uint64_t v;
+    ssize_t r = read(e->notify_fd, &v, sizeof(v));
+    (void)r;
+    pthread_mutex_lock(&e->gone_lock);
+    int n = e->ngone < max ? e->ngone : max;
+    memcpy(out, e->gone, (size_t)n * sizeof(*out));
+    memmove(e->gone, e->gone + n, (size_t)(e->ngone - n) * sizeof(*out));
+    e->ngone -= n;
+    pthread_mutex_unlock(&e->gone_lock);
+    return n;
+}

@@ -1,0 +1,59 @@
+/* One tunnel's receive demultiplexer: the C mirror of proto/tunnel.py. Sessions are kept
+ * in a hash table by session ID; the engine's threads and the Python caller share it
+ * under the tunnel's two locks (rx_lock for receiving, tx_lock for sending). */
+#ifndef L2TPV3_FP_TUNNEL_H
+#define L2TPV3_FP_TUNNEL_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fp_ownership.h"
+#include "fp_session.h"
+
+struct fp_engine;
+
+struct fp_tunnel {
+    int udp;
+    uint32_t tunnel_id;
+    /* IP encap: who owns the session IDs and peers this tunnel's socket also sees
+     * (the struct of the _fastpath.IpOwnership the tunnel was given), or NULL. */
+    struct fp_ownership *own;
+    struct fp_session **buckets;
+    size_t nbuckets, nsessions;
+    long queued; /* packets held by all sessions' sequencers */
+    volatile uint64_t c[FP_NCOUNTERS];
+    uint64_t retired[FP_NCOUNTERS];
+    volatile uint64_t drops[FP_NTDROPS];
+    pthread_mutex_t rx_lock, tx_lock;
+    struct fp_engine *engine;
+};
+
+int fp_tunnel_init(struct fp_tunnel *t, int udp, uint32_t tunnel_id, struct fp_ownership *own);
+void fp_tunnel_clear(struct fp_tunnel *t);
+/* Both take both locks. add: -1 on ENOMEM. remove: retires the counters. */
+int fp_tunnel_add(struct fp_tunnel *t, struct fp_session *s);
+void fp_tunnel_remove(struct fp_tunnel *t, struct fp_session *s);
+void fp_tunnel_drop(struct fp_tunnel *t, int reason);
+/* Handle one datagram (maybe dropped); *hit gets the session or NULL. Over IP an unknown
+ * session ID is counted unless the ownership says it is another tunnel's copy. */
+void fp_tunnel_receive(struct fp_tunnel *t, const uint8_t *p, size_t len, double now,
+                       struct fp_out *out, struct fp_session **hit);
+/* Both locks, rx first: sessions, TAPs and the engine change only under both. */
+void fp_tunnel_lock(struct fp_tunnel *t);
+void fp_tunnel_unlock(struct fp_tunnel *t);
+
+static inline size_t fp_bucket(uint32_t sid, size_t n)
+{
+    return (size_t)((sid * 2654435761u) >> 7) & (n - 1);
+}
+
+/* The session with this ID, or NULL; under the lock of the direction that asks. */
+static inline struct fp_session *fp_tunnel_lookup(const struct fp_tunnel *t, uint32_t sid)
+{
+    struct fp_session *s = t->buckets[fp_bucket(sid, t->nbuckets)];
+    while (s && s->session_id != sid) s = s->hnext;
+    return s;
+}
+
+#endif
