@@ -22,8 +22,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from l2tpv3.config import Encap, IPAddress
-from l2tpv3.constants import COUNTER_NAMES
 from l2tpv3.control.protocol import SessionState, TunnelState
+from l2tpv3.proto.counters import COUNTER_NAMES
 
 __all__ = ["format_sessions", "format_tunnels", "json_sessions", "json_tunnels"]
 

@@ -32,8 +32,8 @@ from dataclasses import dataclass, fields
 from typing import ClassVar, Final, Protocol, TypeVar
 
 from l2tpv3.config import SessionConfig, TunnelConfig
-from l2tpv3.constants import COUNTER_NAMES, DROP_REASONS
 from l2tpv3.errors import ControlError, L2TPError, StateError
+from l2tpv3.proto.counters import COUNTER_NAMES, DROP_REASONS
 
 __all__ = [
     "MAX_MESSAGE",

@@ -15,17 +15,38 @@ from l2tpv3 import __version__
 from l2tpv3.config import Encap, SessionConfig, TunnelConfig
 from l2tpv3.control.protocol import Pong, SessionState, TunnelState
 from l2tpv3.errors import L2TPError, StateError
-from l2tpv3.io.api import Buffers, Options, TunnelPortAPI, session_state, tunnel_state
+from l2tpv3.io.api import Buffers, Options, SessionPortAPI, TunnelPortAPI
 from l2tpv3.io.datapath import Implementation
 from l2tpv3.io.sockets import open_socket, path_mtu, peer_address
 from l2tpv3.io.tap import Tap
+from l2tpv3.proto.api import TunnelAPI
 from l2tpv3.proto.layout import session_mtu
 
-__all__ = ["MTU_REFRESH", "Daemon"]
+__all__ = ["MTU_REFRESH", "Daemon", "session_state", "tunnel_state"]
 
 log = logging.getLogger("l2tpv3d")
 # Seconds between re-reads of each TAP's MTU (a user may change it at any time).
 MTU_REFRESH = 1.0
+
+
+def tunnel_state(tunnel: TunnelAPI) -> TunnelState:
+    """``show_tunnels``' record for one tunnel, of either implementation."""
+    return TunnelState(tunnel.config, tunnel.totals().as_dict(), dict(tunnel.drops))
+
+
+def session_state(port: SessionPortAPI, peer_tunnel_id: int) -> SessionState:
+    """``show_sessions``' record for one session's port, of either implementation."""
+    s = port.session
+    return SessionState(
+        config=s.config,
+        interface=port.tap.name,
+        peer_tunnel_id=peer_tunnel_id,
+        mtu=port.tap.mtu,
+        send_seq=s.send_seq,
+        recv_seq=s.recv_seq,
+        stats=s.counters.as_dict(),
+        drops=dict(s.drops),
+    )
 
 
 class Daemon:

@@ -12,7 +12,7 @@ import sys
 
 from l2tpv3 import __version__
 from l2tpv3.config.file import load_config
-from l2tpv3.constants import CONTROL_SOCKET_ENV, DEFAULT_CONTROL_SOCKET
+from l2tpv3.constants import CONTROL_SOCKET_ENV, DEFAULT_CONTROL_SOCKET, MAX_BATCH
 from l2tpv3.control.server import handler, serve
 from l2tpv3.daemon.core import Daemon
 from l2tpv3.errors import L2TPError
@@ -99,7 +99,10 @@ def main(argv: list[str] | None = None) -> int:
         type=parse_batch,
         default=DEFAULT_BATCH,
         metavar="N",
-        help=f"datagrams or frames per system call and wakeup, 1..1024 (default {DEFAULT_BATCH})",
+        help=(
+            f"datagrams or frames per system call and wakeup, 1..{MAX_BATCH} "
+            f"(default {DEFAULT_BATCH})"
+        ),
     )
     parser.add_argument(
         "--no-offload",
@@ -141,9 +144,9 @@ def parse_size(text: str) -> int:
 
 
 def parse_batch(text: str) -> int:
-    """``--batch``: 1..1024."""
-    if not text.isdigit() or not 1 <= int(text) <= 1024:
-        raise argparse.ArgumentTypeError(f'invalid batch "{text}": 1..1024')
+    """``--batch``: 1..MAX_BATCH."""
+    if not text.isdigit() or not 1 <= int(text) <= MAX_BATCH:
+        raise argparse.ArgumentTypeError(f'invalid batch "{text}": 1..{MAX_BATCH}')
     return int(text)
 
 

@@ -2,8 +2,8 @@
 
 Both kinds of ports (the pure-Python asyncio loops of :mod:`l2tpv3.io.ports` and the
 adapters around the C engine of :mod:`l2tpv3.io.engine`) satisfy
-:class:`TunnelPortAPI` and :class:`SessionPortAPI`; their state records are built by
-:func:`tunnel_state` and :func:`session_state`, the same for both. Settings come in as
+:class:`TunnelPortAPI` and :class:`SessionPortAPI` (the daemon builds the state
+records of both with the same two functions). Settings come in as
 parameters: :class:`Options` (``l2tpv3d --rcvbuf/--sndbuf/--batch/--no-offload``) and
 the daemon's :class:`Buffers`.
 """
@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final, Protocol
 
-from l2tpv3.control.protocol import SessionState, TunnelState
+from l2tpv3.constants import HEADROOM, MAX_DATAGRAM
 from l2tpv3.io.sockets import DEFAULT_SOCKET_BUFFER
 from l2tpv3.io.tap import Tap
 from l2tpv3.proto.api import IpOwnershipAPI, SessionAPI, TunnelAPI
@@ -25,11 +25,6 @@ from l2tpv3.proto.api import IpOwnershipAPI, SessionAPI, TunnelAPI
 # engine) before yielding, so one busy direction cannot starve the other or the
 # control socket.
 DEFAULT_BATCH: Final = 64
-# The longest datagram a socket can deliver.
-MAX_DATAGRAM: Final = 65535
-# Room in front of a frame read from a TAP for the longest L2TP header (flags word,
-# session ID, 8-byte cookie, sublayer), so the header is written in place.
-HEADROOM: Final = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,23 +107,3 @@ class TunnelPortFactory(Protocol):
         options: Options,
         buffers: Buffers,
     ) -> TunnelPortAPI: ...
-
-
-def tunnel_state(tunnel: TunnelAPI) -> TunnelState:
-    """``show_tunnels``' record for one tunnel."""
-    return TunnelState(tunnel.config, tunnel.totals().as_dict(), dict(tunnel.drops))
-
-
-def session_state(port: SessionPortAPI, peer_tunnel_id: int) -> SessionState:
-    """``show_sessions``' record for one session's port."""
-    s = port.session
-    return SessionState(
-        config=s.config,
-        interface=port.tap.name,
-        peer_tunnel_id=peer_tunnel_id,
-        mtu=port.tap.mtu,
-        send_seq=s.send_seq,
-        recv_seq=s.recv_seq,
-        stats=s.counters.as_dict(),
-        drops=dict(s.drops),
-    )

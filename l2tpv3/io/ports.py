@@ -15,12 +15,13 @@ import socket
 from collections.abc import Callable, Mapping
 
 from l2tpv3.config import Encap
-from l2tpv3.constants import DROP_WRONG_SOURCE
-from l2tpv3.io.api import HEADROOM, Buffers, Options, SessionPortAPI
+from l2tpv3.constants import HEADROOM
+from l2tpv3.io.api import Buffers, Options, SessionPortAPI
 from l2tpv3.io.sockets import ipv4_payload_offset, peer_address
 from l2tpv3.io.tap import Tap
 from l2tpv3.proto.api import IpOwnershipAPI, Payload, SessionAPI, TunnelAPI
-from l2tpv3.proto.session import TAP_WRITE_FAILED, Session
+from l2tpv3.proto.counters import DROP_WRONG_SOURCE, TAP_WRITE_FAILED
+from l2tpv3.proto.session import Session
 
 __all__ = ["SessionPort", "TunnelPort"]
 

@@ -6,21 +6,21 @@ import errno
 import socket
 
 from l2tpv3.config import Encap, TunnelConfig
-from l2tpv3.constants import IPPROTO_L2TP
+from l2tpv3.constants import (
+    IP_MTU,
+    IP_MTU_DISCOVER,
+    IP_PMTUDISC_DONT,
+    IPPROTO_L2TP,
+    IPV6_MTU,
+    IPV6_MTU_DISCOVER,
+    IPV6_PMTUDISC_DONT,
+    SO_NO_CHECK,
+    SO_RCVBUFFORCE,
+    SO_SNDBUFFORCE,
+    UDP_NO_CHECK6_RX,
+    UDP_NO_CHECK6_TX,
+)
 from l2tpv3.errors import StateError
-
-# Linux socket options the socket module does not name.
-SO_NO_CHECK = 11
-SO_RCVBUFFORCE = 33
-SO_SNDBUFFORCE = 32
-UDP_NO_CHECK6_TX = 101
-UDP_NO_CHECK6_RX = 102
-IP_MTU_DISCOVER = 10
-IP_PMTUDISC_DONT = 0
-IP_MTU = 14
-IPV6_MTU_DISCOVER = 23
-IPV6_PMTUDISC_DONT = 0
-IPV6_MTU = 24
 
 DEFAULT_SOCKET_BUFFER = 4 * 1024 * 1024
 

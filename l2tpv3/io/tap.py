@@ -9,7 +9,7 @@ import struct
 
 import pytun
 
-from l2tpv3.constants import DEFAULT_IFNAME_TEMPLATE
+from l2tpv3.constants import DEFAULT_IFNAME_TEMPLATE, VNET_HDR_LEN
 from l2tpv3.errors import StateError
 
 # linux/if_tun.h
@@ -19,7 +19,6 @@ TUN_F_CSUM = 0x01
 TUN_F_TSO4 = 0x02
 TUN_F_TSO6 = 0x04
 TUN_F_TSO_ECN = 0x08
-VNET_HDR_LEN = 10  # struct virtio_net_hdr
 
 
 class Tap:

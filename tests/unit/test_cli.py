@@ -19,10 +19,11 @@ import pytest
 from l2tpv3.cli import main as cli
 from l2tpv3.cli import show
 from l2tpv3.config import SessionConfig, TunnelConfig
-from l2tpv3.constants import CONTROL_SOCKET_ENV, COUNTER_NAMES, DROP_REASONS
+from l2tpv3.constants import CONTROL_SOCKET_ENV
 from l2tpv3.control import client as control
 from l2tpv3.control.protocol import session_states, tunnel_states
 from l2tpv3.control.server import serve
+from l2tpv3.proto.counters import COUNTER_NAMES, DROP_REASONS
 
 TUNNEL = TunnelConfig.from_dict(
     {

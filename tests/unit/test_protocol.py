@@ -12,7 +12,6 @@ import pytest
 
 import l2tpv3
 from l2tpv3.config import SeqMode, SessionConfig, TunnelConfig
-from l2tpv3.constants import COUNTER_NAMES, DROP_REASONS
 from l2tpv3.control import protocol
 from l2tpv3.control.protocol import (
     OPS,
@@ -29,6 +28,7 @@ from l2tpv3.control.protocol import (
 )
 from l2tpv3.control.server import answer
 from l2tpv3.errors import ControlError, StateError
+from l2tpv3.proto.counters import COUNTER_NAMES, DROP_REASONS
 
 TUNNEL = TunnelConfig.from_dict(
     {

@@ -10,9 +10,9 @@ import pytest
 
 from l2tpv3.cli import show
 from l2tpv3.config import Encap, SeqMode, SessionConfig, TunnelConfig
-from l2tpv3.constants import COUNTER_NAMES, DROP_REASONS
 from l2tpv3.control.protocol import session_states, tunnel_states
 from l2tpv3.errors import ControlError
+from l2tpv3.proto.counters import COUNTER_NAMES, DROP_REASONS
 
 # The states below are what l2tpv3d answers, as JSON; show formats the records that
 # the client reads from them (and refuses, with a one-line error, if malformed).
