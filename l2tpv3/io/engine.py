@@ -54,7 +54,8 @@ class CythonTunnelPort:
     """A tunnel's socket, run by the engine's threads.
 
     The engine checks each datagram's source itself (against the peer, then the
-    ownership the Cython ``Tunnel`` was made with), so ``ownership`` is not needed here.
+    ownership the Cython ``Tunnel`` was made with) and has buffers of its own, so
+    ``ownership`` and ``buffers`` (parameters of every port factory) are not used here.
     """
 
     def __init__(
