@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -19,13 +21,14 @@ from l2tpv3.errors import ConfigError, MissingArgument
 T = {"tunnel_id": 1, "peer_tunnel_id": 2, "local": "10.0.0.1", "remote": "10.0.0.2",
      "udp_sport": 1701, "udp_dport": 1701}  # fmt: skip
 S = {"tunnel_id": 1, "session_id": 3, "peer_session_id": 4}
+A1, A2 = ipaddress.ip_address("10.0.0.1"), ipaddress.ip_address("10.0.0.2")
 
 
 def test_defaults_are_iproute2s() -> None:
-    t = TunnelConfig(**T)  # type: ignore[arg-type]
+    t = TunnelConfig.from_dict(T)
     assert t.encap is Encap.UDP
     assert (t.udp_csum, t.udp6_csum_tx, t.udp6_csum_rx) == (False, True, True)
-    s = SessionConfig(**S)
+    s = SessionConfig.from_dict(S)
     assert s.l2spec_type is L2SpecType.DEFAULT
     assert s.seq is SeqMode.NONE
     assert s.cookie == s.peer_cookie == b""
@@ -56,9 +59,8 @@ def test_tunnel_errors_name_field_and_value(changes: dict[str, object], field: s
 
 def test_udp_ports_are_required_for_udp_only() -> None:
     with pytest.raises(MissingArgument, match="udp_sport"):
-        TunnelConfig(tunnel_id=1, peer_tunnel_id=1, local="10.0.0.1", remote="10.0.0.2")
-    t = TunnelConfig(tunnel_id=1, peer_tunnel_id=1, local="10.0.0.1", remote="10.0.0.2",
-                     encap=Encap.IP)  # fmt: skip
+        TunnelConfig(tunnel_id=1, peer_tunnel_id=1, local=A1, remote=A2)
+    t = TunnelConfig(tunnel_id=1, peer_tunnel_id=1, local=A1, remote=A2, encap=Encap.IP)
     assert t.udp_sport is None
 
 
@@ -94,8 +96,10 @@ def test_session_dict_round_trip(sid: int, cookie: str, l2spec: L2SpecType, seq:
                                  name: str | None) -> None:  # fmt: skip
     if l2spec is L2SpecType.NONE:
         seq = SeqMode.NONE
-    s = SessionConfig(tunnel_id=1, session_id=sid, peer_session_id=sid, cookie=cookie,
-                      peer_cookie=cookie, l2spec_type=l2spec, seq=seq, name=name)  # fmt: skip
+    # The cookie as iproute2's HEXSTR: the record reads it (from_dict, as from a file).
+    s = SessionConfig.from_dict({"tunnel_id": 1, "session_id": sid, "peer_session_id": sid,
+                                 "cookie": cookie, "peer_cookie": cookie,
+                                 "l2spec_type": l2spec, "seq": seq, "name": name})  # fmt: skip
     assert SessionConfig.from_dict(s.to_dict()) == s
 
 

@@ -5,6 +5,7 @@ Runs on loopback only; the capture uses an AF_PACKET socket, so it needs root.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import socket
@@ -19,6 +20,7 @@ from l2tpv3.errors import StateError
 from l2tpv3.io.sockets import open_socket, path_mtu, peer_address
 
 ETH_P_ALL = 0x0003
+LOOPBACK = ipaddress.ip_address("127.0.0.1")
 
 
 def _need_root() -> None:
@@ -40,11 +42,11 @@ def capture() -> Iterator[socket.socket]:
 
 def _pair(family: int, sport: int, **opts: bool) -> tuple[socket.socket, socket.socket]:
     """Two tunnel sockets facing each other on loopback, connected for the test's ease."""
-    a, b = ("127.0.0.1", "127.0.0.1") if family == 4 else ("::1", "::1")
-    ta = TunnelConfig(tunnel_id=1, peer_tunnel_id=2, local=a, remote=b, udp_sport=sport,
-                      udp_dport=sport + 1, **opts)  # fmt: skip
-    tb = TunnelConfig(tunnel_id=2, peer_tunnel_id=1, local=b, remote=a, udp_sport=sport + 1,
-                      udp_dport=sport, **opts)  # fmt: skip
+    a = b = "127.0.0.1" if family == 4 else "::1"
+    ta = TunnelConfig.from_dict({"tunnel_id": 1, "peer_tunnel_id": 2, "local": a, "remote": b,
+                                 "udp_sport": sport, "udp_dport": sport + 1, **opts})  # fmt: skip
+    tb = TunnelConfig.from_dict({"tunnel_id": 2, "peer_tunnel_id": 1, "local": b, "remote": a,
+                                 "udp_sport": sport + 1, "udp_dport": sport, **opts})  # fmt: skip
     sa, sb = open_socket(ta), open_socket(tb)
     sa.connect(peer_address(ta))
     sb.connect(peer_address(tb))
@@ -105,8 +107,8 @@ def test_path_mtu_of_loopback() -> None:
         with open("/sys/class/net/lo/mtu") as fh:
             lo_mtu = int(fh.read())
         # IPv4 routes cap the MTU at 65535 (IP_MAX_MTU).
-        cfg = TunnelConfig(tunnel_id=1, peer_tunnel_id=1, local="127.0.0.1",
-                           remote="127.0.0.1", encap=Encap.IP)  # fmt: skip
+        cfg = TunnelConfig(tunnel_id=1, peer_tunnel_id=1, local=LOOPBACK,
+                           remote=LOOPBACK, encap=Encap.IP)  # fmt: skip
         assert path_mtu(cfg) == min(lo_mtu, 65535)
         assert peer_address(cfg) == ("127.0.0.1", 0)
     finally:
@@ -123,7 +125,8 @@ def test_port_in_use_and_missing_address_are_clear() -> None:
     finally:
         a.close()
         b.close()
-    cfg = TunnelConfig(tunnel_id=1, peer_tunnel_id=1, local="192.0.2.77", remote="127.0.0.1",
+    absent = ipaddress.ip_address("192.0.2.77")
+    cfg = TunnelConfig(tunnel_id=1, peer_tunnel_id=1, local=absent, remote=LOOPBACK,
                        encap=Encap.UDP, udp_sport=42020, udp_dport=42021)  # fmt: skip
     with pytest.raises(StateError, match=re.escape("local address 192.0.2.77 is not configured")):
         open_socket(cfg)
@@ -131,7 +134,7 @@ def test_port_in_use_and_missing_address_are_clear() -> None:
 
 def test_buffer_sizes_are_options() -> None:
     _need_root()  # without root the *FORCE options fail and rmem_max caps the size
-    cfg = TunnelConfig(tunnel_id=1, peer_tunnel_id=2, local="127.0.0.1", remote="127.0.0.1",
+    cfg = TunnelConfig(tunnel_id=1, peer_tunnel_id=2, local=LOOPBACK, remote=LOOPBACK,
                        udp_sport=40000 + os.getpid() % 20000, udp_dport=9)  # fmt: skip
     with open_socket(cfg, rcvbuf=1 << 20, sndbuf=3 << 19) as sock:
         # The kernel doubles what it is given, for its bookkeeping (socket(7)).
