@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from netlab import REPO
+from bench.host import REPO
 
 # The targets: (name, case, measure, versus, minimum ratio).
 RATIO_TARGETS = [

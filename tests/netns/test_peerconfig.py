@@ -14,7 +14,6 @@ import os
 import shlex
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -31,6 +30,7 @@ from l2tpv3.cli.peerconfig import PeerConfigError
 from l2tpv3.config import Encap, L2SpecType, SeqMode, SeqPolicy, SessionConfig, TunnelConfig
 from l2tpv3.proto.session import Session
 from tests.support.netns import Daemon, tcp_transfer, two_hosts
+from tests.support.progs import prog
 from tests.unit.test_cli import SESSION_STATE, TUNNEL_STATE, FakeDaemon, one_error_line, run
 
 # ip-l2tp(8), EXAMPLES: the two sites' lines (backslash continuations joined).
@@ -502,37 +502,9 @@ def test_far_end_from_peer_config_carries_traffic(
 # -- QEMU's own l2tpv3 backend, configured with nothing but our --for qemu output ------------
 #
 # No guest is needed: QEMU (-M none) joins its l2tpv3 netdev through a hub to a socket
-# netdev, and a small responder behind that socket answers ARP and ping for an inner
-# address. Our daemon's pings then cross QEMU's independent L2TPv3 code both ways.
-
-RESPONDER = r"""
-import socket, sys
-from scapy.layers.inet import ICMP, IP
-from scapy.layers.l2 import ARP, Ether
-listen, qemu, my_ip, my_mac = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(("127.0.0.1", listen))
-s.settimeout(60)
-print("ready", flush=True)
-answered = 0
-while True:
-    try:
-        data = s.recv(65535)
-    except TimeoutError:
-        break
-    f = Ether(data)
-    reply = None
-    if ARP in f and f[ARP].op == 1 and f[ARP].pdst == my_ip:
-        reply = Ether(src=my_mac, dst=f.src) / ARP(op=2, hwsrc=my_mac, psrc=my_ip,
-                                                   hwdst=f[ARP].hwsrc, pdst=f[ARP].psrc)
-    elif ICMP in f and f[ICMP].type == 8 and f[IP].dst == my_ip:
-        reply = (Ether(src=my_mac, dst=f.src) / IP(src=my_ip, dst=f[IP].src)
-                 / ICMP(type=0, id=f[ICMP].id, seq=f[ICMP].seq) / f[ICMP].payload)
-    if reply is not None:
-        s.sendto(bytes(reply), ("127.0.0.1", qemu))
-        answered += 1
-        print(reply.summary(), flush=True)
-"""
+# netdev, and a small responder behind that socket (tests/support/progs/
+# arp_icmp_responder.py) answers ARP and ping for an inner address. Our daemon's pings
+# then cross QEMU's independent L2TPv3 code both ways.
 
 QEMU_CASES = [
     # encap, family, cookie, peer_cookie, l2spec
@@ -572,7 +544,7 @@ def test_qemu_backend_from_peer_config_carries_pings(
         netdev = a.cli("peer-config", "--for", "qemu", "tunnel_id", str(tid)).stdout.split()
         assert netdev[0] == "-netdev" and len(netdev) == 2, netdev
         sock_q, sock_r = 47000 + 2 * case, 47001 + 2 * case
-        responder = b.ns.popen(sys.executable, "-c", RESPONDER, str(sock_r), str(sock_q),
+        responder = b.ns.popen(*prog("arp_icmp_responder"), str(sock_r), str(sock_q),
                                "10.77.9.2", "02:0e:00:00:00:02")  # fmt: skip
         procs.append(responder)
         assert responder.stdout is not None

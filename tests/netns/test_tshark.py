@@ -35,6 +35,7 @@ from l2tpv3.config import Encap, L2SpecType, SeqMode, SessionConfig, TunnelConfi
 from l2tpv3.proto.layout import HeaderLayout
 from l2tpv3.tools.scapy_layers import L2SpecDefault, L2TPv3, bind_l2tpv3, reset_l2tpv3
 from tests.support.netns import Daemon, two_hosts
+from tests.support.progs import prog
 from tests.unit.test_layout import DEF, VECTORS
 
 FIELDS = [
@@ -267,35 +268,15 @@ def live() -> Iterator[tuple[Daemon, Daemon]]:
         yield pair
 
 
-# An AF_PACKET capture inside the namespace, bound before it says "ready" so nothing is
-# missed (tshark's own "Capturing on" comes a little before its capture runs); it
-# writes a classic pcap when its stdin closes. tshark then reads the file.
-CAPTURE = r"""
-import select, socket, struct, sys, time
-s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
-s.bind((sys.argv[2], 0))
-print("ready", flush=True)
-packets = []
-while True:
-    r, _, _ = select.select([s, sys.stdin], [], [], 30)
-    if not r or sys.stdin in r:
-        break
-    packets.append((time.time(), s.recv(65535)))
-with open(sys.argv[1], "wb") as f:
-    f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
-    for t, data in packets:
-        f.write(struct.pack("<IIII", int(t), int(t % 1 * 1e6), len(data), len(data)) + data)
-print(len(packets), flush=True)
-"""
-
-
+# An AF_PACKET capture inside the namespace (tests/support/progs/pcap_capture.py), bound
+# before it says "ready" so nothing is missed; tshark then reads the pcap it writes.
 class Capture:
     """Everything crossing veth0 in a namespace, into a pcap file."""
 
     def __init__(self, ns: str, path: Path) -> None:
         self.path = path
         self.proc = subprocess.Popen(
-            ["ip", "netns", "exec", ns, sys.executable, "-c", CAPTURE, str(path), "veth0"],
+            ["ip", "netns", "exec", ns, *prog("pcap_capture"), str(path), "veth0"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         )  # fmt: skip
         assert self.proc.stdout is not None

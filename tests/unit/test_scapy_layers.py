@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from collections.abc import Iterator
 
 import pytest
@@ -33,6 +32,7 @@ from l2tpv3.tools.scapy_layers import (
     bind_l2tpv3,
     reset_l2tpv3,
 )
+from tests.support.progs import prog
 from tests.unit.test_layout import DEF, VECTORS, Vector
 
 
@@ -135,9 +135,8 @@ def test_port_binding_wins_over_scapys_l2tpv2_and_can_be_undone() -> None:
 
 
 def test_the_daemon_does_not_import_scapy() -> None:
-    code = "import sys, l2tpv3.daemon, l2tpv3.cli; print('scapy' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, timeout=60).stdout  # fmt: skip
+    out = subprocess.run([*prog("imported_modules"), "l2tpv3.daemon", "l2tpv3.cli"],
+                         capture_output=True, text=True, check=True, timeout=60).stdout  # fmt: skip
     assert out.strip() == "False"
 
 
