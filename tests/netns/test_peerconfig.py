@@ -158,6 +158,6 @@ def test_qemu_backend_from_peer_config_carries_pings(
             if proc.poll() is None:
                 proc.kill()
             out, err = proc.communicate(timeout=10)
-            print(proc.args[3], out, err)  # shown when the test fails
+            print(proc.args, out, err)  # shown when the test fails
         print(a.cli("-s", "show", "tunnel").stdout, a.cli("-s", "show", "session").stdout)
         a.cli("del", "tunnel", "tunnel_id", str(tid), check=False)

@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from ipaddress import ip_address
 from pathlib import Path
 
 import pytest
@@ -129,8 +130,10 @@ def test_codec_bytes_decode_in_tshark(
 ) -> None:
     require_tshark()
     local, remote = ("192.0.2.1", "192.0.2.2") if family == 4 else ("fd00:5::1", "fd00:5::2")
-    udp = {"udp_sport": 40001, "udp_dport": 40002} if encap is Encap.UDP else {}
-    tun = TunnelConfig(1, 2, local, remote, encap, **udp)
+    udp = encap is Encap.UDP
+    tun = TunnelConfig(1, 2, ip_address(local), ip_address(remote), encap,
+                       udp_sport=40001 if udp else None,
+                       udp_dport=40002 if udp else None)  # fmt: skip
     sess = SessionConfig(1, 10, 0x12345678, cookie=cookie, l2spec_type=l2spec,
                          seq=SeqMode.NONE if ns is None else SeqMode.SEND)  # fmt: skip
     frame = bytes(Ether(src=MAC_A, dst=MAC_B) / IP(src=INNER_A, dst=INNER_B) / ICMP()
@@ -199,8 +202,8 @@ def test_peer_config_tshark_lines_decode_each_direction(tmp_path: Path) -> None:
     """`peer-config --for tshark`: run each printed line on a capture of both directions
     with cookies of different lengths; each decodes its own direction, cookie and all."""
     exe = require_tshark()
-    tun = TunnelConfig(1, 2, "192.0.2.1", "192.0.2.2", Encap.UDP, udp_sport=41000,
-                       udp_dport=42000)  # fmt: skip
+    tun = TunnelConfig(1, 2, ip_address("192.0.2.1"), ip_address("192.0.2.2"), Encap.UDP,
+                       udp_sport=41000, udp_dport=42000)  # fmt: skip
     ours = SessionConfig(1, 100, 200, cookie=C8, peer_cookie=C4, seq=SeqMode.BOTH)
     theirs = peerconfig.mirror_session(tun, ours)
     frame = bytes(Ether(src=MAC_A, dst=MAC_B) / IP(src=INNER_A, dst=INNER_B) / ICMP())
@@ -305,10 +308,13 @@ def test_live_capture_decodes(
     a, b = live
     case = LIVE_CASES.index((encap, family, cookie_a, cookie_b, seq))
     loc, rem = UNDERLAY[family]
-    udp = {"udp_sport": 7000 + case, "udp_dport": 8000 + case} if encap == "udp" else {}
-    tun_a = TunnelConfig(300 + case, 400 + case, loc, rem, Encap(encap), **udp)
-    sess_a = SessionConfig(tun_a.tunnel_id, 3000 + case, 4000 + case, cookie=cookie_a,
-                           peer_cookie=cookie_b, seq=SeqMode(seq))  # fmt: skip
+    ports = (7000 + case, 8000 + case) if encap == "udp" else ()
+    tun_a = TunnelConfig(300 + case, 400 + case, ip_address(loc), ip_address(rem), Encap(encap),
+                         udp_sport=ports[0] if ports else None,
+                         udp_dport=ports[1] if ports else None)  # fmt: skip
+    sess_a = SessionConfig(tun_a.tunnel_id, 3000 + case, 4000 + case,
+                           cookie=bytes.fromhex(cookie_a), peer_cookie=bytes.fromhex(cookie_b),
+                           seq=SeqMode(seq))  # fmt: skip
     # B is configured with what peer-config prints for A.
     text = peerconfig.linux([tun_a], [sess_a])
     for d, lines in ((a, peerconfig.linux([peerconfig.mirror_tunnel(tun_a)],
@@ -331,16 +337,17 @@ def test_live_capture_decodes(
         assert cap.stop() >= 6
         stats_a = a.session(sess_a.session_id)["stats"]
         opts = tshark_options(Encap(encap), len(sess_a.cookie), L2SpecType.DEFAULT,
-                              tuple(udp.values()))  # fmt: skip
+                              ports)  # fmt: skip
         rows = decode(pcap, opts)
         src_field = "ip.src" if family == 4 else "ipv6.src"
         sent = [r for r in rows if r[src_field][:1] == [loc] and r["icmp.type"] == ["8"]]
         back = [r for r in rows if r[src_field][:1] == [rem] and r["icmp.type"] == ["0"]]
         assert len(sent) == 3 and len(back) == 3, rows
         for rows_dir, sid, cookie, smac, dmac, isrc, idst in (
-            (sent, sess_a.peer_session_id, sess_a.cookie, _mac(a), _mac(b), *LIVE_INNER),
-            (back, sess_a.session_id, sess_a.peer_cookie, _mac(b), _mac(a),
-             *reversed(LIVE_INNER)),
+            (sent, sess_a.peer_session_id, sess_a.cookie, _mac(a), _mac(b), LIVE_INNER[0],
+             LIVE_INNER[1]),
+            (back, sess_a.session_id, sess_a.peer_cookie, _mac(b), _mac(a), LIVE_INNER[1],
+             LIVE_INNER[0]),
         ):  # fmt: skip
             for r in rows_dir:
                 assert nums(r["l2tp.sid"]) == [sid]
@@ -360,7 +367,7 @@ def test_live_capture_decodes(
         else:
             assert all(nums(r["l2tp.l2_spec_sequence"]) == [0] for r in sent + back)
         # The scapy layers read the same capture the same way.
-        bind_l2tpv3(udp_port=udp.get("udp_sport"), cookie_len=len(sess_a.cookie), l2spec=True)
+        bind_l2tpv3(udp_port=tun_a.udp_sport, cookie_len=len(sess_a.cookie), l2spec=True)
         seen = [
             (p[L2TPv3].session_id, p[L2TPv3].cookie.hex(), bool(p[L2SpecDefault].S),
              p[L2SpecDefault].seq, p[L2SpecDefault].payload.src, p[ICMP].type)

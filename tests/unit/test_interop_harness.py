@@ -42,7 +42,8 @@ TUNNEL 1 peer 2 from 192.0.2.2 to 192.0.2.1
 
 def newc_entries(data: bytes) -> dict[str, tuple[int, bytes]]:
     """name -> (mode, data) from a newc archive (the kernel's initramfs format)."""
-    out, off = {}, 0
+    out: dict[str, tuple[int, bytes]] = {}
+    off = 0
     while True:
         assert data[off : off + 6] == b"070701"
         fields = [int(data[off + 6 + 8 * i : off + 14 + 8 * i], 16) for i in range(13)]

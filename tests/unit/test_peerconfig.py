@@ -13,6 +13,7 @@ import shlex
 import tempfile
 from collections.abc import Iterator
 from dataclasses import replace
+from ipaddress import ip_address as ip
 from pathlib import Path
 
 import pytest
@@ -60,7 +61,7 @@ def test_man_page_site_a_mirrors_to_site_b() -> None:
 
 
 def test_linux_output_is_only_ip_l2tp_lines_and_comments() -> None:
-    t = TunnelConfig(1, 2, "fd00::1", "fd00::2", Encap.IP)
+    t = TunnelConfig(1, 2, ip("fd00::1"), ip("fd00::2"), Encap.IP)
     s = SessionConfig(1, 10, 20, name="pw0", cookie=b"\x01\x02\x03\x04", seq=SeqMode.RECV,
                       reorder_timeout=50)  # fmt: skip
     text = peerconfig.linux([t], [s])
@@ -80,7 +81,7 @@ def test_linux_output_is_only_ip_l2tp_lines_and_comments() -> None:
 
 
 def test_mtu_comment_names_the_smaller_mtu() -> None:
-    t = TunnelConfig(1, 2, "10.0.0.1", "10.0.0.2", Encap.UDP, udp_sport=1, udp_dport=2)
+    t = TunnelConfig(1, 2, ip("10.0.0.1"), ip("10.0.0.2"), Encap.UDP, udp_sport=1, udp_dport=2)
     # We send 8 cookie bytes, they send none: our MTU is 8 smaller.
     s = SessionConfig(1, 10, 20, cookie=bytes(range(8)))
     text = peerconfig.linux([t], [s])
@@ -93,21 +94,22 @@ def test_seq_mirroring() -> None:
 
 
 def test_udp6_checksums_swap() -> None:
-    t = TunnelConfig(1, 2, "fd00::1", "fd00::2", udp_sport=7, udp_dport=8, udp6_csum_tx=False)
+    t = TunnelConfig(1, 2, ip("fd00::1"), ip("fd00::2"), udp_sport=7, udp_dport=8,
+                     udp6_csum_tx=False)  # fmt: skip
     far = peerconfig.mirror_tunnel(t)
     assert (far.udp6_csum_tx, far.udp6_csum_rx) == (True, False)
     assert (far.udp_sport, far.udp_dport) == (8, 7)
 
 
 def test_wildcard_local_is_refused() -> None:
-    t = TunnelConfig(1, 2, "0.0.0.0", "10.0.0.2", Encap.IP)
+    t = TunnelConfig(1, 2, ip("0.0.0.0"), ip("10.0.0.2"), Encap.IP)
     with pytest.raises(PeerConfigError, match="wildcard"):
         peerconfig.linux([t], [])
 
 
 # -- the seq mirror, simulated with two sans-I/O sessions ------------------------------------
 
-SIM_TUNNEL = TunnelConfig(1, 2, "10.0.0.1", "10.0.0.2", Encap.IP)
+SIM_TUNNEL = TunnelConfig(1, 2, ip("10.0.0.1"), ip("10.0.0.2"), Encap.IP)
 FRAME = bytes(14) + b"payload"
 
 
@@ -165,8 +167,8 @@ def tunnel_and_sessions(draw: st.DrawFn) -> tuple[TunnelConfig, list[SessionConf
         )
     udp = encap is Encap.UDP
     t = TunnelConfig(
-        tunnel_id=draw(ids), peer_tunnel_id=draw(ids), local=draw(addrs), remote=draw(addrs),
-        encap=encap,
+        tunnel_id=draw(ids), peer_tunnel_id=draw(ids), local=ip(draw(addrs)),
+        remote=ip(draw(addrs)), encap=encap,
         udp_sport=draw(st.integers(1, 65535)) if udp else None,
         udp_dport=draw(st.integers(1, 65535)) if udp else None,
         udp_csum=draw(st.booleans()) if udp else False,
@@ -214,8 +216,9 @@ def test_linux_output_mirrors_back(case: tuple[TunnelConfig, list[SessionConfig]
 
 # -- qemu -------------------------------------------------------------------------------------
 
-UDP4 = TunnelConfig(3000, 4000, "10.1.1.1", "10.1.1.2", Encap.UDP, udp_sport=5000, udp_dport=6000)
-IP6 = TunnelConfig(1, 2, "fd00::1", "fd00::2", Encap.IP)
+UDP4 = TunnelConfig(3000, 4000, ip("10.1.1.1"), ip("10.1.1.2"), Encap.UDP, udp_sport=5000,
+                    udp_dport=6000)  # fmt: skip
+IP6 = TunnelConfig(1, 2, ip("fd00::1"), ip("fd00::2"), Encap.IP)
 
 
 def test_qemu_udp_with_64_bit_cookies() -> None:
@@ -256,7 +259,8 @@ def test_qemu_one_netdev_per_session() -> None:
          "one cookie length"),
         (UDP4, SessionConfig(3000, 1, 2, seq=SeqMode.RECV), "never sends any"),
         (UDP4, SessionConfig(3000, 1, 2, seq=SeqMode.BOTH), "never sends any"),
-        (TunnelConfig(1, 2, "fd00::1", "fd00::2", udp_sport=1, udp_dport=2, udp6_csum_tx=False),
+        (TunnelConfig(1, 2, ip("fd00::1"), ip("fd00::2"), udp_sport=1, udp_dport=2,
+                      udp6_csum_tx=False),
          SessionConfig(1, 1, 2), "zero-checksum"),
     ],
 )  # fmt: skip
@@ -267,7 +271,7 @@ def test_qemu_refusals(tunnel: TunnelConfig, session: SessionConfig, reason: str
 
 # -- cisco ------------------------------------------------------------------------------------
 
-IP4 = TunnelConfig(7, 8, "192.0.2.1", "198.51.100.1", Encap.IP)
+IP4 = TunnelConfig(7, 8, ip("192.0.2.1"), ip("198.51.100.1"), Encap.IP)
 
 
 def test_cisco_manual_xconnect() -> None:

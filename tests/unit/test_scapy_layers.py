@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Iterator
+from ipaddress import ip_address
 
 import pytest
 from hypothesis import given, settings
@@ -160,8 +161,9 @@ def test_session_and_scapy_agree(
     frame: bytes,
 ) -> None:  # fmt: skip
     seq = seq and l2spec
-    udp = {"udp_sport": 1, "udp_dport": 2} if encap is Encap.UDP else {}
-    tun = TunnelConfig(1, 2, "10.0.0.1", "10.0.0.2", encap, **udp)
+    udp = encap is Encap.UDP
+    tun = TunnelConfig(1, 2, ip_address("10.0.0.1"), ip_address("10.0.0.2"), encap,
+                       udp_sport=1 if udp else None, udp_dport=2 if udp else None)  # fmt: skip
     cfg = SessionConfig(1, 99, session_id, cookie=cookie,
                         l2spec_type=L2SpecType.DEFAULT if l2spec else L2SpecType.NONE,
                         seq=SeqMode.SEND if seq else SeqMode.NONE)  # fmt: skip

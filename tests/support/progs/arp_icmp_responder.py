@@ -17,13 +17,14 @@ from scapy.packet import Packet
 
 
 def reply_to(f: Packet, my_ip: str, my_mac: str) -> Packet | None:
+    reply: Packet | None = None
     if ARP in f and f[ARP].op == 1 and f[ARP].pdst == my_ip:
         arp = ARP(op=2, hwsrc=my_mac, psrc=my_ip, hwdst=f[ARP].hwsrc, pdst=f[ARP].psrc)
-        return Ether(src=my_mac, dst=f.src) / arp
-    if ICMP in f and f[ICMP].type == 8 and f[IP].dst == my_ip:
+        reply = Ether(src=my_mac, dst=f.src) / arp
+    elif ICMP in f and f[ICMP].type == 8 and f[IP].dst == my_ip:
         echo = ICMP(type=0, id=f[ICMP].id, seq=f[ICMP].seq) / f[ICMP].payload
-        return Ether(src=my_mac, dst=f.src) / IP(src=my_ip, dst=f[IP].src) / echo
-    return None
+        reply = Ether(src=my_mac, dst=f.src) / IP(src=my_ip, dst=f[IP].src) / echo
+    return reply
 
 
 def main(argv: list[str]) -> int:

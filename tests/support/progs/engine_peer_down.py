@@ -11,10 +11,13 @@ import socket
 import subprocess
 import sys
 import time
+from ipaddress import IPv4Address
 
 from l2tpv3.config import SessionConfig, TunnelConfig
 from l2tpv3.fast._fastpath import Session, Tunnel
 from l2tpv3.io.tap import Tap
+
+LOOPBACK = IPv4Address("127.0.0.1")
 
 
 def hexport(p: int) -> str:
@@ -36,7 +39,7 @@ def main(argv: list[str]) -> int:
     probe.bind(("127.0.0.1", 0))
     port = probe.getsockname()[1]
     probe.close()  # the peer is down: its port answers with ICMP port unreachable
-    tcfg = TunnelConfig(tunnel_id=1, peer_tunnel_id=1, local="127.0.0.1", remote="127.0.0.1",
+    tcfg = TunnelConfig(tunnel_id=1, peer_tunnel_id=1, local=LOOPBACK, remote=LOOPBACK,
                         udp_sport=a.getsockname()[1], udp_dport=port)  # fmt: skip
     scfg = SessionConfig(tunnel_id=1, session_id=5, peer_session_id=5)
     t = Tunnel(tcfg)

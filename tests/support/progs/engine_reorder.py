@@ -12,10 +12,13 @@ import socket
 import subprocess
 import sys
 import time
+from ipaddress import IPv4Address
 
-from l2tpv3.config import SessionConfig, TunnelConfig
+from l2tpv3.config import SeqMode, SessionConfig, TunnelConfig
 from l2tpv3.fast._fastpath import Session, Tunnel
 from l2tpv3.io.tap import Tap
+
+LOOPBACK = IPv4Address("127.0.0.1")
 
 
 def stat(name: str) -> int:
@@ -30,9 +33,9 @@ def main(argv: list[str]) -> int:
     a.setblocking(False)
     b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     b.bind(("127.0.0.1", 0))
-    tcfg = TunnelConfig(tunnel_id=1, peer_tunnel_id=1, local="127.0.0.1", remote="127.0.0.1",
+    tcfg = TunnelConfig(tunnel_id=1, peer_tunnel_id=1, local=LOOPBACK, remote=LOOPBACK,
                         udp_sport=a.getsockname()[1], udp_dport=b.getsockname()[1])  # fmt: skip
-    scfg = SessionConfig(tunnel_id=1, session_id=5, peer_session_id=5, seq="both",
+    scfg = SessionConfig(tunnel_id=1, session_id=5, peer_session_id=5, seq=SeqMode.BOTH,
                          reorder_timeout=200)  # fmt: skip
     t = Tunnel(tcfg)
     s = Session(tcfg, scfg)
