@@ -27,7 +27,7 @@ from typing import IO, Any
 
 PREFIX = f"l2t{os.getpid() % 100000}"
 # Namespaces of earlier runs: this prefix, and the bench's and interop harness's of old.
-_STALE = re.compile(r"(l2[tbi](\d+)-\S+)")
+STALE_NAMESPACE = re.compile(r"(l2[tbi](\d+)-\S+)")
 PROGS = Path(__file__).resolve().parent / "progs"
 
 
@@ -129,7 +129,7 @@ def remove_stale_namespaces() -> list[str]:
     removed = []
     me = os.getpid() % 100000
     for line in sh("ip", "netns", "list", check=False).stdout.splitlines():
-        m = _STALE.match(line)
+        m = STALE_NAMESPACE.match(line)
         if m and int(m.group(2)) != me and not _pid_alive(int(m.group(2))):
             sh("ip", "netns", "del", m.group(1), check=False)
             removed.append(m.group(1))
