@@ -6,12 +6,11 @@ interleave them. Each tunnel case has inner MTU 1446.
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from dataclasses import dataclass, field
 
-from netlab import Lab, implementation, mapped_extensions, wait_for
+from bench.host import implementation, mapped_extensions
+from interop.netns import Lab, Netns, impl_env, wait_for
 
 INNER_MTU = 1446
 UNDERLAY_A = "10.99.0.1"
@@ -27,12 +26,12 @@ class Case:
     available: bool = True
     reason: str = ""
 
-    def setup(self, lab: Lab, a: str, b: str) -> None:
+    def setup(self, lab: Lab, a: Netns, b: Netns) -> None:
         raise NotImplementedError
 
 
 class RawVeth(Case):
-    def setup(self, lab: Lab, a: str, b: str) -> None:
+    def setup(self, lab: Lab, a: Netns, b: Netns) -> None:
         self.server = UNDERLAY_B
 
 
@@ -41,7 +40,7 @@ class Vxlan(Case):
     net: int = 0
     offloads: bool = True
 
-    def setup(self, lab: Lab, a: str, b: str) -> None:
+    def setup(self, lab: Lab, a: Netns, b: Netns) -> None:
         dev = f"vx{self.net}"
         for ns, local, remote, host in ((a, UNDERLAY_A, UNDERLAY_B, 1),
                                         (b, UNDERLAY_B, UNDERLAY_A, 2)):  # fmt: skip
@@ -61,7 +60,7 @@ class Vxlan(Case):
 class OpenVPN(Case):
     net: int = 3
 
-    def setup(self, lab: Lab, a: str, b: str) -> None:
+    def setup(self, lab: Lab, a: Netns, b: Netns) -> None:
         dev = "ovtap0"
         for ns, local, remote, host in ((a, UNDERLAY_A, UNDERLAY_B, 1),
                                         (b, UNDERLAY_B, UNDERLAY_A, 2)):  # fmt: skip
@@ -75,8 +74,8 @@ class OpenVPN(Case):
             )  # fmt: skip
             self.pids.append(proc.pid)
 
-            def up(ns: str = ns, tag: str = tag, proc: object = proc) -> bool:
-                if proc.poll() is not None:  # type: ignore[attr-defined]
+            def up(ns: Netns = ns, tag: str = tag, proc: subprocess.Popen[bytes] = proc) -> bool:
+                if proc.poll() is not None:
                     raise RuntimeError(f"openvpn exited: {lab.log_text(tag)[-500:]}")
                 return lab.run(ns, "ip", "link", "show", dev, check=False).returncode == 0
 
@@ -94,7 +93,7 @@ class L2tpv3(Case):
     # sends zero checksums, which is the kernel's (and our) IPv4 default.
     udp_csum: bool = False
 
-    def setup(self, lab: Lab, a: str, b: str) -> None:
+    def setup(self, lab: Lab, a: Netns, b: Netns) -> None:
         self.available, why = implementation(no_extensions=not self.compiled)
         if not self.compiled:
             # The reference path must really be the pure-Python one.
@@ -110,14 +109,14 @@ class L2tpv3(Case):
         dev = f"l2tpeth{self.net}"
         for ns, local, remote, host in ((a, UNDERLAY_A, UNDERLAY_B, 1),
                                         (b, UNDERLAY_B, UNDERLAY_A, 2)):  # fmt: skip
-            proc, sock = start_daemon(lab, ns, f"l2tpv3d-{self.key}-{host}", env)
-            self.pids.append(proc.pid)
-            lab.run(ns, *cli(sock), "add", "tunnel", "tunnel_id", str(tid), "peer_tunnel_id",
-                    str(tid), "encap", "udp", "local", local, "remote", remote,
-                    "udp_sport", str(port), "udp_dport", str(port),
-                    *(["udp_csum", "on"] if self.udp_csum else []), env=env)  # fmt: skip
-            lab.run(ns, *cli(sock), "add", "session", "name", dev, "tunnel_id", str(tid),
-                    "session_id", str(tid), "peer_session_id", str(tid), env=env)  # fmt: skip
+            d = lab.daemon(ns, f"l2tpv3d-{self.key}-{host}", env)
+            self.pids.append(d.proc.pid)
+            d.cli("add", "tunnel", "tunnel_id", str(tid), "peer_tunnel_id", str(tid),
+                  "encap", "udp", "local", local, "remote", remote,
+                  "udp_sport", str(port), "udp_dport", str(port),
+                  *(["udp_csum", "on"] if self.udp_csum else []), env=env)  # fmt: skip
+            d.cli("add", "session", "name", dev, "tunnel_id", str(tid),
+                  "session_id", str(tid), "peer_session_id", str(tid), env=env)  # fmt: skip
             lab.run(ns, "ip", "link", "set", dev, "mtu", str(INNER_MTU))
             lab.run(ns, "ip", "addr", "add", f"10.100.{self.net}.{host}/24", "dev", dev)
             lab.run(ns, "ip", "link", "set", dev, "up")
@@ -129,41 +128,6 @@ class L2tpv3(Case):
             self.available, self.reason = False, "the daemon did not load the extension"
         elif not self.compiled and any(loaded):
             raise RuntimeError(f"L2TPV3_NO_EXTENSIONS=1 daemon mapped {loaded}")
-
-
-def impl_env(impl: str) -> dict[str, str]:
-    """The environment selecting an implementation: python, compiled, or default."""
-    env = dict(os.environ)
-    if impl == "python":
-        env["L2TPV3_NO_EXTENSIONS"] = "1"
-    elif impl == "compiled":
-        env.pop("L2TPV3_NO_EXTENSIONS", None)
-    return env
-
-
-def start_daemon(
-    lab: Lab, ns: str, tag: str, env: dict[str, str], config: str | None = None
-) -> tuple[subprocess.Popen[bytes], str]:
-    """An l2tpv3d in ``ns`` (optionally with a TOML config); returns it and its socket."""
-    sock = str(lab.workdir / f"{tag}.sock")
-    args = [sys.executable, "-m", "l2tpv3.daemon", "-S", sock]
-    if config is not None:
-        path = lab.workdir / f"{tag}.toml"
-        path.write_text(config)
-        args += ["--config", str(path)]
-    proc = lab.spawn(ns, tag, *args, env=env)
-
-    def started() -> bool:
-        if proc.poll() is not None:
-            raise RuntimeError(f"l2tpv3d exited: {lab.log_text(tag)[-500:]}")
-        return os.path.exists(sock)
-
-    wait_for(started, 120, "l2tpv3d's control socket")
-    return proc, sock
-
-
-def cli(sock: str) -> list[str]:
-    return [sys.executable, "-m", "l2tpv3.cli", "-S", sock]
 
 
 def all_cases() -> list[Case]:

@@ -21,35 +21,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cases import UNDERLAY_A, UNDERLAY_B, cli, impl_env, start_daemon
-from netlab import REPO, Lab, implementation, need_tools, veth
-
-sys.path.insert(0, str(REPO))
-from interop.traffic import HOST_SERVER
+from bench.cases import UNDERLAY_A, UNDERLAY_B
+from bench.host import REPO, implementation, need_tools
+from interop.netns import Daemon, Lab, Netns, impl_env, prog, veth
 
 INNER_MTU = 1446
 PORT = 5301
-SERVER = HOST_SERVER
-# Pseudo-random data made chunk by chunk (seeded), so 512 MiB never sits in memory.
-CLIENT = r"""
-import hashlib, random, socket, sys, time
-size, seed = int(sys.argv[3]), int(sys.argv[4])
-rng = random.Random(seed)
-s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=60)
-h = hashlib.sha256()
-left = size
-t0 = time.monotonic()
-while left:
-    chunk = rng.randbytes(min(left, 1 << 20))
-    s.sendall(chunk)
-    h.update(chunk)
-    left -= len(chunk)
-s.shutdown(socket.SHUT_WR)
-s.recv(1)
-print(size, h.hexdigest(), time.monotonic() - t0, flush=True)
-"""
 
 
 def config(encaps: list[str], host: int) -> str:
@@ -70,21 +49,24 @@ def inner(i: int, host: int, family: int) -> str:
     return f"10.110.{i}.{host}" if family == 4 else f"fd00:110:{i}::{host}"
 
 
-def transfer(lab: Lab, src: str, dst: str, addr: str, size: int, seed: int) -> dict[str, Any]:
-    srv = lab.spawn_pipe(dst, sys.executable, "-c", SERVER, addr, str(PORT))
+def transfer(lab: Lab, src: Netns, dst: Netns, addr: str, size: int, seed: int
+             ) -> dict[str, Any]:  # fmt: skip
+    """Seeded pseudo-random bytes (interop/progs/tcp_send.py, made 1 MiB at a time, so
+    512 MiB never sits in memory) to a SHA-256 sink (tcp_sink.py) in ``dst``."""
+    srv = lab.spawn_pipe(dst, *prog("tcp_sink"), addr, str(PORT))
     try:
         assert srv.stdout is not None
-        if srv.stdout.readline().strip() != b"ready":
+        if srv.stdout.readline().strip() != "ready":
             return {"ok": False, "error": "receiver did not start"}
         t0 = time.monotonic()
-        sent = lab.run(src, sys.executable, "-c", CLIENT, addr, str(PORT), str(size), str(seed),
+        sent = lab.run(src, *prog("tcp_send"), addr, str(PORT), str(size), str(seed),
                        check=False, timeout=1800)  # fmt: skip
         got, _ = srv.communicate(timeout=120)
         wall = time.monotonic() - t0
     finally:
         lab.stop(srv)
-    s, r = sent.stdout.split(), got.decode().split()
-    if len(s) != 3 or len(r) != 2:
+    s, r = sent.stdout.split(), got.split()
+    if len(s) != 2 or len(r) != 2:
         return {"ok": False, "error": f"sender: {sent.stderr.strip()[-200:]} receiver: {r}"}
     return {
         "ok": s[:2] == r and int(r[0]) == size,
@@ -117,13 +99,18 @@ def main() -> int:
     env = impl_env(args.impl)
     size = args.mib << 20
     results: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory(prefix="l2tpv3-integrity-") as wd, Lab(Path(wd)) as lab:
+    with (
+        tempfile.TemporaryDirectory(prefix="l2tpv3-integrity-") as wd,
+        Lab(Path(wd), cwd="/") as lab,
+    ):
         try:
             a, b = lab.netns("a"), lab.netns("b")
-            veth(lab, a, b, f"{UNDERLAY_A}/24", f"{UNDERLAY_B}/24")
-            socks = {}
+            veth(a, "veth0", b, "veth0")
+            a.add_addrs("veth0", f"{UNDERLAY_A}/24")
+            b.add_addrs("veth0", f"{UNDERLAY_B}/24")
+            daemons: dict[int, Daemon] = {}
             for ns, host in ((a, 1), (b, 2)):
-                _, socks[host] = start_daemon(lab, ns, f"l2tpv3d-{host}", env, config(encaps, host))
+                daemons[host] = lab.daemon(ns, f"l2tpv3d-{host}", env, config(encaps, host))
                 for i in range(1, len(encaps) + 1):
                     dev = f"l2tpeth{i}"
                     lab.run(ns, "ip", "link", "set", dev, "mtu", str(INNER_MTU), "up")
@@ -145,8 +132,8 @@ def main() -> int:
                         print(f"{verdict} encap {encap:3s} IPv{fam} {direction}: {detail}",
                               flush=True)  # fmt: skip
             stats = {}
-            for ns, h in ((a, 1), (b, 2)):
-                shown = lab.run(ns, *cli(socks[h]), "-j", "-s", "show", "session", env=env)
+            for h in (1, 2):
+                shown = daemons[h].cli("-j", "-s", "show", "session", env=env)
                 stats[h] = json.loads(shown.stdout)
         except KeyboardInterrupt:
             print("integrity: interrupted; cleaning up", file=sys.stderr)

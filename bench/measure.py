@@ -9,7 +9,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from netlab import CLK_TCK, Lab, cpu_ticks
+from bench.host import CLK_TCK, cpu_ticks
+from interop.netns import Lab, Netns
 
 IPERF_PORT = 5201
 
@@ -27,7 +28,7 @@ def _cpu(pids: Sequence[int]) -> int:
     return sum(cpu_ticks(p) for p in pids)
 
 
-def _iperf(lab: Lab, ns: str, args: list[str], seconds: float, pids: Sequence[int]
+def _iperf(lab: Lab, ns: Netns, args: list[str], seconds: float, pids: Sequence[int]
            ) -> tuple[dict[str, object] | None, float | None, str | None]:  # fmt: skip
     before = _cpu(pids) if pids else 0
     t0 = time.monotonic()
@@ -43,7 +44,7 @@ def _iperf(lab: Lab, ns: str, args: list[str], seconds: float, pids: Sequence[in
     return doc, cpu, None
 
 
-def tcp(lab: Lab, ns: str, server: str, seconds: float, reverse: bool, pids: Sequence[int]
+def tcp(lab: Lab, ns: Netns, server: str, seconds: float, reverse: bool, pids: Sequence[int]
         ) -> Sample:  # fmt: skip
     """Goodput in Gbit/s as the receiver counted it (after a 1 s omitted warm-up)."""
     args = ["-c", server, "-p", str(IPERF_PORT), "-t", str(seconds), "-O", "1"]
@@ -59,7 +60,7 @@ def tcp(lab: Lab, ns: str, server: str, seconds: float, reverse: bool, pids: Seq
     return Sample(bps / 1e9, cpu, retransmits=retr)
 
 
-def udp64(lab: Lab, ns: str, server: str, seconds: float, pids: Sequence[int]) -> Sample:
+def udp64(lab: Lab, ns: Netns, server: str, seconds: float, pids: Sequence[int]) -> Sample:
     """64-byte UDP datagrams received per second at the server, sender unthrottled."""
     args = ["-c", server, "-p", str(IPERF_PORT), "-t", str(seconds), "-u", "-l", "64", "-b", "0"]
     doc, cpu, err = _iperf(lab, ns, args, seconds, pids)
@@ -79,7 +80,7 @@ def udp64(lab: Lab, ns: str, server: str, seconds: float, pids: Sequence[int]) -
 _TIME = re.compile(r"time=([0-9.]+) ms")
 
 
-def ping(lab: Lab, ns: str, server: str, count: int, interval: float) -> tuple[Sample, Sample]:
+def ping(lab: Lab, ns: Netns, server: str, count: int, interval: float) -> tuple[Sample, Sample]:
     """Average and 99th percentile round trip in ms."""
     proc = lab.run(
         ns, "ping", "-n", "-c", str(count), "-i", str(interval), "-W", "1", server,

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from netlab import REPO
+from bench.host import REPO
 
 # The targets: (name, case, measure, versus, minimum ratio).
 RATIO_TARGETS = [
@@ -105,7 +105,7 @@ def rows(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
             body.append([c["label"], f"not available: {c['reason']}"] + [""] * (len(head) - 2))
             continue
         cpu = [c.get("tcp_ab_cpu"), c.get("tcp_ba_cpu")]
-        cpu_s = "—" if None in cpu else f"{(cpu[0] + cpu[1]) / 2:.0f}"  # type: ignore[operator]
+        cpu_s = "—" if None in cpu else f"{(cpu[0] + cpu[1]) / 2:.0f}"
         retr = [c.get("tcp_ab_retrans"), c.get("tcp_ba_retrans")]
         pps = c.get("udp64_pps")
         body.append([

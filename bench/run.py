@@ -21,12 +21,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import measure
-import report
-from cases import UNDERLAY_A, UNDERLAY_B, Case, all_cases
-from netlab import PREFIX, REPO, Lab, need_tools, package_location, veth
+from bench import measure, report
+from bench.cases import UNDERLAY_A, UNDERLAY_B, Case, all_cases
+from bench.host import REPO, need_tools, package_location
+from interop.netns import PREFIX, Lab, Netns, veth
 
 SETTLE = 0.5  # seconds of quiet before each test
 
@@ -48,7 +48,7 @@ def parse_args() -> argparse.Namespace:
     return p.parse_args()
 
 
-def run_one(lab: Lab, case: Case, a: str, args: argparse.Namespace, out: dict[str, Any]) -> None:
+def run_one(lab: Lab, case: Case, a: Netns, args: argparse.Namespace, out: dict[str, Any]) -> None:
     """One repetition of every test of one case; each result appended to ``out``."""
     r = out.setdefault(case.key, {})
     # Ping first, on an idle link: after a 64-byte flood the socket and TAP queues
@@ -99,11 +99,13 @@ def main() -> int:
         cases = [c for c in cases if c.key in keys]
     started = time.time()
     raw: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory(prefix="l2tpv3-bench-") as wd, Lab(Path(wd)) as lab:
+    with tempfile.TemporaryDirectory(prefix="l2tpv3-bench-") as wd, Lab(Path(wd), cwd="/") as lab:
         try:
             a = lab.netns("a")
             b = lab.netns("b")
-            veth(lab, a, b, f"{UNDERLAY_A}/24", f"{UNDERLAY_B}/24")
+            veth(a, "veth0", b, "veth0")
+            a.add_addrs("veth0", f"{UNDERLAY_A}/24")
+            b.add_addrs("veth0", f"{UNDERLAY_B}/24")
             for case in cases:
                 try:
                     case.setup(lab, a, b)

@@ -23,11 +23,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import measure
-from cases import UNDERLAY_A, UNDERLAY_B, impl_env, start_daemon
-from netlab import REPO, Lab, implementation, need_tools, veth, vm_rss_kib
+from bench import measure
+from bench.cases import UNDERLAY_A, UNDERLAY_B
+from bench.host import REPO, implementation, need_tools, vm_rss_kib
+from interop.netns import Lab, impl_env, veth
 
 INNER_MTU = 1446
 TARGET = 0.9
@@ -66,17 +67,19 @@ def main() -> int:
     pairs = {"many": (1, n, "m", 1), "one": (2, 1, "o", 2)}  # tunnel, sessions, prefix, net
     info: dict[str, dict[str, Any]] = {k: {} for k in pairs}
     pps: dict[str, list[float | None]] = {k: [] for k in pairs}
-    with tempfile.TemporaryDirectory(prefix="l2tpv3-scale-") as wd, Lab(Path(wd)) as lab:
+    with tempfile.TemporaryDirectory(prefix="l2tpv3-scale-") as wd, Lab(Path(wd), cwd="/") as lab:
         try:
             a, b = lab.netns("a"), lab.netns("b")
-            veth(lab, a, b, f"{UNDERLAY_A}/24", f"{UNDERLAY_B}/24")
+            veth(a, "veth0", b, "veth0")
+            a.add_addrs("veth0", f"{UNDERLAY_A}/24")
+            b.add_addrs("veth0", f"{UNDERLAY_B}/24")
             for key, (tid, count, prefix, net) in pairs.items():
                 pids = []
                 t0 = time.monotonic()
                 for ns, host in ((a, 1), (b, 2)):
-                    proc, _ = start_daemon(lab, ns, f"l2tpv3d-{key}-{host}", env,
-                                           config(tid, count, host, prefix))  # fmt: skip
-                    pids.append(proc.pid)
+                    d = lab.daemon(ns, f"l2tpv3d-{key}-{host}", env,
+                                   config(tid, count, host, prefix))  # fmt: skip
+                    pids.append(d.proc.pid)
                     dev = f"{prefix}{count}"
                     lab.run(ns, "ip", "link", "set", dev, "mtu", str(INNER_MTU), "up")
                     lab.run(ns, "ip", "addr", "add", f"10.120.{net}.{host}/24", "dev", dev)

@@ -174,19 +174,16 @@ def render(caps: list[Captured], art: Artifacts, uname: str, argv: str) -> str:
 
 
 def capture_all(output: Path, argv: str) -> None:
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from interop.build import build
     from interop.lab import kernel_peer
-    from tests.support.netns import Daemon
+    from interop.netns import Daemon
 
     art = build()
     with (
         tempfile.TemporaryDirectory(prefix="l2i-cap-") as d,
         kernel_peer(artifacts=art, workdir=Path(d)) as peer,
     ):
-        daemon = Daemon(peer.ns, Path(d))  # type: ignore[arg-type]
+        daemon = Daemon(peer.ns, Path(d))
         try:
             uname = peer.sh("uname -r").strip()
             caps = [capture_case(peer, daemon, c, Path(d)) for c in CAPTURE_CASES]

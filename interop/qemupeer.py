@@ -20,19 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from interop.build import Artifacts
-from interop.lab import (
-    GUEST4,
-    GUEST6,
-    HOST4,
-    HOST6,
-    INNER_GUEST4,
-    INNER_GUEST6,
-    KernelPeer,
-    Namespace,
-    _sh,
-    remove_stale_namespaces,
-    sigterm_cleans_up,
-)
+from interop.lab import GUEST4, GUEST6, HOST4, HOST6, INNER_GUEST4, INNER_GUEST6, KernelPeer
+from interop.netns import Netns, remove_stale_namespaces, sigterm_cleans_up, veth
 from interop.peerlines import DaemonClient, peer_config
 from interop.vm import Vm
 
@@ -41,8 +30,8 @@ NETDEV_ID = "n0"
 
 @dataclass
 class QemuLab:
-    daemon_ns: Namespace
-    qemu_ns: Namespace
+    daemon_ns: Netns
+    qemu_ns: Netns
 
 
 @contextlib.contextmanager
@@ -51,20 +40,13 @@ def qemu_lab() -> Iterator[QemuLab]:
     with contextlib.ExitStack() as stack:
         stack.enter_context(sigterm_cleans_up())
         remove_stale_namespaces()
-        qd = Namespace.create("qd")
+        qd = Netns("qd")
         stack.callback(qd.delete)
-        qv = Namespace.create("qv")
+        qv = Netns("qv")
         stack.callback(qv.delete)
-        _sh("ip", "link", "add", f"{qd.name}x", "netns", qd.name, "type", "veth",
-            "peer", "name", f"{qd.name}y", "netns", qv.name)  # fmt: skip
-        for ns, dev, v4, v6 in (
-            (qd, f"{qd.name}x", HOST4, HOST6),
-            (qv, f"{qd.name}y", GUEST4, GUEST6),
-        ):
-            ns.ip("link", "set", dev, "name", "veth0")
-            ns.ip("addr", "add", f"{v4}/24", "dev", "veth0")
-            ns.ip("addr", "add", f"{v6}/64", "dev", "veth0", "nodad")
-            ns.ip("link", "set", "veth0", "up")
+        veth(qd, "veth0", qv, "veth0")
+        qd.add_addrs("veth0", f"{HOST4}/24", f"{HOST6}/64")
+        qv.add_addrs("veth0", f"{GUEST4}/24", f"{GUEST6}/64")
         yield QemuLab(qd, qv)
 
 

@@ -1,55 +1,21 @@
 """Traffic between the namespace and the guest: ping, and TCP with SHA-256 at both ends.
 
-The host side is a small Python program run in the namespace; the guest side is busybox
-``nc`` and ``sha256sum``. Data is random, generated where it is sent, hashed where it is
-sent and where it arrives; the two digests (and the byte counts) must agree.
+The host side is a small Python program run in the namespace (interop/progs/tcp_sink.py
+and tcp_send.py); the guest side is busybox ``nc`` and ``sha256sum``. Data is random,
+generated where it is sent, hashed where it is sent and where it arrives; the two
+digests (and the byte counts) must agree.
 """
 
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 
 from interop.lab import KernelPeer
+from interop.netns import prog
 
 PORT = 5001
-# The receiving end of every SHA-256-checked TCP transfer (interop, tests/support/netns.py,
-# bench/integrity.py): prints "ready", then the byte count and digest of what arrived.
-HOST_SERVER = r"""
-import hashlib, socket, sys
-srv = socket.socket(socket.AF_INET6 if ':' in sys.argv[1] else socket.AF_INET)
-srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-srv.bind((sys.argv[1], int(sys.argv[2])))
-srv.listen(1)
-srv.settimeout(120)
-print("ready", flush=True)
-conn, _ = srv.accept()
-conn.settimeout(120)
-h = hashlib.sha256()
-n = 0
-buf = bytearray(1 << 20)
-view = memoryview(buf)
-while True:
-    got = conn.recv_into(buf)
-    if not got:
-        break
-    h.update(view[:got])
-    n += got
-conn.close()
-print(n, h.hexdigest(), flush=True)
-"""
-HOST_CLIENT = r"""
-import hashlib, os, socket, sys
-size = int(sys.argv[3])
-data = os.urandom(size)
-s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=120)
-s.sendall(data)
-s.shutdown(socket.SHUT_WR)
-s.recv(1)
-print(size, hashlib.sha256(data).hexdigest(), flush=True)
-"""
 
 
 @dataclass(frozen=True)
@@ -81,8 +47,7 @@ def host_to_guest(peer: KernelPeer, addr: str, size: int) -> Transfer:
         " done; exit 1"
     )
     t0 = time.monotonic()
-    out = peer.ns.run(sys.executable, "-c", HOST_CLIENT, addr, str(PORT), str(size),
-                      timeout=300).stdout.split()  # fmt: skip
+    out = peer.ns.run(*prog("tcp_send"), addr, str(PORT), str(size), timeout=300).stdout.split()
     seconds = time.monotonic() - t0
     got = peer.sh(
         "for i in $(seq 200); do [ -e /tmp/rx.sum ] && [ -e /tmp/rx.count ] && break;"
@@ -98,7 +63,7 @@ def guest_to_host(peer: KernelPeer, addr: str, size: int) -> Transfer:
     peer.sh(f"head -c {size} /dev/urandom > /tmp/tx")
     sent = peer.sh("wc -c < /tmp/tx; sha256sum /tmp/tx").split()
     srv = subprocess.Popen(
-        ["ip", "netns", "exec", peer.ns.name, sys.executable, "-c", HOST_SERVER, addr, str(PORT)],
+        ["ip", "netns", "exec", peer.ns.name, *prog("tcp_sink"), addr, str(PORT)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:

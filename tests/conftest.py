@@ -45,7 +45,11 @@ def implementation_classes(name: str) -> tuple[type, type]:
 
 @pytest.fixture(scope="module", params=IMPLS)
 def sansio_impl(request: pytest.FixtureRequest) -> Iterator[str]:
-    """Autouse it in a module: rebinds the module's ``Session``/``Tunnel`` names."""
+    """Autouse it in a module: rebinds the module's ``Session``/``Tunnel`` names.
+
+    Deprecated: the imported class is not the one that runs. Kept only until the last
+    modules using it (tests/unit/test_session.py, test_tunnel.py, test_layout.py) move
+    to ``sansio``; then remove it with :func:`implementation_classes`."""
     session_cls, tunnel_cls = implementation_classes(request.param)
     module = request.module
     saved = {k: getattr(module, k) for k in ("Session", "Tunnel") if hasattr(module, k)}

@@ -3,7 +3,8 @@
 
 Kernel: 6.1.0-56-cloud-amd64 from Debian package linux-image-6.1.0-56-cloud-amd64_6.1.192-2_amd64 (apt-get download + dpkg -x,
 booted under qemu-system-x86_64 -accel tcg with a busybox initramfs: interop/).
-Captured: 2026-11-21 20:32 UTC, by `python3 -m interop capture -o tests/kernel_captures.py` (interop/capture.py):
+Captured: 2026-11-21 20:32 UTC, by `python3 -m interop capture -o tests/kernel_captures.py` (interop/capture.py;
+the file has moved to tests/data/ since, and -o now defaults there):
 tcpdump -i tap0 -w - 'src host <guest> and <udp|ip proto 115|ip6 proto 115>' in
 the harness's namespace while the guest pinged our l2tpv3d through l2tpeth0.
 The kernel was configured with the `lines` shown (from peer_lines, i.e. l2tpv3

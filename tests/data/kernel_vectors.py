@@ -1,9 +1,9 @@
-# ruff: noqa: E501 - the titles are the headings of kernel-vectors.md, verbatim
+# ruff: noqa: E501 - the titles are the headings of docs/kernel-vectors.md, verbatim
 """Packets a real Linux kernel sent and accepted, byte for byte.
 
-Source: shared/kernel-vectors.md (captured from a stock Debian 6.1 kernel,
-linux-image-cloud-amd64, configured with `ip l2tp`, booted under qemu and talking
-to a probe over a TAP). The VM is session_id 3000 / peer_session_id 4000; the
+Source: docs/kernel-vectors.md (a copy of the seed notes' kernel-vectors.md; captured
+from a stock Debian 6.1 kernel, linux-image-cloud-amd64, configured with `ip l2tp`,
+booted under qemu and talking to a probe over a TAP). The VM is session_id 3000 / peer_session_id 4000; the
 probe (us) is session_id 4000 / peer_session_id 3000. Offsets in each packet are
 from the outer IP header. Titles are the headings of that file.
 """

@@ -15,6 +15,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from ipaddress import ip_address
 from pathlib import Path
 
 import pytest
@@ -324,7 +325,7 @@ def _ipv4_only(lab: Lab, case: Case, edit: dict[str, str], session_suffix: str =
 
 def test_kernel_lac_mode_starts_sequencing(lab: Lab) -> None:
     """A kernel session with `seq none` that receives our S=1 packets starts sending
-    sequence numbers itself (LAC mode, protocol-notes.md)."""
+    sequence numbers itself (LAC mode, docs/protocol-notes.md)."""
     lines = _ipv4_only(lab, Case("udp", 4, 0, "default", "send"), {" seq send": ""})
     assert not any(" seq " in ln for ln in lines), lines
     k = kernel_stats(lab)
@@ -364,8 +365,8 @@ def test_kernel_seq_both_drops_our_unsequenced(lab: Lab) -> None:
 @pytest.mark.parametrize("reorder_timeout", [0, 500])
 def test_we_sequence_what_the_kernel_sends(lab: Lab, reorder_timeout: int) -> None:
     """netem in the guest reorders the kernel's sequenced packets; our daemon must do
-    exactly what our sans-I/O sequencer (the kernel's semantics, protocol-notes.md) does
-    with the same packets in the same arrival order, read off the TAP with tcpdump:
+    exactly what our sans-I/O sequencer (the kernel's semantics, docs/protocol-notes.md)
+    does with the same packets in the same arrival order, read off the TAP with tcpdump:
     with reorder_timeout 0 drop what is out of order, with a timeout put it back in order.
     """
     case = Case("udp", 4, 0, "default", "both")
@@ -403,8 +404,8 @@ def test_we_sequence_what_the_kernel_sends(lab: Lab, reorder_timeout: int) -> No
 
     # The reference: the same configuration, the same packets, the same arrival times.
     ours_t = TunnelConfig(tunnel_id=cases.OUR_TID, peer_tunnel_id=cases.KERNEL_TID,
-                          local=HOST4, remote=GUEST4, udp_sport=cases.OUR_SPORT,
-                          udp_dport=cases.OUR_DPORT)  # fmt: skip
+                          local=ip_address(HOST4), remote=ip_address(GUEST4),
+                          udp_sport=cases.OUR_SPORT, udp_dport=cases.OUR_DPORT)  # fmt: skip
     ours_s = SessionConfig(tunnel_id=cases.OUR_TID, session_id=OUR_SID,
                            peer_session_id=KERNEL_SID, seq=SeqMode.BOTH,
                            reorder_timeout=reorder_timeout)  # fmt: skip

@@ -87,7 +87,7 @@ def env() -> Iterator[Env]:
     except BuildError as exc:
         pytest.fail(f"interop build: {exc}")
     with workdir() as wd, qemu_lab() as lab:
-        daemon = Daemon(lab.daemon_ns, wd)  # type: ignore[arg-type]
+        daemon = Daemon(lab.daemon_ns, wd)
         try:
             # QEMU is configured from what users run: l2tpv3 peer-config --for qemu.
             assert uses_cli(daemon), "l2tpv3 peer-config is missing"

@@ -5,39 +5,19 @@ refused with exit status 2, one line, and no change of state.
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Iterator
 
 import pytest
 
 from tests.support.netns import Daemon, two_hosts
+from tests.support.progs import prog
 
 pytestmark = pytest.mark.root
 
 A, B, B_ALIAS = "10.1.1.1", "10.1.1.2", "10.1.1.3"
 INNER = ("10.42.1.1", "10.42.1.2")
 COOKIE_A, COOKIE_B = "deadbeef", "cafef00d"  # what A sends, what B sends
-
-# Sends a list of (source address, source port or None for IP encap, hex payload) to A,
-# with raw sockets so the source address and port can be chosen freely.
-INJECT = r"""
-import socket, struct, sys
-dst = sys.argv[1]
-for item in sys.argv[2:]:
-    src, sport, payload = item.split(",")
-    payload = bytes.fromhex(payload)
-    if sport == "ip":
-        s = socket.socket(socket.AF_INET, socket.SOCK_RAW, 115)
-        s.bind((src, 0))
-        s.sendto(payload, (dst, 0))
-    else:
-        s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_UDP)
-        s.bind((src, 0))
-        udp = struct.pack("!HHHH", int(sport), 5000, 8 + len(payload), 0)
-        s.sendto(udp + payload, (dst, 0))
-    s.close()
-"""
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +69,7 @@ def test_malformed_packets_are_counted(wire: tuple[Daemon, Daemon]) -> None:
         (B, "ip", "000003e7" + frame),  # IP encap, unknown session 999
         (B, "ip", "0102"),  # IP encap, shorter than a session ID
     ]
-    b.ns.run(sys.executable, "-c", INJECT, A, *(",".join(p) for p in packets))
+    b.ns.run(*prog("inject"), A, *(",".join(p) for p in packets))
     time.sleep(0.5)
 
     after_s = a.session(10)["stats"]

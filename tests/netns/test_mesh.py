@@ -1,5 +1,5 @@
-"""The 3-site mesh of shared/seeds/p2mp-layer2-over-layer3-ro.txt, as a user would type it
-with `ip l2tp` replaced by `l2tpv3`.
+"""The 3-site mesh of the seed p2mp-layer2-over-layer3-ro.txt (its lines are in
+tests/data/seeds.py), as a user would type it with `ip l2tp` replaced by `l2tpv3`.
 
 router joins three /30 links to gw-a, gw-b and gw-c. gw-a <-> gw-b is a UDP tunnel,
 gw-b <-> gw-c an IP-encap tunnel; gw-b puts both sessions (l2tpeth0, l2tpeth1) in one
@@ -13,31 +13,13 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.data.seeds import P2MP_MESH
 from tests.support.netns import Daemon, Netns, require_root, veth, wait_until, workdir
 
 pytestmark = pytest.mark.root
 
-# Verbatim from the seed (gw-a, gw-b, gw-c sections).
-SEED_LINES = {
-    "gw-a": [
-        "ip l2tp add tunnel local 10.200.100.2 remote 10.200.100.6 tunnel_id 1000 "
-        "peer_tunnel_id 1000 encap udp udp_sport 5001 udp_dport 6001",
-        "ip l2tp add session tunnel_id 1000 session_id 1000 peer_session_id 1000",
-    ],
-    "gw-b": [
-        "ip l2tp add tunnel local 10.200.100.6 remote 10.200.100.2 tunnel_id 1000 "
-        "peer_tunnel_id 1000 encap udp udp_sport 6001 udp_dport 5001",
-        "ip l2tp add session tunnel_id 1000 session_id 1000 peer_session_id 1000",
-        "ip l2tp add tunnel tunnel_id 2000 peer_tunnel_id 2000 local 10.200.100.6 "
-        "remote 10.200.100.10 encap ip",
-        "ip l2tp add session tunnel_id 2000 session_id 2000 peer_session_id 2000",
-    ],
-    "gw-c": [
-        "ip l2tp add tunnel tunnel_id 2000 peer_tunnel_id 2000 local 10.200.100.10 "
-        "remote 10.200.100.6 encap ip",
-        "ip l2tp add session tunnel_id 2000 session_id 2000 peer_session_id 2000",
-    ],
-}
+# Verbatim from the seed (its gw-a, gw-b and gw-c sections).
+SEED_LINES = {gw: list(P2MP_MESH.sections[gw]) for gw in ("gw-a", "gw-b", "gw-c")}
 # router eth0/1/2 and each gateway's eth0, from the seed's addressing plan.
 LINKS = {"gw-a": ("10.200.100.1", "10.200.100.2"), "gw-b": ("10.200.100.5", "10.200.100.6"),
          "gw-c": ("10.200.100.9", "10.200.100.10")}  # fmt: skip

@@ -15,7 +15,6 @@ import hashlib
 import os
 import select
 import struct
-import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import Ether
 
 from tests.support.netns import PREFIX, Netns, require_root, sh, tcp_transfer
+from tests.support.progs import prog
 
 try:
     from l2tpv3.fast import _offload as off
@@ -161,31 +161,16 @@ def relay(fd_a: int, fd_b: int, use_gro: bool) -> Iterator[tuple[Direction, Dire
         os.close(stop_w)
 
 
-UDP_SERVER = r"""
-import socket, sys
-s = socket.socket(socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET, socket.SOCK_DGRAM)
-s.bind((sys.argv[1], 7001))
-s.settimeout(10)
-print("ready", flush=True)
-got = [len(s.recvfrom(65536)[0]) for _ in range(int(sys.argv[2]))]
-print(" ".join(map(str, got)), flush=True)
-"""
-UDP_CLIENT = r"""
-import socket, sys
-s = socket.socket(socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET, socket.SOCK_DGRAM)
-for n in map(int, sys.argv[2:]):
-    s.sendto(bytes(range(256)) * (n // 256) + bytes(n % 256), (sys.argv[1], 7001))
-"""
 UDP_SIZES = [0, 1, 2, 3, 100, 1001, 1400, 3000]
 
 
 def udp_exchange(client: Netns, server: Netns, addr: str) -> None:
     """UDP datagrams (checksum completed by l2o_complete_csum in the relay) all arrive."""
-    srv = server.popen(sys.executable, "-c", UDP_SERVER, addr, str(len(UDP_SIZES)))
+    srv = server.popen(*prog("udp_sink"), addr, str(len(UDP_SIZES)))
     try:
         assert srv.stdout is not None
         assert srv.stdout.readline().strip() == "ready"
-        client.run(sys.executable, "-c", UDP_CLIENT, addr, *map(str, UDP_SIZES))
+        client.run(*prog("udp_send"), addr, *map(str, UDP_SIZES))
         out, err = srv.communicate(timeout=15)
     finally:
         if srv.poll() is None:
@@ -270,13 +255,7 @@ def test_gro_super_frame_reaches_a_listening_socket() -> None:
         ns.ip("link", "set", "tap0", "address", "02:00:00:00:98:01", "up")
         ns.ip("addr", "add", "10.98.0.1/24", "dev", "tap0")
         ns.ip("neigh", "add", "10.98.0.2", "lladdr", "02:00:00:00:98:02", "dev", "tap0")
-        srv = ns.popen(
-            sys.executable,
-            "-c",
-            "import hashlib,socket;s=socket.socket();s.bind(('10.98.0.1',7000));s.listen();"
-            "print('ready',flush=True);c,_=s.accept();c.settimeout(10);d=b''\n"
-            "while len(d)<20000:\n d+=c.recv(65536)\nprint(hashlib.sha256(d).hexdigest())",
-        )
+        srv = ns.popen(*prog("tcp_hash_listener"), "10.98.0.1", "7000", "20000")
         assert srv.stdout is not None
         assert srv.stdout.readline().strip() == "ready"
         peer = Ether(src="02:00:00:00:98:02", dst="02:00:00:00:98:01") / IP(

@@ -1,10 +1,15 @@
 """The interop harness's own parts that need no VM: the initramfs writer, module
-ordering, the guest-side parsers (debugfs, l2tpstats) and the pcap reader."""
+ordering, the guest-side parsers (debugfs, l2tpstats), the pcap reader, and the TCP
+programs and stale-namespace names of the namespace toolkit."""
 
 from __future__ import annotations
 
 import gzip
+import hashlib
+import os
+import random
 import struct
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -12,6 +17,7 @@ import pytest
 from interop.build import BuildError, _Cpio, module_order
 from interop.capture import read_pcap, read_pcap_times
 from interop.kstats import parse_debugfs, parse_l2tpstats
+from interop.netns import STALE_NAMESPACE, prog
 
 # Verbatim from the 6.1 guest (cat /sys/kernel/debug/l2tp/tunnels) after traffic.
 DEBUGFS = """TUNNEL ID, peer ID from IP to IP
@@ -42,7 +48,8 @@ TUNNEL 1 peer 2 from 192.0.2.2 to 192.0.2.1
 
 def newc_entries(data: bytes) -> dict[str, tuple[int, bytes]]:
     """name -> (mode, data) from a newc archive (the kernel's initramfs format)."""
-    out, off = {}, 0
+    out: dict[str, tuple[int, bytes]] = {}
+    off = 0
     while True:
         assert data[off : off + 6] == b"070701"
         fields = [int(data[off + 6 + 8 * i : off + 14 + 8 * i], 16) for i in range(13)]
@@ -125,3 +132,47 @@ def test_read_pcap(endian: str, magic: int, scale: float) -> None:
     linux_sll = struct.pack(endian + "IHHiIII", magic, 2, 4, 0, 0, 65535, 113)
     with pytest.raises(ValueError, match="link type 113"):
         read_pcap(linux_sll)
+
+
+def test_tcp_programs_agree_over_loopback() -> None:
+    """interop/progs: the seeded sender's bytes are random.Random(seed).randbytes(size),
+    made 1 MiB at a time, and the sink's count and digest match what was sent."""
+    size, seed = (1 << 20) * 2 + 12345, 7
+    sink = subprocess.Popen([*prog("tcp_sink"), "127.0.0.1", "0"], stdout=subprocess.PIPE,
+                            text=True)  # fmt: skip
+    try:
+        assert sink.stdout is not None
+        assert sink.stdout.readline().strip() == "ready"
+        port = _listening_port(sink.pid)
+        sent = subprocess.run([*prog("tcp_send"), "127.0.0.1", str(port), str(size), str(seed)],
+                              capture_output=True, text=True, check=True, timeout=60)  # fmt: skip
+        got, _ = sink.communicate(timeout=60)
+    finally:
+        if sink.poll() is None:
+            sink.kill()
+            sink.wait()
+    expected = hashlib.sha256(random.Random(seed).randbytes(size)).hexdigest()
+    assert sent.stdout.split() == got.split() == [str(size), expected]
+
+
+def _listening_port(pid: int) -> int:
+    """The TCP port a process listens on (from /proc/PID/net/tcp and its socket inodes)."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    with open(f"/proc/{pid}/net/tcp") as f:
+        for line in f.read().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                return int(fields[1].split(":")[1], 16)
+    raise AssertionError(f"process {pid} listens on no TCP port")
+
+
+def test_stale_namespace_names() -> None:
+    """Namespaces of earlier runs, this toolkit's prefix and the older bench/interop ones."""
+    for name in ("l2t123-a", "l2b77-kvm", "l2i5-qd"):
+        assert STALE_NAMESPACE.match(name), name
+    for name in ("l2tpv3-demo-a", "other-1"):
+        assert not STALE_NAMESPACE.match(name), name

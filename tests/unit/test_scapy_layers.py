@@ -11,8 +11,8 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from collections.abc import Iterator
+from ipaddress import ip_address
 
 import pytest
 from hypothesis import given, settings
@@ -33,6 +33,7 @@ from l2tpv3.tools.scapy_layers import (
     bind_l2tpv3,
     reset_l2tpv3,
 )
+from tests.support.progs import prog
 from tests.unit.test_layout import DEF, VECTORS, Vector
 
 
@@ -135,9 +136,8 @@ def test_port_binding_wins_over_scapys_l2tpv2_and_can_be_undone() -> None:
 
 
 def test_the_daemon_does_not_import_scapy() -> None:
-    code = "import sys, l2tpv3.daemon, l2tpv3.cli; print('scapy' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, timeout=60).stdout  # fmt: skip
+    out = subprocess.run([*prog("imported_modules"), "l2tpv3.daemon", "l2tpv3.cli"],
+                         capture_output=True, text=True, check=True, timeout=60).stdout  # fmt: skip
     assert out.strip() == "False"
 
 
@@ -161,8 +161,9 @@ def test_session_and_scapy_agree(
     frame: bytes,
 ) -> None:  # fmt: skip
     seq = seq and l2spec
-    udp = {"udp_sport": 1, "udp_dport": 2} if encap is Encap.UDP else {}
-    tun = TunnelConfig(1, 2, "10.0.0.1", "10.0.0.2", encap, **udp)
+    udp = encap is Encap.UDP
+    tun = TunnelConfig(1, 2, ip_address("10.0.0.1"), ip_address("10.0.0.2"), encap,
+                       udp_sport=1 if udp else None, udp_dport=2 if udp else None)  # fmt: skip
     cfg = SessionConfig(1, 99, session_id, cookie=cookie,
                         l2spec_type=L2SpecType.DEFAULT if l2spec else L2SpecType.NONE,
                         seq=SeqMode.SEND if seq else SeqMode.NONE)  # fmt: skip

@@ -1,0 +1,1 @@
+"""The benchmarks: bench/run.py, integrity.py, scale.py (see docs/performance.md)."""
