@@ -92,10 +92,17 @@ class L2tpv3(Case):
     # `udp_csum on` lets the fast path use UDP GSO: Linux refuses GSO on a socket that
     # sends zero checksums, which is the kernel's (and our) IPv4 default.
     udp_csum: bool = False
+    # Another checkout to measure instead of the installed package (`run.py --baseline`):
+    # its daemons run with PYTHONPATH set to it, in the same interleaved run.
+    tree: str | None = None
 
     def setup(self, lab: Lab, a: Netns, b: Netns) -> None:
-        self.available, why = implementation(no_extensions=not self.compiled)
-        if not self.compiled:
+        if self.tree is not None:
+            # The check below of what the daemons mapped covers a baseline tree.
+            self.available, why = True, f"baseline {self.tree}"
+        else:
+            self.available, why = implementation(no_extensions=not self.compiled)
+        if not self.compiled and self.tree is None:
             # The reference path must really be the pure-Python one.
             if self.available:
                 raise RuntimeError(f"L2TPV3_NO_EXTENSIONS=1 still loaded {why}")
@@ -104,6 +111,8 @@ class L2tpv3(Case):
         if not self.available:
             return
         env = impl_env("compiled" if self.compiled else "python")
+        if self.tree is not None:
+            env["PYTHONPATH"] = self.tree
         tid = self.net
         port = 1700 + self.net
         dev = f"l2tpeth{self.net}"
@@ -128,6 +137,22 @@ class L2tpv3(Case):
             self.available, self.reason = False, "the daemon did not load the extension"
         elif not self.compiled and any(loaded):
             raise RuntimeError(f"L2TPV3_NO_EXTENSIONS=1 daemon mapped {loaded}")
+
+
+def baseline_cases(tree: str) -> list[Case]:
+    """The l2tpv3 cases again, run from another checkout (before/after comparisons)."""
+    return [
+        L2tpv3("l2tpv3_py_base", "baseline pure Python", net=7, compiled=False, tree=tree),
+        L2tpv3("l2tpv3_cy_base", "baseline Cython", net=8, compiled=True, tree=tree),
+        L2tpv3(
+            "l2tpv3_cy_csum_base",
+            "baseline Cython, udp_csum on",
+            net=9,
+            compiled=True,
+            udp_csum=True,
+            tree=tree,
+        ),
+    ]
 
 
 def all_cases() -> list[Case]:

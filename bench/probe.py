@@ -2,8 +2,8 @@
 environment, from "/"; prints one line):
 
     probe.py location   the directory of the l2tpv3 package, or "noinstall"
-    probe.py impl       "ext <compiled modules>" when importing the chooser
-                        (l2tpv3.io.datapath) loaded a compiled module of the package,
+    probe.py impl       "ext <compiled modules>" when the chooser
+                        (l2tpv3.io.datapath.choose()) loaded a compiled module,
                         "pure" when it did not, "noinstall" or "missing <error>"
 """
 
@@ -23,10 +23,11 @@ def main(argv: list[str]) -> int:
         print(os.path.dirname(l2tpv3.__file__))
         return 0
     try:
-        import l2tpv3.io.datapath  # loading it is the probe
+        from l2tpv3.io.datapath import choose
     except ImportError as exc:
         print("missing", exc)
         return 0
+    choose()  # what the daemon runs: loads the extension unless it is off or not built
     so = [
         name
         for name, mod in list(sys.modules.items())

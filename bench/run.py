@@ -24,7 +24,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import measure, report
-from bench.cases import UNDERLAY_A, UNDERLAY_B, Case, all_cases
+from bench.cases import UNDERLAY_A, UNDERLAY_B, Case, all_cases, baseline_cases
 from bench.host import REPO, need_tools, package_location
 from interop.netns import PREFIX, Lab, Netns, veth
 
@@ -43,6 +43,13 @@ def parse_args() -> argparse.Namespace:
         "--docs-only",
         action="store_true",
         help="only rewrite docs/performance.md from the latest results (no root)",
+    )
+    p.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="CHECKOUT",
+        help="also run the l2tpv3 cases from another checkout (extensions built in place),"
+        " interleaved, as *_base",
     )
     p.add_argument("--results", type=Path, default=REPO / "bench" / "results")
     return p.parse_args()
@@ -91,6 +98,8 @@ def main() -> int:
     location = package_location()
     print(f"l2tpv3 from {location}", flush=True)
     cases = all_cases()
+    if args.baseline is not None:
+        cases += baseline_cases(str(args.baseline.resolve()))
     if args.only:
         keys = set(args.only.split(","))
         unknown = keys - {c.key for c in cases}
