@@ -45,7 +45,7 @@ MAX_SEGS = FP_MAX_SEGS  # the engine cuts at most this many (constants.py)
 
 
 cdef int _vnet(bytes vnet_hdr, virtio_net_hdr *vh) except -1:
-    if len(vnet_hdr) < sizeof(virtio_net_hdr):
+    if len(vnet_hdr) < <Py_ssize_t>sizeof(virtio_net_hdr):
         raise ValueError(f"vnet header needs {sizeof(virtio_net_hdr)} bytes")
     memcpy(vh, <const uint8_t *>vnet_hdr, sizeof(virtio_net_hdr))
     return 0
