@@ -37,14 +37,6 @@ def generate_shared() -> None:
 generate_shared()
 
 EXTENSIONS = [
-    # offload: test-only wrapper around l2tpv3/fast/offload.c (TSO segmentation, checksum, GRO)
-    Extension(
-        "l2tpv3.fast._offload",
-        sources=["l2tpv3/fast/_offload.pyx", "l2tpv3/fast/offload.c"],
-        include_dirs=["l2tpv3/fast"],
-        depends=["l2tpv3/fast/offload.h", "l2tpv3/fast/fp_shared.h"],
-        extra_compile_args=C_FLAGS,
-    ),
     # fastpath: the per-packet engine, one C file per job, with the offloads compiled in
     Extension(
         "l2tpv3.fast._fastpath",
