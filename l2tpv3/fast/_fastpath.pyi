@@ -8,6 +8,9 @@ from l2tpv3.proto.api import IpOwnershipAPI, Payload, SessionAPI
 from l2tpv3.proto.counters import Counters
 from l2tpv3.proto.layout import HeaderLayout
 
+# The fingerprint of the shared values fp_shared.h was generated from (cgen.py).
+FINGERPRINT: str
+
 class Session:
     @property
     def config(self) -> SessionConfig: ...

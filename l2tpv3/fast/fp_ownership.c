@@ -164,9 +164,13 @@ int fp_own_is_other_peer(struct fp_ownership *o, uint32_t tunnel_id, int family,
 {
     int r = 0;
     pthread_mutex_lock(&o->lock);
-    for (size_t i = 0; i < o->ntunnels && !r; i++) {
-        const struct fp_own_tunnel *t = shares_listener(o, tunnel_id, o->tunnels[i].tunnel_id);
-        r = t && t->family == family && memcmp(t->peer, host, 16) == 0;
+    const struct fp_own_tunnel *me = find_tunnel(o, tunnel_id);
+    /* shares_listener for each tunnel, with `me` looked up once: O(tunnels). */
+    for (size_t i = 0; me && i < o->ntunnels && !r; i++) {
+        const struct fp_own_tunnel *t = &o->tunnels[i];
+        r = t->tunnel_id != tunnel_id && t->family == me->family &&
+            memcmp(t->local, me->local, 16) == 0 && t->family == family &&
+            memcmp(t->peer, host, 16) == 0;
     }
     pthread_mutex_unlock(&o->lock);
     return r;

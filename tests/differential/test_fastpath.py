@@ -93,7 +93,7 @@ def _payload(tcfg: TunnelConfig, scfg: SessionConfig, op: dict[str, Any]) -> byt
     if scfg.l2spec_type is L2SpecType.DEFAULT:
         ns = op["ns"]
         l2 = (0 if ns is None else 0x40000000 | ns).to_bytes(4, "big")
-    pkt = head + op["sid"].to_bytes(4, "big") + cookie + l2 + op["frame"]
+    pkt: bytes = head + op["sid"].to_bytes(4, "big") + cookie + l2 + op["frame"]
     return pkt[: op["cut"]] if op["cut"] is not None else pkt
 
 

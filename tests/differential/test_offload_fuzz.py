@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from l2tpv3.fast import cgen
 from tests.unit.test_offload import segments_of, super_frame
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,9 +35,10 @@ def test_fuzz_offload_with_sanitizers(tmp_path: Path) -> None:
             pytest.fail("no C compiler")
         pytest.skip("no C compiler")
     exe = tmp_path / "fuzz"
+    cgen.write(tmp_path)  # fp_shared.h, generated as setup.py does
     subprocess.run(
-        [cc, "-std=c99", "-O1", "-g", "-fsanitize=address,undefined",
-         "-fno-sanitize-recover=all", "-I", str(ROOT / "l2tpv3/fast"),
+        [cc, "-std=c99", "-O1", "-g", "-Wall", "-Werror", "-fsanitize=address,undefined",
+         "-fno-sanitize-recover=all", "-I", str(tmp_path), "-I", str(ROOT / "l2tpv3/fast"),
          str(ROOT / "tests/c/fuzz_offload.c"), str(ROOT / "l2tpv3/fast/offload.c"), "-o", str(exe)],
         check=True, capture_output=True, text=True,
     )  # fmt: skip

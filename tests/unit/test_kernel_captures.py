@@ -10,10 +10,11 @@ import struct
 import pytest
 
 from l2tpv3.config import Encap, L2SpecType, SeqMode, SessionConfig, TunnelConfig
-from l2tpv3.proto.layout import HeaderLayout, parse_data
+from l2tpv3.proto.layout import HeaderLayout
 from l2tpv3.proto.session import Session
 from l2tpv3.proto.tunnel import Tunnel
 from tests.data.kernel_captures import KERNEL_CAPTURES, KernelCapture
+from tests.support.parse import parse_data
 
 HOST4, GUEST4 = "192.0.2.1", "192.0.2.2"
 HOST6, GUEST6 = "2001:db8:1::1", "2001:db8:1::2"

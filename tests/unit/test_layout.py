@@ -15,8 +15,9 @@ from hypothesis import strategies as st
 
 from l2tpv3.config import Encap, L2SpecType, SeqMode, SessionConfig, TunnelConfig
 from l2tpv3.io.datapath import Implementation
-from l2tpv3.proto.layout import HeaderLayout, ParseError, parse_data, session_mtu
+from l2tpv3.proto.layout import HeaderLayout, session_mtu
 from tests.data.kernel_vectors import KERNEL_PACKETS
+from tests.support.parse import ParseError, parse_data
 
 # The kernel vectors go through both implementations' Session (``sansio``).
 

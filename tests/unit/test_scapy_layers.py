@@ -23,7 +23,7 @@ from scapy.layers.l2 import Dot3, Ether
 from scapy.packet import Packet, Raw
 
 from l2tpv3.config import Encap, L2SpecType, SeqMode, SessionConfig, TunnelConfig
-from l2tpv3.proto.layout import HeaderLayout, parse_data
+from l2tpv3.proto.layout import HeaderLayout
 from l2tpv3.proto.session import Session
 from l2tpv3.tools.scapy_layers import (
     L2SpecDefault,
@@ -33,6 +33,7 @@ from l2tpv3.tools.scapy_layers import (
     bind_l2tpv3,
     reset_l2tpv3,
 )
+from tests.support.parse import parse_data
 from tests.support.progs import prog
 from tests.unit.test_layout import DEF, VECTORS, Vector
 

@@ -33,8 +33,11 @@ def test_header_regenerated_from_python_is_the_one_built_from() -> None:
     entries = cgen.table(*cgen.load_sources())
     built = _fastpath_fingerprint()
     assert built == cgen.fingerprint(entries)
-    assert (cgen.HERE / cgen.HEADER).read_text() == cgen.render_header(entries)
-    assert (cgen.HERE / cgen.PXD).read_text() == cgen.render_pxd(entries)
+    # Built in place (the development checkout): the generated files sit in the package.
+    header, pxd = cgen.HERE / cgen.HEADER, cgen.HERE / cgen.PXD
+    if header.exists():
+        assert header.read_text() == cgen.render_header(entries)
+        assert pxd.read_text() == cgen.render_pxd(entries)
 
 
 def test_table_follows_the_python_names_and_values() -> None:

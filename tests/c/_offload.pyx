@@ -1,15 +1,16 @@
 # cython: boundscheck=False, wraparound=False
-"""Thin wrapper around offload.c, for tests and micro-benchmarks only.
+"""Thin wrapper around l2tpv3/fast/offload.c, for tests and micro-benchmarks only.
 
 The data path calls the C functions directly from its own extension; this module exists so
-the C code can be checked from Python against scapy and the kernel.
+the C code can be checked from Python against scapy and the kernel. It is not part of the
+package: tests/support/offload_ext.py builds it on first use (cached under build/).
 """
 
 from libc.stdint cimport uint8_t, uint16_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
-from l2tpv3.fast.fp_shared cimport FP_MAX_SEGS
+from fp_shared cimport FP_MAX_SEGS  # generated next to the build by cgen.py
 
 
 cdef extern from "<linux/virtio_net.h>":
@@ -45,7 +46,7 @@ MAX_SEGS = FP_MAX_SEGS  # the engine cuts at most this many (constants.py)
 
 
 cdef int _vnet(bytes vnet_hdr, virtio_net_hdr *vh) except -1:
-    if len(vnet_hdr) < sizeof(virtio_net_hdr):
+    if len(vnet_hdr) < <Py_ssize_t>sizeof(virtio_net_hdr):
         raise ValueError(f"vnet header needs {sizeof(virtio_net_hdr)} bytes")
     memcpy(vh, <const uint8_t *>vnet_hdr, sizeof(virtio_net_hdr))
     return 0
