@@ -89,16 +89,3 @@ IP_MTU: Final = 14
 IPV6_MTU_DISCOVER: Final = 23
 IPV6_PMTUDISC_DONT: Final = 0
 IPV6_MTU: Final = 24
-
-# Transitional: counter names and drop reasons are defined in l2tpv3.proto.counters;
-# these re-exports keep cli/show.py, io/ports.py and tests/unit/test_{cli,show}.py
-# (owned by other branches of the refactor) working until they import from there.
-# Skipped when l2tpv3/fast/cgen.py loads this file on its own at build time.
-if __name__ == "l2tpv3.constants":
-    from l2tpv3.proto.counters import COUNTER_NAMES as COUNTER_NAMES
-    from l2tpv3.proto.counters import DROP_BAD_VERSION as DROP_BAD_VERSION
-    from l2tpv3.proto.counters import DROP_CONTROL as DROP_CONTROL
-    from l2tpv3.proto.counters import DROP_REASONS as DROP_REASONS
-    from l2tpv3.proto.counters import DROP_TOO_SHORT as DROP_TOO_SHORT
-    from l2tpv3.proto.counters import DROP_UNKNOWN_SESSION as DROP_UNKNOWN_SESSION
-    from l2tpv3.proto.counters import DROP_WRONG_SOURCE as DROP_WRONG_SOURCE
