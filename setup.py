@@ -1,9 +1,9 @@
 """C extensions. Metadata lives in pyproject.toml; this file only lists extensions.
 
-Each helper owns one clearly separated entry of EXTENSIONS so branches merge trivially.
 """
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
@@ -17,7 +17,11 @@ from setuptools.command.build_ext import build_ext
 # release need one, scope it to those two files, never to our sources. A build that
 # fails falls back to pure Python (OptionalBuildExt): CI fails on that
 # (tests/differential/test_fastpath.py::test_extension_loaded_when_expected).
+# A user's newer compiler may warn where ours does not: outside CI (CI=true) and
+# without L2TPV3_WERROR=1, such a build is retried without -Werror rather than losing
+# the fast path over a warning.
 C_FLAGS = ["-O2", "-std=gnu99", "-Wall", "-Werror"]
+STRICT = os.environ.get("CI") == "true" or os.environ.get("L2TPV3_WERROR") == "1"
 
 
 def generate_shared() -> None:
@@ -68,7 +72,7 @@ EXTENSIONS = [
 class OptionalBuildExt(build_ext):
     """Like yarl and multidict: a machine without a C compiler still gets a working
     package on the pure-Python reference path. Tests catch a silent fallback under CI
-    (tests/test_fastpath.py::test_extension_loaded_when_expected)."""
+    (tests/differential/test_fastpath.py::test_extension_loaded_when_expected)."""
 
     def run(self) -> None:
         try:
@@ -77,6 +81,16 @@ class OptionalBuildExt(build_ext):
             print(f"l2tpv3: C extensions not built ({exc}); using pure Python", file=sys.stderr)
 
     def build_extension(self, ext: Extension) -> None:
+        try:
+            super().build_extension(ext)
+            return
+        except Exception as exc:
+            if STRICT or "-Werror" not in ext.extra_compile_args:
+                print(f"l2tpv3: {ext.name} not built ({exc}); using pure Python", file=sys.stderr)
+                return
+            print(f"l2tpv3: {ext.name}: warnings under -Werror ({exc}); building without it",
+                  file=sys.stderr)  # fmt: skip
+        ext.extra_compile_args = [f for f in ext.extra_compile_args if f != "-Werror"]
         try:
             super().build_extension(ext)
         except Exception as exc:
