@@ -1,5 +1,5 @@
 /* TCP segmentation, checksum completion and userspace GRO for a vnet-header TAP.
- * See offload.h for the contract and every deviation from OFFLOAD_API.md.
+ * See offload.h for the contract and every deliberate choice.
  *
  * Checksums are RFC 1071 one's complement sums accumulated over native-endian 64-bit loads:
  * the sum is byte-order independent (RFC 1071 section 2(B)), so a folded native sum stored

@@ -8,7 +8,8 @@
  * TUNSETVNETBE was called (legacy virtio is guest-native endian, and the fast path only runs
  * on little-endian hosts in practice).
  *
- * Deviations from / refinements of OFFLOAD_API.md (all deliberate):
+ * Choices where the kernel's behaviour leaves room (all deliberate; docs/offload.md is the
+ * overview):
  *  - l2o_complete_csum: returns 0 without touching the frame when NEEDS_CSUM is not set.
  *    A computed checksum of 0 is stored as 0xffff, as the kernel's skb_checksum_help() does
  *    (it matters for UDP, where 0 means "no checksum", RFC 768; for TCP both are equal).

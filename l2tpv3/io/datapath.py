@@ -59,16 +59,16 @@ PYTHON = Implementation(
 
 def _cython() -> Implementation:
     try:
-        from l2tpv3.fast import _fastpath
+        from l2tpv3.fast import native
     except ImportError as exc:
         raise ImplementationUnavailable(f"the Cython fast path is not built: {exc}") from None
     from l2tpv3.io.engine import CythonTunnelPort
 
     return Implementation(
         "cython",
-        _fastpath.Session,
-        _fastpath.Tunnel,
-        _fastpath.IpOwnership,
+        native.Session,
+        native.Tunnel,
+        native.IpOwnership,
         CythonTunnelPort,
         Offloads(tap_vnet_hdr=True, udp_gso=True, udp_gro=True),
     )

@@ -15,7 +15,7 @@ import socket
 from collections.abc import Callable, Mapping
 
 from l2tpv3.errors import StateError
-from l2tpv3.fast import _fastpath
+from l2tpv3.fast import native
 from l2tpv3.io.api import Buffers, Options, SessionPortAPI
 from l2tpv3.io.sockets import peer_address
 from l2tpv3.io.tap import Tap
@@ -31,7 +31,7 @@ class CythonSessionPort:
 
     def __init__(
         self,
-        engine: _fastpath.Tunnel,
+        engine: native.Tunnel,
         session: SessionAPI,
         tap: Tap,
         on_gone: Callable[[], None],
@@ -67,11 +67,11 @@ class CythonTunnelPort:
         options: Options,
         buffers: Buffers,
     ) -> None:
-        if not isinstance(tunnel, _fastpath.Tunnel):
+        if not isinstance(tunnel, native.Tunnel):
             raise TypeError("the Cython ports run the Cython Tunnel only")
         self.loop: asyncio.AbstractEventLoop = loop
         self.tunnel = tunnel
-        self._engine: _fastpath.Tunnel = tunnel
+        self._engine: native.Tunnel = tunnel
         self.sock: socket.socket = sock
         self._ports: dict[int, CythonSessionPort] = {}
         try:

@@ -1,6 +1,6 @@
 """The interface both implementations satisfy: the pure-Python reference
 (:mod:`l2tpv3.proto.session`, :mod:`l2tpv3.proto.tunnel`, :mod:`l2tpv3.proto.ownership`)
-and the Cython fast path (:mod:`l2tpv3.fast._fastpath`). The adapters and the tests are
+and the Cython fast path (:mod:`l2tpv3.fast.native`). The adapters and the tests are
 written against these protocols only, so neither implementation can grow a method the
 other lacks without mypy noticing (tests/unit/test_api.py checks both at run time too).
 """

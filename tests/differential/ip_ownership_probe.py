@@ -13,7 +13,7 @@ import time
 
 from l2tpv3.config import Encap, SessionConfig, TunnelConfig
 from l2tpv3.constants import IPPROTO_L2TP
-from l2tpv3.fast._fastpath import IpOwnership, Session, Tunnel
+from l2tpv3.fast.native import IpOwnership, Session, Tunnel
 
 LOCAL = "127.0.0.1"
 PEERS = {1: "127.0.0.2", 2: "127.0.0.3"}  # tunnel ID -> its peer
