@@ -171,7 +171,19 @@ static int copy_opt(int from, int to, int level, int name)
  * sends the same datagrams from the same address with the route cached. The peer's
  * datagrams then arrive on it (a connected socket is the better match); the receive
  * thread reads both, so others still reach the tunnel socket and count as wrong_source.
- * Any failure leaves conn_fd at -1: everything goes through the tunnel socket. */
+ * Any failure leaves conn_fd at -1: everything goes through the tunnel socket.
+ *
+ * SO_REUSEADDR is only on for the moment the second socket binds: a UDP socket that
+ * keeps it lets ANY local user bind the same address and port too (setting it on their
+ * own socket is all it takes), receive the peer's datagrams and inject frames. Linux
+ * checks sk_reuse of the sockets already bound when another binds, so clearing it on
+ * both makes the port the daemon's alone again, as on the pure-Python path. */
+static int exclusive(int fd)
+{
+    int zero = 0;
+    return setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &zero, sizeof(zero));
+}
+
 void fp_netio_connect_tx(struct fp_engine *e)
 {
     struct sockaddr_storage local;
@@ -180,7 +192,10 @@ void fp_netio_connect_tx(struct fp_engine *e)
     if (getsockname(e->o.sock, (struct sockaddr *)&local, &ll) < 0) return;
     if (setsockopt(e->o.sock, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0) return;
     fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, IPPROTO_UDP);
-    if (fd < 0) return;
+    if (fd < 0) {
+        exclusive(e->o.sock);
+        return;
+    }
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0) goto fail;
     /* Everything underlay.open_socket sets, so the datagrams are the same. */
     if (v6) {
@@ -210,9 +225,12 @@ void fp_netio_connect_tx(struct fp_engine *e)
     }
     if (e->st.udp_gro && setsockopt(fd, SOL_UDP, FP_UDP_GRO, &one, sizeof(one)) < 0) goto fail;
     if (bind(fd, (struct sockaddr *)&local, ll) < 0) goto fail;
+    if (exclusive(fd) < 0) goto fail;
     if (connect(fd, (const struct sockaddr *)&e->o.peer, e->o.peer_len) < 0) goto fail;
+    if (exclusive(e->o.sock) < 0) goto fail;
     e->conn_fd = e->tx_fd = fd;
     return;
 fail:
     close(fd);
+    exclusive(e->o.sock);
 }
