@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import socket
 import time
+from ipaddress import ip_address
 
 from l2tpv3.config import Encap, SessionConfig, TunnelConfig
 from l2tpv3.constants import IPPROTO_L2TP
@@ -31,8 +32,8 @@ def main() -> None:
     own = IpOwnership()
     tunnels, socks = {}, []
     for tid, peer in PEERS.items():
-        cfg = TunnelConfig(tunnel_id=tid, peer_tunnel_id=tid, local=LOCAL, remote=peer,
-                           encap=Encap.IP)  # fmt: skip
+        cfg = TunnelConfig(tunnel_id=tid, peer_tunnel_id=tid, local=ip_address(LOCAL),
+                           remote=ip_address(peer), encap=Encap.IP)  # fmt: skip
         own.add_tunnel(tid, 4, LOCAL, peer)
         own.claim(tid, SESSIONS[tid])
         tunnel = Tunnel(cfg, own)

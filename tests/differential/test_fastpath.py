@@ -5,6 +5,7 @@ switched on and off, time passing), same bytes out and the same counters."""
 from __future__ import annotations
 
 import os
+from ipaddress import ip_address
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 from l2tpv3.config import Encap, L2SpecType, SeqMode, SeqPolicy, SessionConfig, TunnelConfig
 from l2tpv3.io import datapath
 from l2tpv3.proto import ownership, session, tunnel
+from tests.support.configs import UdpPorts
 
 fast: Any
 try:
@@ -56,9 +58,9 @@ def configs(draw: st.DrawFn) -> tuple[TunnelConfig, list[SessionConfig]]:
     encap = draw(st.sampled_from(list(Encap)))
     v6 = draw(st.booleans())
     local, remote = ("fd00::1", "fd00::2") if v6 else ("10.0.0.1", "10.0.0.2")
-    udp = {"udp_sport": 1701, "udp_dport": 1702} if encap is Encap.UDP else {}
-    tcfg = TunnelConfig(tunnel_id=1, peer_tunnel_id=2, local=local, remote=remote,
-                        encap=encap, **udp)  # fmt: skip
+    udp: UdpPorts = {"udp_sport": 1701, "udp_dport": 1702} if encap is Encap.UDP else {}
+    tcfg = TunnelConfig(tunnel_id=1, peer_tunnel_id=2, local=ip_address(local),
+                        remote=ip_address(remote), encap=encap, **udp)  # fmt: skip
     sessions = []
     for sid in SIDS[: draw(st.integers(1, 2))]:
         l2spec = draw(st.sampled_from([L2SpecType.DEFAULT] * 3 + [L2SpecType.NONE]))
@@ -234,8 +236,9 @@ def test_reorder_stream_matches() -> None:
     import random
 
     rnd = random.Random(4)
-    tcfg = TunnelConfig(tunnel_id=1, peer_tunnel_id=2, local="10.0.0.1", remote="10.0.0.2",
-                        encap=Encap.UDP, udp_sport=1, udp_dport=2)  # fmt: skip
+    tcfg = TunnelConfig(tunnel_id=1, peer_tunnel_id=2, local=ip_address("10.0.0.1"),
+                        remote=ip_address("10.0.0.2"), encap=Encap.UDP,
+                        udp_sport=1, udp_dport=2)  # fmt: skip
     for policy in SeqPolicy:
         scfg = SessionConfig(tunnel_id=1, session_id=7, peer_session_id=7, seq=SeqMode.BOTH,
                              reorder_timeout=20, seq_policy=policy)  # fmt: skip
@@ -277,8 +280,9 @@ def test_engine_counts_what_it_receives_and_stops_cleanly() -> None:
     a, b = _udp_pair()
     peer = b.getsockname()
     sport = a.getsockname()[1]
-    tcfg = TunnelConfig(tunnel_id=1, peer_tunnel_id=2, local="127.0.0.1", remote="127.0.0.1",
-                        encap=Encap.UDP, udp_sport=sport, udp_dport=peer[1])  # fmt: skip
+    tcfg = TunnelConfig(tunnel_id=1, peer_tunnel_id=2, local=ip_address("127.0.0.1"),
+                        remote=ip_address("127.0.0.1"), encap=Encap.UDP,
+                        udp_sport=sport, udp_dport=peer[1])  # fmt: skip
     t = fast.Tunnel(tcfg)
     t.add(fast.Session(tcfg, SessionConfig(tunnel_id=1, session_id=7, peer_session_id=7,
                                            peer_cookie=b"\x01\x02\x03\x04")))  # fmt: skip
@@ -310,8 +314,9 @@ def test_engine_counts_what_it_receives_and_stops_cleanly() -> None:
 @needs_ext
 def test_engine_start_stop_leaves_no_descriptors() -> None:
     a, b = _udp_pair()
-    tcfg = TunnelConfig(tunnel_id=1, peer_tunnel_id=2, local="127.0.0.1", remote="127.0.0.1",
-                        encap=Encap.UDP, udp_sport=1, udp_dport=2)  # fmt: skip
+    tcfg = TunnelConfig(tunnel_id=1, peer_tunnel_id=2, local=ip_address("127.0.0.1"),
+                        remote=ip_address("127.0.0.1"), encap=Encap.UDP,
+                        udp_sport=1, udp_dport=2)  # fmt: skip
     before = len(os.listdir("/proc/self/fd"))
     for _ in range(50):
         t = fast.Tunnel(tcfg)
@@ -332,8 +337,8 @@ def test_session_takes_its_layout_from_python(monkeypatch: pytest.MonkeyPatch) -
 
     from l2tpv3.proto.layout import HeaderLayout
 
-    tcfg = TunnelConfig(tunnel_id=1, peer_tunnel_id=2, local="10.0.0.1", remote="10.0.0.2",
-                        encap=Encap.IP)  # fmt: skip
+    tcfg = TunnelConfig(tunnel_id=1, peer_tunnel_id=2, local=ip_address("10.0.0.1"),
+                        remote=ip_address("10.0.0.2"), encap=Encap.IP)  # fmt: skip
     scfg = SessionConfig(tunnel_id=1, session_id=7, peer_session_id=9, cookie=b"\x01\x02\x03\x04",
                          peer_cookie=b"\xaa\xbb\xcc\xdd")  # fmt: skip
     lay = HeaderLayout.for_session(tcfg, scfg)

@@ -18,6 +18,7 @@ import struct
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import pytest
 from scapy.layers.inet import IP, TCP
@@ -26,6 +27,9 @@ from scapy.layers.l2 import Ether
 from tests.support import offload_ext
 from tests.support.netns import PREFIX, Netns, require_root, sh, tcp_transfer
 from tests.support.progs import prog
+
+if TYPE_CHECKING:
+    from tests.c._offload import Coalescer
 
 try:
     off = offload_ext.load()  # test-only, built on first use (not part of the package)
@@ -67,7 +71,7 @@ class Direction:
     src: int
     dst: int
     use_gro: bool = True  # False: every segment is written to the TAP on its own
-    gro: off.Coalescer = field(default_factory=lambda: off.Coalescer(VNET_LEN))
+    gro: Coalescer = field(default_factory=lambda: off.Coalescer(VNET_LEN))
     superframes: int = 0  # TSO super-frames read
     completed: int = 0  # NEEDS_CSUM checksums finished by l2o_complete_csum
     max_read: int = 0  # longest frame read

@@ -5,6 +5,9 @@ It is not part of the l2tpv3 package, so setup.py does not build it: :func:`load
 on first use with Cython and the C compiler, with the package's flags (-Wall -Werror), into
 ``build/test-ext/<hash of its sources>/`` (reused while the sources are unchanged), and
 imports it from there. Raises ImportError when it cannot be built (no Cython or compiler).
+
+What it exports is typed by tests/c/_offload.pyi; :class:`OffloadModule` is that stub as a
+protocol, the type :func:`load` returns (mypy checks that the stub satisfies it).
 """
 
 from __future__ import annotations
@@ -17,9 +20,12 @@ import subprocess
 import sys
 import sysconfig
 from pathlib import Path
-from types import ModuleType
+from typing import TYPE_CHECKING, Protocol, cast
 
 from l2tpv3.fast import cgen
+
+if TYPE_CHECKING:
+    from tests.c import _offload
 
 ROOT = Path(__file__).resolve().parents[2]
 PYX = ROOT / "tests" / "c" / "_offload.pyx"
@@ -27,7 +33,32 @@ FAST = ROOT / "l2tpv3" / "fast"
 SOURCES = (PYX, FAST / "offload.c", FAST / "offload.h", FAST / "cgen.py")
 NAME = "_offload"
 
-_module: ModuleType | None = None
+
+class OffloadModule(Protocol):
+    """The module's members, as typed in tests/c/_offload.pyi."""
+
+    VNET_HDR_LEN: int
+    MAX_SEGS: int
+    Coalescer: type[_offload.Coalescer]
+
+    def complete_csum(self, vnet_hdr: bytes, frame: bytes) -> bytes: ...
+    def segment(
+        self, vnet_hdr: bytes, frame: bytes, max_frame: int, max_segs: int = ...
+    ) -> list[bytes]: ...
+    def coalesce(self, frames: list[bytes], vnet_hdr_len: int = ...) -> list[bytes]: ...
+    def gro_context_size(self) -> int: ...
+    def bench_segment(
+        self, vnet_hdr: bytes, frame: bytes, max_frame: int, iterations: int
+    ) -> int: ...
+    def bench_gro(
+        self, frames: list[bytes], iterations: int, vnet_hdr_len: int = ...
+    ) -> tuple[int, int]: ...
+
+
+if TYPE_CHECKING:
+    _stub_satisfies_protocol: OffloadModule = _offload
+
+_module: OffloadModule | None = None
 
 
 def _key() -> str:
@@ -65,7 +96,7 @@ def _build(out: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def load() -> ModuleType:
+def load() -> OffloadModule:
     """The built extension, importing (and first building) it once per process."""
     global _module
     if _module is not None:
@@ -80,5 +111,5 @@ def load() -> ModuleType:
         raise ImportError(f"cannot load {path}")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    _module = module
-    return module
+    _module = cast(OffloadModule, module)  # a ModuleType to mypy; typed by the stub
+    return _module

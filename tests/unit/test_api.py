@@ -3,11 +3,14 @@ checks the types through io/datapath.py; this checks the objects at run time).""
 
 from __future__ import annotations
 
+from ipaddress import ip_address
+
 import pytest
 
 from l2tpv3.config import Encap, SessionConfig, TunnelConfig
 from l2tpv3.io.datapath import Implementation
 from l2tpv3.proto import api
+from tests.support.configs import UdpPorts
 
 
 def _members(protocol: type) -> set[str]:
@@ -17,9 +20,9 @@ def _members(protocol: type) -> set[str]:
 
 @pytest.mark.parametrize("encap", list(Encap))
 def test_objects_have_every_protocol_member(sansio: Implementation, encap: Encap) -> None:
-    udp = {"udp_sport": 1, "udp_dport": 2} if encap is Encap.UDP else {}
-    tcfg = TunnelConfig(tunnel_id=1, peer_tunnel_id=2, local="10.0.0.1", remote="10.0.0.2",
-                        encap=encap, **udp)  # fmt: skip
+    udp: UdpPorts = {"udp_sport": 1, "udp_dport": 2} if encap is Encap.UDP else {}
+    tcfg = TunnelConfig(tunnel_id=1, peer_tunnel_id=2, local=ip_address("10.0.0.1"),
+                        remote=ip_address("10.0.0.2"), encap=encap, **udp)  # fmt: skip
     own = sansio.ownership()
     tunnel = sansio.tunnel(tcfg, own)
     session = sansio.session(tcfg, SessionConfig(tunnel_id=1, session_id=7, peer_session_id=7))

@@ -14,10 +14,11 @@ from l2tpv3.proto.layout import HeaderLayout
 from l2tpv3.proto.session import Session
 from l2tpv3.proto.tunnel import Tunnel
 from tests.data.kernel_captures import KERNEL_CAPTURES, KernelCapture
+from tests.support.configs import UdpPorts
 from tests.support.parse import parse_data
 
-HOST4, GUEST4 = "192.0.2.1", "192.0.2.2"
-HOST6, GUEST6 = "2001:db8:1::1", "2001:db8:1::2"
+HOST4, GUEST4 = ipaddress.ip_address("192.0.2.1"), ipaddress.ip_address("192.0.2.2")
+HOST6, GUEST6 = ipaddress.ip_address("2001:db8:1::1"), ipaddress.ip_address("2001:db8:1::2")
 OUR_TID, KERNEL_TID = 2000, 1000
 NAMES = sorted(KERNEL_CAPTURES)
 
@@ -35,8 +36,8 @@ def configs(cap: KernelCapture) -> tuple[TunnelConfig, SessionConfig, TunnelConf
     """(our tunnel, our session, the kernel's tunnel, the kernel's session)."""
     host, guest = (HOST4, GUEST4) if cap.family == 4 else (HOST6, GUEST6)
     encap = Encap(cap.encap)
-    our_ports: dict[str, int] = {}
-    kernel_ports: dict[str, int] = {}
+    our_ports: UdpPorts = {}
+    kernel_ports: UdpPorts = {}
     if encap is Encap.UDP:
         our_ports = {"udp_sport": cap.udp_ports[0], "udp_dport": cap.udp_ports[1]}
         kernel_ports = {"udp_sport": cap.udp_ports[1], "udp_dport": cap.udp_ports[0]}
@@ -73,8 +74,8 @@ def l2tp_part(cap: KernelCapture, packet: bytes) -> bytes:
         proto, src, dst = packet[6], packet[8:24], packet[24:40]
         assert struct.unpack_from("!H", packet, 4)[0] == len(packet) - 40
         off = 40
-    assert ipaddress.ip_address(src) == ipaddress.ip_address(guest)
-    assert ipaddress.ip_address(dst) == ipaddress.ip_address(host)
+    assert ipaddress.ip_address(src) == guest
+    assert ipaddress.ip_address(dst) == host
     if cap.encap == "udp":
         assert proto == 17
         sport, dport, length = struct.unpack_from("!HHH", packet, off)

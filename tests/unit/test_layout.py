@@ -8,6 +8,7 @@ with the receiver's configuration.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from ipaddress import ip_address
 
 import pytest
 from hypothesis import given
@@ -17,12 +18,13 @@ from l2tpv3.config import Encap, L2SpecType, SeqMode, SessionConfig, TunnelConfi
 from l2tpv3.io.datapath import Implementation
 from l2tpv3.proto.layout import HeaderLayout, session_mtu
 from tests.data.kernel_vectors import KERNEL_PACKETS
+from tests.support.configs import UdpPorts
 from tests.support.parse import ParseError, parse_data
 
 # The kernel vectors go through both implementations' Session (``sansio``).
 
-VM_V4, PROBE_V4 = "10.99.0.2", "10.99.0.1"
-VM_V6, PROBE_V6 = "fd00:99::2", "fd00:99::1"
+VM_V4, PROBE_V4 = ip_address("10.99.0.2"), ip_address("10.99.0.1")
+VM_V6, PROBE_V6 = ip_address("fd00:99::2"), ip_address("fd00:99::1")
 
 
 @dataclass(frozen=True)
@@ -31,8 +33,8 @@ class Vector:
     encap: Encap
     family: int
     sender_is_vm: bool
-    cookie: str  # the cookie the sender puts in packets
-    other_cookie: str  # the cookie the sender expects back
+    cookie: str  # the cookie the sender puts in packets (hex)
+    other_cookie: str  # the cookie the sender expects back (hex)
     l2spec: L2SpecType
     seq: SeqMode
     ns: int | None  # sequence number carried, if any
@@ -49,7 +51,7 @@ class Vector:
 
     def tunnels(self) -> tuple[TunnelConfig, TunnelConfig]:
         vm, probe = (VM_V4, PROBE_V4) if self.family == 4 else (VM_V6, PROBE_V6)
-        udp = {"udp_sport": 1701, "udp_dport": 1701} if self.encap is Encap.UDP else {}
+        udp: UdpPorts = {"udp_sport": 1701, "udp_dport": 1701} if self.encap is Encap.UDP else {}
         sender = TunnelConfig(
             tunnel_id=1, peer_tunnel_id=2, local=vm, remote=probe, encap=self.encap, **udp
         )
@@ -61,13 +63,14 @@ class Vector:
     def sessions(self) -> tuple[SessionConfig, SessionConfig]:
         # The VM is session_id 3000 / peer_session_id 4000; the probe the reverse.
         sid, psid = (3000, 4000) if self.sender_is_vm else (4000, 3000)
+        cookie, other = bytes.fromhex(self.cookie), bytes.fromhex(self.other_cookie)
         sender = SessionConfig(
-            tunnel_id=1, session_id=sid, peer_session_id=psid, cookie=self.cookie,
-            peer_cookie=self.other_cookie, l2spec_type=self.l2spec, seq=self.seq,
+            tunnel_id=1, session_id=sid, peer_session_id=psid, cookie=cookie,
+            peer_cookie=other, l2spec_type=self.l2spec, seq=self.seq,
         )  # fmt: skip
         receiver = SessionConfig(
-            tunnel_id=2, session_id=psid, peer_session_id=sid, cookie=self.other_cookie,
-            peer_cookie=self.cookie, l2spec_type=self.l2spec, seq=self.seq,
+            tunnel_id=2, session_id=psid, peer_session_id=sid, cookie=other,
+            peer_cookie=cookie, l2spec_type=self.l2spec, seq=self.seq,
         )  # fmt: skip
         return sender, receiver
 
@@ -177,13 +180,14 @@ def test_mtu_matches_kernel(
     encap: Encap, family: int, cookie: str, l2spec: L2SpecType, expected: int
 ) -> None:
     local, remote = ("10.0.0.1", "10.0.0.2") if family == 4 else ("fd00::1", "fd00::2")
-    udp = {"udp_sport": 1701, "udp_dport": 1701} if encap is UDP else {}
-    tun = TunnelConfig(tunnel_id=1, peer_tunnel_id=1, local=local, remote=remote, encap=encap,
-                       **udp)  # fmt: skip
+    udp: UdpPorts = {"udp_sport": 1701, "udp_dport": 1701} if encap is UDP else {}
+    tun = TunnelConfig(tunnel_id=1, peer_tunnel_id=1, local=ip_address(local),
+                       remote=ip_address(remote), encap=encap, **udp)  # fmt: skip
     # Only the cookie we send counts: give the peer cookie a different length.
     peer_cookie = "" if cookie else C8
-    sess = SessionConfig(tunnel_id=1, session_id=1, peer_session_id=1, cookie=cookie,
-                         peer_cookie=peer_cookie, l2spec_type=l2spec)  # fmt: skip
+    sess = SessionConfig(tunnel_id=1, session_id=1, peer_session_id=1,
+                         cookie=bytes.fromhex(cookie), peer_cookie=bytes.fromhex(peer_cookie),
+                         l2spec_type=l2spec)  # fmt: skip
     assert session_mtu(tun, sess, 1500) == expected
     assert session_mtu(tun, sess, None) == expected
     assert session_mtu(tun, sess, 9000) == expected + 7500
@@ -223,9 +227,9 @@ def test_build_parse_round_trip(
     l2spec: L2SpecType, ns: int | None, frame: bytes,
 ) -> None:  # fmt: skip
     local, remote = ("10.0.0.1", "10.0.0.2") if family == 4 else ("fd00::1", "fd00::2")
-    udp = {"udp_sport": 1701, "udp_dport": 1702} if encap is UDP else {}
-    tun = TunnelConfig(tunnel_id=1, peer_tunnel_id=1, local=local, remote=remote, encap=encap,
-                       **udp)  # fmt: skip
+    udp: UdpPorts = {"udp_sport": 1701, "udp_dport": 1702} if encap is UDP else {}
+    tun = TunnelConfig(tunnel_id=1, peer_tunnel_id=1, local=ip_address(local),
+                       remote=ip_address(remote), encap=encap, **udp)  # fmt: skip
     sess = SessionConfig(tunnel_id=1, session_id=sid, peer_session_id=psid, cookie=cookie,
                          peer_cookie=peer_cookie, l2spec_type=l2spec)  # fmt: skip
     layout = HeaderLayout.for_session(tun, sess)

@@ -71,7 +71,7 @@ def tcp_packet(
     v6: bool,
     payload: bytes,
     flags: str = "A",
-    options: list | None = None,
+    options: list[tuple[str, object]] | None = None,
     vlan: bool = False,
     seq: int = 1000,
     ip_id: int = 77,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ipaddress import ip_address
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -9,6 +11,7 @@ from l2tpv3.config import Encap, L2SpecType, SeqMode, SessionConfig, TunnelConfi
 from l2tpv3.io.datapath import Implementation
 from l2tpv3.proto.api import SessionAPI
 from l2tpv3.proto.session import FRAME_TOO_LONG, FRAME_TOO_SHORT
+from tests.support.configs import UdpPorts
 
 FRAME = bytes(range(14)) + b"payload"
 
@@ -24,17 +27,19 @@ def _pair(
     cookies: tuple[str, str] = ("", ""),
     reorder_timeout: int = 0,
 ) -> tuple[SessionAPI, SessionAPI]:
-    udp = {"udp_sport": 1, "udp_dport": 2} if encap is Encap.UDP else {}
-    ta = TunnelConfig(tunnel_id=1, peer_tunnel_id=2, local="10.0.0.1", remote="10.0.0.2",
+    udp: UdpPorts = {"udp_sport": 1, "udp_dport": 2} if encap is Encap.UDP else {}
+    addr_a, addr_b = ip_address("10.0.0.1"), ip_address("10.0.0.2")
+    cookie_a, cookie_b = bytes.fromhex(cookies[0]), bytes.fromhex(cookies[1])
+    ta = TunnelConfig(tunnel_id=1, peer_tunnel_id=2, local=addr_a, remote=addr_b,
                       encap=encap, **udp)  # fmt: skip
-    tb = TunnelConfig(tunnel_id=2, peer_tunnel_id=1, local="10.0.0.2", remote="10.0.0.1",
+    tb = TunnelConfig(tunnel_id=2, peer_tunnel_id=1, local=addr_b, remote=addr_a,
                       encap=encap, **udp)  # fmt: skip
     a = sansio.session(ta, SessionConfig(tunnel_id=1, session_id=10, peer_session_id=20,
-                                         cookie=cookies[0], peer_cookie=cookies[1],
+                                         cookie=cookie_a, peer_cookie=cookie_b,
                                          l2spec_type=l2spec, seq=seq_a,
                                          reorder_timeout=reorder_timeout))  # fmt: skip
     b = sansio.session(tb, SessionConfig(tunnel_id=2, session_id=20, peer_session_id=10,
-                                         cookie=cookies[1], peer_cookie=cookies[0],
+                                         cookie=cookie_b, peer_cookie=cookie_a,
                                          l2spec_type=l2spec, seq=seq_b,
                                          reorder_timeout=reorder_timeout))  # fmt: skip
     return a, b

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from ipaddress import ip_address
+
 import pytest
 
 from l2tpv3.config import Encap, SessionConfig, TunnelConfig
 from l2tpv3.errors import StateError
 from l2tpv3.io.datapath import Implementation
 from l2tpv3.proto.api import IpOwnershipAPI, SessionAPI, TunnelAPI
+from tests.support.configs import UdpPorts
 
 FRAME = bytes(range(20))
 
@@ -22,9 +25,9 @@ def _tunnel(
     local: str = "10.0.0.1",
     remote: str = "10.0.0.2",
 ) -> tuple[TunnelAPI, SessionAPI]:
-    udp = {"udp_sport": 1, "udp_dport": 2} if encap is Encap.UDP else {}
-    cfg = TunnelConfig(tunnel_id=tunnel_id, peer_tunnel_id=2, local=local, remote=remote,
-                       encap=encap, **udp)  # fmt: skip
+    udp: UdpPorts = {"udp_sport": 1, "udp_dport": 2} if encap is Encap.UDP else {}
+    cfg = TunnelConfig(tunnel_id=tunnel_id, peer_tunnel_id=2, local=ip_address(local),
+                       remote=ip_address(remote), encap=encap, **udp)  # fmt: skip
     tunnel = sansio.tunnel(cfg, ownership)
     session = sansio.session(
         cfg, SessionConfig(tunnel_id=tunnel_id, session_id=7, peer_session_id=7)
@@ -181,9 +184,9 @@ def test_totals_keep_deleted_sessions(sansio: Implementation) -> None:
 
 def test_session_only_counters_stay_on_the_session(sansio: Implementation) -> None:
     # Made by traffic rather than by writing the counters, so both implementations run it.
-    udp = {"udp_sport": 1, "udp_dport": 2}
-    cfg = TunnelConfig(tunnel_id=1, peer_tunnel_id=2, local="10.0.0.1", remote="10.0.0.2",
-                       encap=Encap.UDP, **udp)  # fmt: skip
+    cfg = TunnelConfig(tunnel_id=1, peer_tunnel_id=2, local=ip_address("10.0.0.1"),
+                       remote=ip_address("10.0.0.2"), encap=Encap.UDP, udp_sport=1,
+                       udp_dport=2)  # fmt: skip
     tunnel = sansio.tunnel(cfg, None)
     session = sansio.session(cfg, SessionConfig(tunnel_id=1, session_id=7, peer_session_id=7,
                                          peer_cookie=bytes.fromhex("01020304")))  # fmt: skip
