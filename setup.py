@@ -1,6 +1,4 @@
-"""C extensions. Metadata lives in pyproject.toml; this file only lists extensions.
-
-"""
+"""C extensions. Metadata lives in pyproject.toml; this file only lists extensions."""
 
 import importlib.util
 import os
