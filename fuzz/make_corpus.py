@@ -118,6 +118,7 @@ def rx_seeds() -> list[bytes]:
         if not ip:
             bad += [b"\x80\x03" + parts[0][2:], b"\x00\x02" + parts[0][2:]]
         bad.append(bytes(8) + parts[0][8:])
+        bad.append(parts[0][:3])  # shorter than any header
         seeds.append(one + b"".join(sc.encode_record(p) for p in bad))
     return seeds
 
