@@ -64,6 +64,15 @@ def c_sources() -> list[Path]:
     return out
 
 
+def generated() -> Path:
+    """fp_shared.h, generated from the Python by cgen.py (not committed) into build/fuzz/gen."""
+    gen = BUILD / "gen"
+    gen.mkdir(parents=True, exist_ok=True)
+    subprocess.run([sys.executable, str(FAST / "cgen.py"), str(gen)], check=True,
+                   capture_output=True)  # fmt: skip
+    return gen
+
+
 def build(target: Target) -> Path:
     assert target.c_source is not None
     cc = os.environ.get("CC") or shutil.which("clang")
@@ -71,7 +80,15 @@ def build(target: Target) -> Path:
         raise SystemExit("fuzz/run.py: clang is needed for the C targets (apt-get install clang)")
     exe = BUILD / "bin" / target.name
     src = REPO / "fuzz" / "c" / target.c_source
-    deps = [src, *c_sources(), *FAST.glob("*.h"), *(REPO / "fuzz" / "c").glob("*.h")]
+    deps = [
+        src,
+        *c_sources(),
+        *FAST.glob("*.h"),
+        *(REPO / "fuzz" / "c").glob("*.h"),
+        FAST / "cgen.py",
+        REPO / "l2tpv3" / "constants.py",
+        REPO / "l2tpv3" / "proto" / "counters.py",
+    ]
     if exe.exists() and all(d.stat().st_mtime <= exe.stat().st_mtime for d in deps):
         return exe
     exe.parent.mkdir(parents=True, exist_ok=True)

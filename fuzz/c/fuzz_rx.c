@@ -14,20 +14,17 @@
  * AddressSanitizer any read out of bounds or of a freed queue entry aborts.
  *
  * Built by fuzz/run.py with clang -fsanitize=fuzzer,address,undefined from the C files of
- * l2tpv3/fast (all of them but Cython's output), so a split of fp_core.c into more files
- * needs no change here beyond the header names below.
+ * l2tpv3/fast (all of them but Cython's output) and the fp_shared.h that cgen.py
+ * generates, so a new C file there needs no change here.
  */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#if __has_include("fp_core.h")
-#include "fp_core.h"
-#else
+#include "fp_ownership.h"
 #include "fp_session.h"
 #include "fp_tunnel.h"
-#endif
 
 #define MAX_TUNNELS 3
 #define MAX_SESSIONS 4
@@ -101,7 +98,8 @@ static void addr(struct world *w, int index, uint8_t *local, uint8_t *peer)
 static void session_add(struct world *w, struct sess_cfg *c)
 {
     struct fp_tunnel *t = &w->t[c->tindex];
-    uint8_t prefix[16];
+    /* the layout as proto/layout.py HeaderLayout.for_session computes it */
+    uint8_t prefix[8];
     int plen = 0;
     if (!w->ip) {
         prefix[0] = 0; prefix[1] = 3; prefix[2] = 0; prefix[3] = 0;
@@ -111,10 +109,22 @@ static void session_add(struct world *w, struct sess_cfg *c)
     prefix[plen++] = (uint8_t)(c->sid >> 16);
     prefix[plen++] = (uint8_t)(c->sid >> 8);
     prefix[plen++] = (uint8_t)c->sid;
+    int cookie_off = (w->ip ? 0 : 4) + 4;
+    struct fp_layout lay = {
+        .tx_prefix = prefix,
+        .tx_prefix_len = plen,
+        .tx_l2spec = c->l2spec,
+        .tx_hlen = plen + (c->l2spec ? 4 : 0),
+        .rx_cookie = c->peer_cookie,
+        .rx_cookie_len = c->cookie_len,
+        .rx_cookie_off = cookie_off,
+        .rx_l2spec_off = c->l2spec ? cookie_off + c->cookie_len : -1,
+        .rx_hlen = cookie_off + c->cookie_len + (c->l2spec ? 4 : 0),
+    };
     c->s = calloc(1, sizeof(*c->s));
     CHECK(c->s, "out of memory");
-    fp_session_init(c->s, c->sid, prefix, plen, c->l2spec, c->peer_cookie, c->cookie_len,
-                    !w->ip, c->send_seq, c->recv_seq, c->policy, c->timeout);
+    CHECK(fp_session_init(c->s, c->sid, &lay, c->send_seq, c->recv_seq, c->policy,
+                          c->timeout) == 0, "fp_session_init refused a layout");
     if (w->ip) {
         uint32_t other;
         CHECK(fp_own_claim(&w->own, t->tunnel_id, c->sid, &other) == 0, "claim %u", c->sid);

@@ -18,7 +18,7 @@ from fuzz import make_corpus
 from fuzz.python import rxcheck
 from fuzz.python.control import Control
 from fuzz.python.scenario import parse
-from fuzz.run import c_sources
+from fuzz.run import c_sources, generated
 from l2tpv3.io.datapath import ImplementationUnavailable, choose
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -111,7 +111,8 @@ def test_c_target_replays_under_sanitizers(tmp_path: Path, target: str, corpus: 
     fuzz_c = ROOT / "fuzz" / "c"
     subprocess.run(
         [cc, "-std=gnu11", "-g", "-O1", "-fsanitize=address,undefined",
-         "-fno-sanitize-recover=all", "-I", str(ROOT / "l2tpv3" / "fast"), "-I", str(fuzz_c),
+         "-fno-sanitize-recover=all", "-iquote", str(generated()),
+         "-I", str(ROOT / "l2tpv3" / "fast"), "-I", str(fuzz_c),
          str(fuzz_c / f"fuzz_{target}.c"), str(fuzz_c / "replay.c"),
          *map(str, c_sources()), "-lm", "-lpthread", "-o", str(exe)],
         check=True, capture_output=True, text=True,
