@@ -86,6 +86,9 @@ def rx_seeds() -> list[bytes]:
         )
         one = sc.encode_header(ip, v6, [sc.encode_session(cfg)])
         seeds.append(one + b"".join(sc.encode_record(p, ctl=1 << 2) for p in parts))
+        # The same in LNS mode: the peer's packets cannot switch our sequencing.
+        lns = sc.encode_header(ip, v6, [sc.encode_session(cfg, reorder_code=sc.LNS_CODE)])
+        seeds.append(lns + b"".join(sc.encode_record(p) for p in parts))
         reorder = _session(
             cfg.session_id,
             cfg.peer_cookie,

@@ -37,7 +37,7 @@ struct sess_cfg {
     int tindex;
     uint32_t sid;
     uint8_t peer_cookie[8];
-    int cookie_len, l2spec, send_seq, recv_seq, policy;
+    int cookie_len, l2spec, send_seq, recv_seq, policy, lns;
     double timeout;
     struct fp_session *s; /* NULL while toggled off */
 };
@@ -125,6 +125,7 @@ static void session_add(struct world *w, struct sess_cfg *c)
     CHECK(c->s, "out of memory");
     CHECK(fp_session_init(c->s, c->sid, &lay, c->send_seq, c->recv_seq, c->policy,
                           c->timeout) == 0, "fp_session_init refused a layout");
+    c->s->lns_mode = c->lns;
     if (w->ip) {
         uint32_t other;
         CHECK(fp_own_claim(&w->own, t->tunnel_id, c->sid, &other) == 0, "claim %u", c->sid);
@@ -279,6 +280,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         c.send_seq = seq == 1 || seq == 3;
         c.recv_seq = seq == 2 || seq == 3;
         c.timeout = reorder_ms[(hdr[0] >> 5) & 3] / 1000.0;
+        c.lns = ((hdr[0] >> 5) & 3) == 1; /* reorder code 1: 0 ms, LNS mode */
         c.policy = (hdr[0] & 0x80) ? FP_POLICY_RFC3931 : FP_POLICY_KERNEL;
         int dup = 0;
         for (int k = 0; k < w.nsessions; k++)

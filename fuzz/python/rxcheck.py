@@ -112,7 +112,9 @@ class Runner:
         t = self.tunnels[tindex]
         if self.sc.ip:
             self.own.claim(t.config.tunnel_id, scfg.session_id)
-        t.add(self.impl.session(self.sc.tunnels[tindex], scfg))
+        session = self.impl.session(self.sc.tunnels[tindex], scfg)
+        session.lns_mode = scfg.session_id in self.sc.lns
+        t.add(session)
 
     def run(self) -> Trace:
         for rec in self.sc.records:

@@ -14,7 +14,8 @@ Header::
     per session, 5 bytes and the peer cookie:
       flags   bits 0-1: peer cookie 0, 4, 8, 8 bytes   bit 2: l2spec default (else none)
               bits 3-4: seq none/send/recv/both (none without l2spec)
-              bits 5-6: reorder_timeout 0, 0, 50, 300 ms   bit 7: seq_policy rfc3931
+              bits 5-6: reorder_timeout 0, 0 in LNS mode, 50, 300 ms
+              bit 7: seq_policy rfc3931
       session ID (u32 big endian; 0 is taken as 1)
       peer cookie (0, 4 or 8 bytes: what a received packet must carry)
 
@@ -46,6 +47,7 @@ TIME_STEPS = (0.0, 0.001, 0.01, 0.05, 0.2, 0.5, 2.0, 60.0)
 COOKIE_LENGTHS = (0, 4, 8, 8)
 SEQ_MODES = (SeqMode.NONE, SeqMode.SEND, SeqMode.RECV, SeqMode.BOTH)
 REORDER_MS = (0, 0, 50, 300)
+LNS_CODE = 1  # reorder code 1: 0 ms, and the session is in LNS mode
 START = 1000.0
 
 # ctl bits
@@ -82,6 +84,8 @@ class Scenario:
     # (index of the tunnel in `tunnels`, config): the sessions that were accepted
     sessions: tuple[tuple[int, SessionConfig], ...]
     records: tuple[Record, ...]
+    # session IDs whose sessions are in LNS mode (the peer cannot switch our sequencing)
+    lns: frozenset[int] = frozenset()
 
     @property
     def ip(self) -> bool:
@@ -140,6 +144,7 @@ def parse(data: bytes) -> Scenario:
             )
         )
     sessions: list[tuple[int, SessionConfig]] = []
+    lns: set[int] = set()
     taken: set[tuple[int, int]] = set()
     for i in range(nsessions):
         flags = take(1)[0]
@@ -153,6 +158,8 @@ def parse(data: bytes) -> Scenario:
         if key in taken:
             continue
         taken.add(key)
+        if (flags >> 5) & 3 == LNS_CODE:
+            lns.add(sid)
         sessions.append(
             (
                 tindex,
@@ -176,7 +183,7 @@ def parse(data: bytes) -> Scenario:
         pos += 3
         records.append(Record(ctl, data[pos : pos + length]))
         pos += length
-    return Scenario(tuple(tunnels), tuple(sessions), tuple(records))
+    return Scenario(tuple(tunnels), tuple(sessions), tuple(records), frozenset(lns))
 
 
 def encode_session(cfg: SessionConfig, reorder_code: int | None = None) -> bytes:
