@@ -15,6 +15,11 @@ Rules checked for every input (the stream a client sent, then EOF):
   answer has a one-line string ``error`` that is not an ``internal error`` (the
   dispatcher's catch-all for a bug of ours).
 
+Open findings (:data:`OPEN_FINDINGS`) are tolerated by default so that the fuzzer keeps
+looking for new ones; each has a strict-xfail test in tests/fuzz/test_findings.py that
+runs without the tolerance and turns red once the fix lands: then its name goes from
+:data:`OPEN_FINDINGS` and the mark from the test.
+
 Two code layouts are supported while the control package is being refactored: the
 old one (``l2tpv3.control.transport.serve`` + ``Daemon.handle``) and the new one
 (``l2tpv3.control.server.serve`` + ``server.handler(ops)`` on the op table of
@@ -38,6 +43,13 @@ from l2tpv3.config import Encap, SessionConfig, TunnelConfig
 from l2tpv3.errors import StateError
 
 ClientCallback = Callable[[asyncio.StreamReader, Any], Awaitable[None]]
+
+# Known, reported, not yet fixed (tests/fuzz/test_findings.py):
+# - "deep-json": deeply nested JSON makes json.loads raise RecursionError out of the
+#   connection handler (issue 11 item 7);
+# - "multiline-error": an error answer quotes a client's text verbatim, so a key with a
+#   newline in it gives an error message of several lines.
+OPEN_FINDINGS: frozenset[str] = frozenset({"deep-json", "multiline-error"})
 
 
 class FakeOps:
@@ -154,7 +166,8 @@ def _layout() -> tuple[Callable[..., Awaitable[Any]], Callable[[FakeOps], Any]]:
 class Control:
     """One event loop and one registry for a whole fuzzing run."""
 
-    def __init__(self) -> None:
+    def __init__(self, tolerate: frozenset[str] = OPEN_FINDINGS) -> None:
+        self.tolerate = tolerate
         self.loop = asyncio.new_event_loop()
         self.ops = FakeOps()
         serve, make_handler = _layout()
@@ -188,6 +201,10 @@ class Control:
             self.loop.run_until_complete(self.on_client(reader, writer))
         except Invariant:
             raise
+        except RecursionError as exc:
+            if "deep-json" in self.tolerate:
+                return []
+            raise Invariant(f"the connection handler raised {exc!r}") from exc
         except BaseException as exc:
             raise Invariant(f"the connection handler raised {exc!r}") from exc
         check(writer.closed, "the connection was not closed")
@@ -205,8 +222,10 @@ class Control:
             )
             if not answer["ok"]:
                 err = answer.get("error")
-                check(isinstance(err, str) and "\n" not in err, f"bad error field: {line[:200]!r}")
+                check(isinstance(err, str), f"bad error field: {line[:200]!r}")
                 assert isinstance(err, str)
+                if "multiline-error" not in self.tolerate:
+                    check("\n" not in err, f"an error of several lines: {line[:200]!r}")
                 check(not err.startswith("internal error"), f"a bug answered: {err[:300]}")
             answers.append(answer)
         if len(self.ops.tunnels) >= 64 or len(self.ops.sessions) >= 256:

@@ -18,7 +18,8 @@ from fuzz.python.rxcheck import Invariant
 
 @pytest.fixture
 def control() -> Iterator[Control]:
-    ctl = Control()
+    """The control target with no open finding tolerated."""
+    ctl = Control(tolerate=frozenset())
     yield ctl
     ctl.close()
 
@@ -27,7 +28,8 @@ def control() -> Iterator[Control]:
     strict=True,
     raises=Invariant,
     reason="issue 11 item 7: json.loads raises RecursionError, which the connection "
-    "handler does not catch (the client gets no answer, asyncio logs a traceback)",
+    "handler does not catch (the client gets no answer, asyncio logs a traceback); when "
+    'fixed, also drop "deep-json" from fuzz.python.control.OPEN_FINDINGS',
 )
 @pytest.mark.parametrize("opener", [b"[", b'{"a":'])
 def test_control_deeply_nested_json_is_answered(control: Control, opener: bytes) -> None:
@@ -39,3 +41,20 @@ def test_control_deeply_nested_json_is_answered(control: Control, opener: bytes)
 def test_control_answers_every_line_after_garbage(control: Control) -> None:
     answers = control.feed(b'\xff\n{"op": 1}\n{"op": "ping"}\n[]\n')
     assert [a["ok"] for a in answers] == [False, False, True, False]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=Invariant,
+    reason="found by the control fuzzer: the unknown-option error quotes the key verbatim, "
+    "so a key with a newline gives an error of two lines (the protocol promises one); when "
+    'fixed, also drop "multiline-error" from fuzz.python.control.OPEN_FINDINGS',
+)
+def test_control_errors_are_one_line(control: Control) -> None:
+    # Input reduced from build/fuzz/artifacts/control/crash-680cdaac... (fuzz/run.py control).
+    request = (
+        b'{"op": "add_tunnel", "config": {"tunnel_id": 3, "peer_tu\\nnel_id": 2, '
+        b'"local": "fd00::1", "remote": "fd00::2", "encap": "ip"}}\n'
+    )
+    (answer,) = control.feed(request)
+    assert answer["ok"] is False
