@@ -95,9 +95,11 @@ def test_spoofed_sequence_number_costs_packets_not_the_pseudowire(
             flow.kill()
             flow.wait()
     sent, got = _received(subprocess.CompletedProcess([], 0, out, err))
-    # Six of B's packets resynchronise A (a few more while B follows A into
-    # sequencing): well under 2 s of pings lost. Before the fix: everything after 1 s.
-    assert sent - got <= 40, (sent, got, a.session(10)["stats"])
+    print(f"spoofed run of {run}: {sent - got} of {sent} pings lost")
+    # B's packet 0 (seq none: B starts numbering when A does) or the sixth of B's run
+    # (seq both) resynchronises A: 0 and 5 pings lost when this was written, half a
+    # second of pings allowed. Before the fix: everything after the first second (81).
+    assert sent - got <= 10, (sent, got, a.session(10)["stats"])
     _no_loss(a, INNER[1])
     _no_loss(b, INNER[0])
 
@@ -119,6 +121,7 @@ def test_peer_restarted_under_seq_both(
         proc = a.ns.run("ping", "-c", "1", "-i", "0.1", "-w", "2", INNER[1], check=False,
                         timeout=30)  # fmt: skip
         took = time.monotonic() - start
+        print(f"restart: first reply after {took:.2f} s")
         assert proc.returncode == 0, (proc.stdout, a.session(10)["stats"])
         assert took < 2.0
         _no_loss(a, INNER[1])
