@@ -165,7 +165,16 @@ def _state(t: Any) -> tuple[Any, ...]:
     out: list[Any] = [t.counters.as_dict(), dict(t.drops), t.totals().as_dict()]
     for sid in sorted(t.sessions):
         s = t.sessions[sid]
-        out += [sid, s.counters.as_dict(), dict(s.drops), s.send_seq, s.ns, s.next_deadline()]
+        out += [
+            sid,
+            s.counters.as_dict(),
+            dict(s.drops),
+            s.send_seq,
+            s.ns,
+            s.nr,
+            s.held,
+            s.next_deadline(),
+        ]
     return tuple(out)
 
 
