@@ -6,6 +6,7 @@ typed result; :func:`request` is the raw JSON-lines exchange under it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 from collections.abc import Mapping
@@ -34,7 +35,9 @@ def request(path: str, message: Mapping[str, object], timeout: float = 30.0) -> 
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(timeout)
             sock.connect(path)
-            sock.sendall(json.dumps(dict(message)).encode() + b"\n")
+            # Answered and closed before it read the request (a refusal): read why.
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                sock.sendall(json.dumps(dict(message)).encode() + b"\n")
             buf = bytearray()
             while not buf.endswith(b"\n"):
                 chunk = sock.recv(65536)
@@ -46,6 +49,10 @@ def request(path: str, message: Mapping[str, object], timeout: float = 30.0) -> 
     except FileNotFoundError:
         raise ControlError(
             f"cannot reach l2tpv3d at {path}: no such socket (is it running?)"
+        ) from None
+    except ConnectionRefusedError:
+        raise ControlError(
+            f"cannot reach l2tpv3d at {path}: connection refused (is it running?)"
         ) from None
     except PermissionError:
         raise ControlError(f"cannot reach l2tpv3d at {path}: permission denied") from None

@@ -37,6 +37,7 @@ from l2tpv3.proto.counters import COUNTER_NAMES, DROP_REASONS
 
 __all__ = [
     "MAX_MESSAGE",
+    "MAX_REQUEST",
     "OPS",
     "AddSession",
     "AddTunnel",
@@ -56,8 +57,10 @@ __all__ = [
     "tunnel_states",
 ]
 
-# The longest line either end reads.
+# The longest answer the client reads (``show`` of many sessions).
 MAX_MESSAGE: Final = 16 * 1024 * 1024
+# The longest request line the daemon reads; a request is a few hundred bytes.
+MAX_REQUEST: Final = 64 * 1024
 
 # A JSON object as json.loads gives it.
 JSONObject = Mapping[str, object]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import os
 import signal
@@ -13,7 +12,7 @@ import sys
 from l2tpv3 import __version__
 from l2tpv3.config.file import load_config
 from l2tpv3.constants import CONTROL_SOCKET_ENV, DEFAULT_CONTROL_SOCKET, MAX_BATCH
-from l2tpv3.control.server import handler, serve
+from l2tpv3.control.server import ControlServer, group_id, handler, serve
 from l2tpv3.daemon.core import Daemon
 from l2tpv3.errors import L2TPError
 from l2tpv3.io.api import DEFAULT_BATCH, Options
@@ -30,7 +29,13 @@ async def run(
     config_path: str | None,
     options: Options | None = None,
     impl: Implementation | None = None,
+    *,
+    group: str | None = None,
 ) -> int:
+    """Run until SIGTERM or SIGINT: then every session and tunnel is deleted, client
+    connections are closed and the control socket (only the one this daemon bound) is
+    removed. SIGHUP is logged and ignored: reloading is not implemented (restart the
+    daemon to apply a changed ``--config``). ``group`` may use the control socket too."""
     options = options or Options()
     impl = impl or choose()
     loop = asyncio.get_running_loop()
@@ -38,15 +43,17 @@ async def run(
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    server = None
+    loop.add_signal_handler(signal.SIGHUP, _sighup)
+    server: ControlServer | None = None
     try:
+        gid = group_id(group) if group is not None else None
         if config_path is not None:
             tunnels, sessions = load_config(config_path)
             for tcfg in tunnels:
                 daemon.add_tunnel(tcfg)
             for scfg in sessions:
                 daemon.add_session(scfg)
-        server = await serve(socket_path, handler(daemon))
+        server = await serve(socket_path, handler(daemon), group=gid)
         daemon.refresh_mtus()
         log.info(
             "listening on %s (version %s, pid %d, %s data path)",
@@ -63,10 +70,12 @@ async def run(
         return 2
     finally:
         if server is not None:
-            server.close()
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(socket_path)
+            await server.aclose()
         daemon.close()
+
+
+def _sighup() -> None:
+    log.info("SIGHUP ignored: l2tpv3d does not reload (restart it to apply a changed --config)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,6 +87,11 @@ def main(argv: list[str] | None = None) -> int:
         "--socket",
         default=os.environ.get(CONTROL_SOCKET_ENV, DEFAULT_CONTROL_SOCKET),
         help=f"control socket (default ${CONTROL_SOCKET_ENV} or {DEFAULT_CONTROL_SOCKET})",
+    )
+    parser.add_argument(
+        "--group",
+        metavar="NAME",
+        help="members of this group may use the control socket too (mode 0660)",
     )
     parser.add_argument("--config", help="TOML file of tunnels and sessions to bring up")
     parser.add_argument(
@@ -128,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         options = Options(
             rcvbuf=args.rcvbuf, sndbuf=args.sndbuf, batch=args.batch, offload=args.offload
         )
-        return int(runner(run(args.socket, args.config, options)))
+        return int(runner(run(args.socket, args.config, options, group=args.group)))
     except KeyboardInterrupt:
         return 0
 
