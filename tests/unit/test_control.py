@@ -110,3 +110,16 @@ def test_unreachable_daemon_is_one_clear_line(tmp_path: Path) -> None:
         request(str(tmp_path / "none.sock"), {"op": "show_tunnels"})
     assert "is it running" in str(info.value)
     assert "\n" not in str(info.value)
+
+
+def test_stale_socket_is_one_clear_line(tmp_path: Path) -> None:
+    # A daemon killed -9 leaves its socket file: connect is refused, as good as no daemon.
+    path = str(tmp_path / "stale.sock")
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(path)
+    s.close()
+    with pytest.raises(ControlError) as info:
+        request(path, {"op": "show_tunnels"})
+    assert str(info.value) == (
+        f"cannot reach l2tpv3d at {path}: connection refused (is it running?)"
+    )
