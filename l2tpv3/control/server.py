@@ -144,7 +144,6 @@ class ControlServer(asyncio.AbstractServer):
         self.refused_busy = 0
         self.evicted = 0
         self._handler = handler
-        self._euid = os.geteuid()
         self._server: asyncio.AbstractServer | None = None
         self._inode: tuple[int, int] | None = None
         self._clients: dict[asyncio.Task[Any], _Client] = {}
@@ -378,7 +377,9 @@ class ControlServer(asyncio.AbstractServer):
             )
         except (AttributeError, OSError, struct.error):
             pid, uid, gid = 0, -1, -1
-        if uid in (0, self._euid):
+        # The daemon's uid now: it may have dropped root (--user) since it started.
+        euid = os.geteuid()
+        if uid in (0, euid):
             return None
         if (
             uid >= 0
@@ -389,7 +390,7 @@ class ControlServer(asyncio.AbstractServer):
         if uid not in self._refused_uids:
             if len(self._refused_uids) < _MAX_REMEMBERED_UIDS:
                 self._refused_uids.add(uid)
-            allowed = f"root and uid {self._euid}"
+            allowed = f"root and uid {euid}"
             if self.group is not None:
                 allowed += f" and group {self.group}"
             log.warning("control socket: refused uid %d (pid %d): only %s", uid, pid, allowed)
