@@ -47,7 +47,6 @@ async def run(
             for scfg in sessions:
                 daemon.add_session(scfg)
         server = await serve(socket_path, handler(daemon))
-        daemon.refresh_mtus()
         log.info(
             "listening on %s (version %s, pid %d, %s data path)",
             socket_path,
