@@ -97,6 +97,7 @@ cdef extern from "fp_session.h" nogil:
         int lns_mode
         uint32_t ns
         int max_frame
+        int ifindex
         uint32_t nr
         size_t qlen
         uint64_t c[FP_NCOUNTERS]
@@ -533,12 +534,15 @@ cdef class Tunnel:
             fp_engine_stop(&self.t)
         self.running = False
 
-    def attach(self, session_id, int tap_fd, bint vnet=False):
+    def attach(self, session_id, int tap_fd, bint vnet=False, int ifindex=0):
         """Hand the session's TAP to the engine (it reads it and writes to it).
 
         ``vnet``: the TAP was opened with IFF_VNET_HDR and TCP/checksum offloads.
+        ``ifindex``: the TAP's; the receive thread then follows its MTU (RTM_NEWLINK)
+        before handling each batch, so a new MTU holds for the very next frame.
         """
         cdef Session s = self.sessions[session_id]
+        s.s.ifindex = ifindex
         with nogil:
             rc = fp_engine_attach(&self.t, &s.s, tap_fd, vnet)
         if rc < 0:

@@ -95,6 +95,9 @@ struct fp_engine {
     pthread_mutex_t gone_lock;
     uint32_t gone[MAX_GONE];
     int ngone;
+    /* rtnetlink (RTMGRP_LINK), read by the receive thread: a TAP's new MTU holds for the
+     * next datagram (link_drain), -1 if it could not be opened */
+    int link_fd;
 };
 
 double fp_now(void);
