@@ -234,8 +234,7 @@ class Daemon:
         # A message without an MTU (0) changes nothing: it must never make every frame
         # too long.
         if mtu > 0 and mtu != port.tap.mtu:
-            port.tap.mtu = mtu
-            port.session.set_mtu(mtu)
+            port.set_mtu(mtu)
             log.info("interface %s: mtu %d", port.tap.name, mtu)
 
     def _reread_links(self) -> None:

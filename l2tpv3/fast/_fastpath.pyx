@@ -159,6 +159,7 @@ cdef extern from "fp_engine.h" nogil:
     int fp_engine_attach(fp_tunnel *t, fp_session *s, int tap_fd, int vnet)
     void fp_engine_detach(fp_tunnel *t, fp_session *s)
     int fp_engine_notify_fd(const fp_tunnel *t)
+    int fp_engine_follows_links(const fp_tunnel *t)
     int fp_engine_take_gone(fp_tunnel *t, uint32_t *out, int max)
 
 # The C core was compiled with the values of a header generated from the Python source:
@@ -574,6 +575,12 @@ cdef class Tunnel:
     def notify_fd(self):
         """Readable when sessions lost their TAP device: see :meth:`take_gone`."""
         return fp_engine_notify_fd(&self.t)
+
+    @property
+    def follows_links(self):
+        """The receive thread sets the MTU of attached TAPs (by ifindex) from RTM_NEWLINK
+        itself; False when not started or without a netlink socket."""
+        return bool(fp_engine_follows_links(&self.t))
 
     def take_gone(self):
         cdef uint32_t buf[256]

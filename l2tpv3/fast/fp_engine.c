@@ -515,6 +515,11 @@ void fp_engine_get_stats(const struct fp_tunnel *t, struct fp_engine_stats *st)
     if (t->engine) *st = t->engine->st; else memset(st, 0, sizeof(*st));
 }
 
+int fp_engine_follows_links(const struct fp_tunnel *t)
+{
+    return t->engine && t->engine->link_fd >= 0;
+}
+
 int fp_engine_notify_fd(const struct fp_tunnel *t)
 {
     return t->engine ? t->engine->notify_fd : -1;

@@ -78,46 +78,57 @@ def test_rename_under_traffic(pair: tuple[Daemon, Daemon]) -> None:
     assert "l2tpeth0" not in shown, shown
 
 
-class Sender:
-    """Frames out of A's l2tpeth0, each sent the moment it is asked for."""
+class MtuThenFrame:
+    """Sets B's l2tpeth0 MTU and, microseconds after the ioctl returns, sends a frame out
+    of A's l2tpeth0: the tightest `ip link set l2tpeth0 mtu N` then a frame."""
 
-    def __init__(self, ns: Netns) -> None:
+    def __init__(self, a: Netns, b: Netns) -> None:
         self.proc: Popen[str] = Popen(
-            ["ip", "netns", "exec", ns.name, *prog("frame_sender"), "l2tpeth0"],
-            stdin=PIPE, stdout=PIPE, text=True,
+            ["ip", "netns", "exec", a.name, *prog("mtu_then_frame"), "l2tpeth0", b.name,
+             "l2tpeth0"], stdin=PIPE, stdout=PIPE, text=True,
         )  # fmt: skip
         assert self.proc.stdout is not None
         assert self.proc.stdout.readline().strip() == "ready"
 
-    def send(self, size: int) -> None:
+    def __call__(self, mtu: int, size: int) -> None:
         assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write(f"{size}\n")
+        self.proc.stdin.write(f"{mtu} {size}\n")
         self.proc.stdin.flush()
-        assert self.proc.stdout.readline().strip() == f"sent {size}"
+        assert self.proc.stdout.readline().strip() == "done"
 
     def close(self) -> None:
         self.proc.communicate(timeout=10)
 
 
 def test_mtu_change_holds_for_the_next_frame(pair: tuple[Daemon, Daemon]) -> None:
-    """After `ip link set l2tpeth0 mtu N` returns, a frame of exactly N + 18 sent at once is
-    delivered and one of N + 19 is dropped as frame_too_long: lowered, then raised."""
+    """Right after B's MTU is set to N, a frame of exactly N + 18 is delivered and one of
+    N + 19 is dropped as frame_too_long: lowered, then raised, one by one; then 100
+    times each way, counted together (the event must beat the frame every time)."""
     a, b = pair
-    sender = Sender(a.ns)
+    step = MtuThenFrame(a.ns, b.ns)
     try:
         # Lowered, raised, lowered, raised; A's packet socket sends at most 1446 + 14.
         for mtu in (1000, 1400, 900, 1440):
             for size, dropped in ((mtu + SLACK, 0), (mtu + SLACK + 1, 1)):
                 before = _outcome(b)
-                b.ns.ip("link", "set", "l2tpeth0", "mtu", str(mtu))
-                sender.send(size)
+                step(mtu, size)
                 assert wait_until(lambda: sum(_outcome(b)) > sum(before), 5, 0.05)  # noqa: B023
                 after = _outcome(b)
                 got = (after[0] - before[0], after[1] - before[1])
                 assert got == (dropped, 1 - dropped), (mtu, size, got)
             assert b.session(20)["mtu"] == mtu
+        before = _outcome(b)
+        rounds = 100
+        for _ in range(rounds):
+            step(1000, 1000 + SLACK + 1)  # lowered: dropped
+            time.sleep(0.01)
+            step(1200, 1200 + SLACK)  # raised: delivered
+            time.sleep(0.01)
+        assert wait_until(lambda: sum(_outcome(b)) >= sum(before) + 2 * rounds, 5, 0.05)
+        after = _outcome(b)
+        assert (after[0] - before[0], after[1] - before[1]) == (rounds, rounds)
     finally:
-        sender.close()
+        step.close()
 
 
 def test_moved_to_another_namespace(pair: tuple[Daemon, Daemon]) -> None:
