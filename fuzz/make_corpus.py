@@ -111,6 +111,10 @@ def rx_seeds() -> list[bytes]:
         recs += b"".join(sc.encode_record(p, ctl=2) for p in parts[:2])  # to the third
         recs += sc.encode_record(bytes([1]), ctl=0x80)  # and back
         seeds.append(three + recs + sc.encode_record(parts[-1], ctl=1))
+        # The same from other hosts (ctl bit 6): each tunnel's peer with the others'
+        # session IDs, and strangers; over IP one tunnel of the listener counts each.
+        seeds.append(three + b"".join(sc.encode_record(p, ctl=c) for p in parts[:2]
+                                      for c in (0x40, 0x41, 0x42, 0x43, 1)))  # fmt: skip
         # Corrupted: cut short, bad cookie, version, T bit, session 0.
         bad = []
         for p in parts[:4]:

@@ -2,12 +2,14 @@
  * sequencing checks and reorder queues, fp_ownership) on the input format of
  * fuzz/python/scenario.py, with the accounting rules of fuzz/python/rxcheck.py:
  *
- *   every copy of a datagram a tunnel receives grows exactly one of: the tunnel's
- *   rx_invalid (and one drop reason), one session's rx_packets + rx_errors + held
- *   (the session fp_tunnel_receive reports), or nothing, when it is IP encap and
- *   the session ID belongs to another tunnel on the same listener, which counts its
- *   own copy; frames delivered + frame drops == rx_packets growth; a poll changes no
- *   rx_packets + rx_errors + held.
+ *   every copy of a datagram a tunnel receives (fp_tunnel_receive from its peer,
+ *   fp_tunnel_receive_foreign from anyone else) grows at most one of: the tunnel's
+ *   rx_invalid (and one drop reason; wrong_source if not from its peer), one session's
+ *   rx_packets + rx_errors + held (the session fp_tunnel_receive reports); of all the
+ *   tunnels that get a copy exactly one counts it, the one the rule of proto/api.py
+ *   IpOwnershipAPI names (the tunnel holding the session ID, else the one whose peer
+ *   sent it, else the lowest tunnel ID on the listener); frames delivered + frame
+ *   drops == rx_packets growth; a poll changes no rx_packets + rx_errors + held.
  *
  * Every datagram sits in a heap block of exactly its size, overwritten after the call
  * (the engine reuses its buffers), and every delivered frame is read in full, so with
@@ -142,6 +144,27 @@ static void session_del(struct world *w, struct sess_cfg *c)
     c->s = NULL;
 }
 
+/* scenario.py Scenario.source: the index of the tunnel whose peer sent a datagram, or
+ * -1 for a stranger; host gets its address. */
+static int source_of(struct world *w, uint8_t ctl, uint8_t *host)
+{
+    int target = ctl & 3, first = target % w->ntunnels, src;
+    if (!(ctl & 0x40))
+        src = first;
+    else if (w->ntunnels == 3 && target != 3)
+        src = (first + 2) % 3;
+    else
+        src = -1;
+    uint8_t local[16];
+    if (src >= 0) {
+        addr(w, src, local, host);
+    } else {
+        addr(w, 0, local, host);
+        if (w->v6) host[15] = 0x99; else host[3] = 99;
+    }
+    return src;
+}
+
 static int listener_eq(struct world *w, int a, int b)
 {
     /* tunnels 0 and 1 share the local address; UDP tunnels have a socket each */
@@ -164,22 +187,20 @@ static void do_poll(struct world *w)
     }
 }
 
-static void do_datagram(struct world *w, int target, const uint8_t *data, size_t len)
+static void do_datagram(struct world *w, uint8_t ctl, const uint8_t *data, size_t len)
 {
     struct fp_out out = {sink, w};
-    int first = target % w->ntunnels;
-    int counted[MAX_TUNNELS];       /* index of the session that counted it, or -1 */
-    uint32_t other_sid[MAX_TUNNELS];
-    int other[MAX_TUNNELS];
+    int first = (ctl & 3) % w->ntunnels;
+    uint8_t host[16];
+    int src = source_of(w, ctl, host);
+    int ncounted = 0, counter = -1;
     for (int i = 0; i < w->ntunnels; i++) {
-        counted[i] = -1;
-        other[i] = 0;
         if (!listener_eq(w, first, i)) continue;
         struct fp_tunnel *t = &w->t[i];
         uint8_t *buf = malloc(len ? len : 1);
         CHECK(buf, "out of memory");
         memcpy(buf, data, len);
-        uint64_t inv0 = t->c[FP_RX_INVALID];
+        uint64_t inv0 = t->c[FP_RX_INVALID], ws0 = t->drops[FP_DROP_WRONG_SOURCE];
         uint64_t q0[MAX_SESSIONS], rx0[MAX_SESSIONS], fd0[MAX_SESSIONS];
         for (int k = 0; k < w->nsessions; k++) {
             struct fp_session *s = w->sc[k].s;
@@ -189,7 +210,10 @@ static void do_datagram(struct world *w, int target, const uint8_t *data, size_t
         }
         size_t f0 = w->frames;
         struct fp_session *hit = NULL;
-        fp_tunnel_receive(t, buf, len, w->now, &out, &hit);
+        if (i == src)
+            fp_tunnel_receive(t, buf, len, w->now, &out, &hit);
+        else
+            fp_tunnel_receive_foreign(t, buf, len, w->v6 ? 6 : 4, host);
         memset(buf, 0xee, len); /* the engine reuses its receive buffer */
         free(buf);
         uint64_t dinv = t->c[FP_RX_INVALID] - inv0;
@@ -209,6 +233,12 @@ static void do_datagram(struct world *w, int target, const uint8_t *data, size_t
         }
         CHECK(dinv + dq <= 1, "tunnel %d: one datagram counted %llu + %llu times", i + 1,
               (unsigned long long)dinv, (unsigned long long)dq);
+        if (i != src) {
+            CHECK(dq == 0, "tunnel %d: a datagram from another host reached a session", i + 1);
+            CHECK(t->drops[FP_DROP_WRONG_SOURCE] - ws0 == dinv,
+                  "tunnel %d: a datagram from another host counted but not as wrong_source",
+                  i + 1);
+        }
         if (dinv) {
             CHECK(!hit && w->frames == f0, "a dropped datagram reached a session");
         } else if (dq) {
@@ -217,30 +247,36 @@ static void do_datagram(struct world *w, int target, const uint8_t *data, size_t
             CHECK(w->sc[grown].tindex == i, "a session of another tunnel counted");
             CHECK((w->frames - f0) + (fdrops(s) - fd0[grown]) == s->c[FP_RX_PACKETS] - rx0[grown],
                   "frames + frame drops != rx_packets growth");
-            counted[i] = grown;
         } else {
-            CHECK(w->ip && len >= 4, "tunnel %d: datagram counted nowhere", i + 1);
-            uint32_t sid = (uint32_t)data[0] << 24 | (uint32_t)data[1] << 16 |
-                           (uint32_t)data[2] << 8 | data[3];
-            uint32_t owner;
-            CHECK(sid != 0 && !fp_tunnel_lookup(t, sid), "tunnel %d: own datagram ignored", i + 1);
-            CHECK(fp_own_owner(&w->own, sid, &owner) && owner != t->tunnel_id,
-                  "tunnel %d: session %u ignored but not another tunnel's", i + 1, sid);
             CHECK(!hit && w->frames == f0, "an ignored datagram reached a session");
-            other[i] = 1;
-            other_sid[i] = sid;
+        }
+        if (dinv || dq) {
+            ncounted++;
+            counter = i;
         }
     }
-    for (int i = 0; i < w->ntunnels; i++) {
-        if (!other[i]) continue;
-        uint32_t owner;
-        CHECK(fp_own_owner(&w->own, other_sid[i], &owner), "owner vanished");
-        int oi = (int)owner - 1;
-        CHECK(oi >= 0 && oi < w->ntunnels && counted[oi] >= 0 &&
-                  w->sc[counted[oi]].sid == other_sid[i],
-              "tunnel %d left session %u to tunnel %u, which never counted it", i + 1,
-              other_sid[i], owner);
+    /* The rule, stated again from the world: the tunnel on the listener holding the
+     * session ID, else the one whose peer sent it, else the lowest tunnel ID there. */
+    int want = first;
+    if (w->ip) {
+        uint32_t sid = len >= 4 ? (uint32_t)data[0] << 24 | (uint32_t)data[1] << 16 |
+                                      (uint32_t)data[2] << 8 | data[3]
+                                : 0;
+        int owner = -1;
+        for (int k = 0; sid && k < w->nsessions; k++)
+            if (w->sc[k].s && w->sc[k].sid == sid && listener_eq(w, first, w->sc[k].tindex))
+                owner = w->sc[k].tindex;
+        if (owner >= 0)
+            want = owner;
+        else if (src >= 0 && listener_eq(w, first, src))
+            want = src;
+        else
+            for (int i = w->ntunnels - 1; i >= 0; i--)
+                if (listener_eq(w, first, i)) want = i; /* tunnel IDs are index + 1 */
     }
+    CHECK(ncounted == 1 && counter == want,
+          "a datagram counted by %d tunnels (the last %d), not by tunnel %d alone", ncounted,
+          counter + 1, want + 1);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -301,7 +337,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         pos += len;
         w.now += time_steps[(ctl >> 2) & 7];
         if (!(ctl & 0x80)) {
-            do_datagram(&w, ctl & 3, rec, len);
+            do_datagram(&w, ctl, rec, len);
         } else if (ctl & 0x40) {
             unsigned hi = len > 0 ? rec[0] : 0, lo = len > 1 ? rec[1] : 0;
             int mtu = 68 + (int)((hi << 8 | lo) % 9000);

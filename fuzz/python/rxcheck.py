@@ -2,16 +2,20 @@
 checking on every step that every datagram is accounted for; record what came out so
 that two implementations can be compared.
 
-Accounting, per copy of a datagram a tunnel receives (``Q`` of a session is
-``rx_packets + rx_errors + held``, which the sequencer keeps exact: a packet it does
-not deliver is counted in ``rx_errors`` once, one it holds is in ``held``):
+Accounting, per copy of a datagram a tunnel receives, from its peer through
+``Tunnel.receive`` or from anyone else through ``Tunnel.receive_foreign`` (``Q`` of a
+session is ``rx_packets + rx_errors + held``, which the sequencer keeps exact: a packet
+it does not deliver is counted in ``rx_errors`` once, one it holds is in ``held``):
 
 * exactly one of: the tunnel's ``rx_invalid`` grew by one (and the named drop reason
-  with it, ``sum(drops) == rx_invalid`` always), or the ``Q`` of exactly one of its
-  sessions grew by one (the session :meth:`Tunnel.receive` returned), or nothing grew
-  and the datagram is another tunnel's copy: IP encap, a session ID owned by another
-  tunnel on the same listener, which got its own copy of the same datagram and counted
-  it in that session;
+  with it, ``sum(drops) == rx_invalid`` always; ``wrong_source`` if the datagram was
+  not from its peer), or the ``Q`` of exactly one of its sessions grew by one (the
+  session :meth:`Tunnel.receive` returned; never for one from another host), or
+  nothing grew;
+* of all the tunnels that got a copy (over IP, every tunnel on the listener), exactly
+  one counted it, the one the rule of :class:`~l2tpv3.proto.api.IpOwnershipAPI` names,
+  stated again here from the scenario: the tunnel holding the session ID, else the
+  tunnel whose peer sent it, else the lowest tunnel ID on the listener;
 * the frames returned plus the frame drops (too short, too long) equal the growth of
   ``rx_packets``, every frame is one Ethernet frame that fits the session's MTU.
 
@@ -59,7 +63,7 @@ class Trace:
 
     steps: list[object] = field(default_factory=list)
     datagrams: int = 0
-    other_copies: int = 0
+    other_copies: int = 0  # copies a tunnel left to another one on its listener
 
 
 def _state(tunnels: list[TunnelAPI]) -> object:
@@ -169,18 +173,25 @@ class Runner:
     def datagram(self, rec: Record) -> object:
         self.trace.datagrams += 1
         recipients = self.sc.recipients(rec.target)
-        results = []
-        counted: dict[int, int] = {}  # tunnel index -> session ID it counted in Q
-        others: list[tuple[int, int]] = []  # (tunnel index, session ID) left to another
+        source = self.sc.source(rec)
+        host = self.sc.host(source)
+        results: list[object] = []
+        counted: list[int] = []  # the tunnel indexes that counted it
         for i in recipients:
             t = self.tunnels[i]
             buf = bytearray(rec.data)
             view = memoryview(buf)
             before_inv = t.counters.rx_invalid
+            before_ws = t.drops["wrong_source"]
             before = {
                 sid: (q(s), s.counters.rx_packets, frame_drops(s)) for sid, s in t.sessions.items()
             }
-            hit, frames = t.receive(view, self.now)
+            hit: SessionAPI | None = None
+            frames: list[Payload] = []
+            if i == source:
+                hit, frames = t.receive(view, self.now)
+            else:
+                t.receive_foreign(view, host)
             hit_sid = None if hit is None else hit.session_id
             got = [] if hit is None else _frame_ok(hit, frames, f"tunnel {i + 1}")
             # The daemon reuses its buffer for the next datagram.
@@ -196,9 +207,16 @@ class Runner:
                 f"tunnel {i + 1}: one datagram counted {d_inv} times in rx_invalid and "
                 f"{d_q} times in sessions",
             )
+            if i != source:
+                check(d_q == 0, f"tunnel {i + 1}: a datagram from another host reached a session")
+                check(
+                    t.drops["wrong_source"] - before_ws == d_inv,
+                    f"tunnel {i + 1}: a datagram from another host counted but not as wrong_source",
+                )
             if d_inv:
                 check(hit is None, "a dropped datagram was given to a session")
                 check(not frames, "a dropped datagram delivered frames")
+                counted.append(i)
             elif d_q:
                 check(
                     hit_sid is not None and grew.get(hit_sid) == 1,
@@ -210,34 +228,31 @@ class Runner:
                     len(got) + frame_drops(hit) - fd0 == hit.counters.rx_packets - rx0,
                     f"session {hit_sid}: frames + frame drops != rx_packets growth",
                 )
-                counted[i] = hit_sid
+                counted.append(i)
             else:
-                # Counted nowhere: only another tunnel's copy may be.
-                sid = int.from_bytes(rec.data[:4], "big")
-                check(
-                    self.sc.ip and len(rec.data) >= 4 and sid != 0 and sid not in t.sessions,
-                    f"tunnel {i + 1}: datagram counted nowhere: {rec.data[:16].hex()}",
-                )
-                owner = self.own.owner(sid)
-                check(
-                    owner is not None and owner != t.config.tunnel_id,
-                    f"tunnel {i + 1}: session {sid} ignored but not owned by another tunnel",
-                )
                 check(hit is None and not frames, "an ignored datagram delivered frames")
-                others.append((i, sid))
+                self.trace.other_copies += 1
             results.append((i, hit_sid, got))
-        for i, sid in others:
-            owner = self.own.owner(sid)
-            owner_index = next(
-                (k for k, t in enumerate(self.tunnels) if t.config.tunnel_id == owner), None
-            )
-            check(
-                owner_index in counted and counted[owner_index] == sid,
-                f"tunnel {i + 1} left session {sid} to tunnel {owner}, which never counted "
-                "it (not on the same listener?)",
-            )
-            self.trace.other_copies += 1
+        want = self.counter(recipients, source, rec.data)
+        check(
+            counted == [want],
+            f"datagram {rec.data[:16].hex()} from {host} counted by tunnels "
+            f"{[c + 1 for c in counted]}, not by tunnel {want + 1} alone",
+        )
         return results
+
+    def counter(self, recipients: list[int], source: int, data: bytes) -> int:
+        """The tunnel that must count a datagram, by the rule of IpOwnershipAPI, stated
+        again from the scenario (UDP: the one recipient)."""
+        if not self.sc.ip:
+            return recipients[0]
+        sid = int.from_bytes(data[:4], "big") if len(data) >= 4 else 0
+        owners = [i for i in recipients if sid and sid in self.tunnels[i].sessions]
+        if owners:
+            return owners[0]
+        if source in recipients:
+            return source
+        return min(recipients, key=lambda i: self.tunnels[i].config.tunnel_id)
 
 
 def run(data: bytes, name: Name) -> Trace:

@@ -28,6 +28,12 @@ Then records until the end: a control byte, a u16 big-endian length, that many b
     ctl  bit 7 clear: a datagram, the record's bytes being the UDP payload, or for IP the
          L2TP part after the IP header. It goes to tunnel ``bits 0-1 % tunnels`` and, over
          IP, to every other tunnel on the same listener (each raw socket gets a copy).
+         bit 6 clear: it comes from that tunnel's peer; set: from the peer of tunnel
+         ``(first + 2) % 3`` when there are three tunnels and bits 0-1 are not 3 (over
+         IP: tunnel 3's peer to tunnels 1 and 2, tunnel 1's peer to tunnel 2's listener
+         as a copy for both, tunnel 2's peer to tunnel 3), else from a stranger (no
+         tunnel's peer). Each tunnel takes it as from its peer (``Tunnel.receive``) or
+         not (``Tunnel.receive_foreign``).
          bit 7 set: bit 6 clear toggles session ``data[0] % sessions`` (deleted if
          present, else made anew); bit 6 set sets every session's MTU to
          ``68 + (data[0] << 8 | data[1]) % 9000``.
@@ -54,6 +60,8 @@ START = 1000.0
 DATAGRAM_MASK = 0x80
 CTL_MTU = 0x40
 CTL_POLL = 0x20
+CTL_FOREIGN = 0x40  # datagrams only
+STRANGER = -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +103,21 @@ class Scenario:
         """(family, local) of an IP-encap tunnel; None over UDP (a socket each)."""
         t = self.tunnels[index]
         return (t.family, str(t.local)) if t.encap is Encap.IP else None
+
+    def source(self, rec: Record) -> int:
+        """The index of the tunnel whose peer sent a datagram, or STRANGER."""
+        first = rec.target % len(self.tunnels)
+        if not rec.ctl & CTL_FOREIGN:
+            return first
+        if len(self.tunnels) == 3 and rec.target != 3:
+            return (first + 2) % 3
+        return STRANGER
+
+    def host(self, source: int) -> str:
+        """The address a datagram from ``source`` (a tunnel index or STRANGER) has."""
+        if source != STRANGER:
+            return str(self.tunnels[source].remote)
+        return "fd00::99" if self.tunnels[0].family == 6 else "10.0.0.99"
 
     def recipients(self, target: int) -> list[int]:
         """The tunnels that get a copy of a datagram sent to tunnel ``target``."""

@@ -74,9 +74,8 @@ cdef extern from "fp_ownership.h" nogil:
                      uint32_t *other)
     void fp_own_release(fp_ownership *o, uint32_t session_id)
     int fp_own_owner(fp_ownership *o, uint32_t session_id, uint32_t *tunnel_id)
-    int fp_own_is_other_copy(fp_ownership *o, uint32_t tunnel_id, uint32_t session_id)
-    int fp_own_is_other_peer(fp_ownership *o, uint32_t tunnel_id, int family,
-                             const uint8_t *host)
+    uint32_t fp_own_counter(fp_ownership *o, uint32_t tunnel_id, uint32_t session_id,
+                            int family, const uint8_t *host)
 
 cdef extern from "fp_session.h" nogil:
     enum:
@@ -134,6 +133,8 @@ cdef extern from "fp_tunnel.h" nogil:
     void fp_tunnel_drop(fp_tunnel *t, int reason)
     void fp_tunnel_receive(fp_tunnel *t, const uint8_t *p, size_t len, double now,
                            fp_out *out, fp_session **hit)
+    void fp_tunnel_receive_foreign(fp_tunnel *t, const uint8_t *p, size_t len, int family,
+                                   const uint8_t *host)
 
 cdef extern from "fp_engine.h" nogil:
     struct fp_engine_opts:
@@ -329,6 +330,16 @@ cdef bytes _packed(int family, str address):
     return socket.inet_pton(af, address).ljust(16, b"\0")
 
 
+cdef tuple _host(str host):
+    """(family, 16 bytes) of a source address as recvfrom() spells it; family 0 for
+    anything that is no address (it matches no tunnel's peer)."""
+    cdef int fam = 6 if ":" in host else 4
+    try:
+        return fam, _packed(fam, host)
+    except (OSError, ValueError):
+        return 0, bytes(16)
+
+
 cdef int _family(int family) except -1:
     # TunnelConfig.family (4 or 6); the socket module's AF_* are taken too.
     if family == 4 or family == socket.AF_INET:
@@ -385,17 +396,14 @@ cdef class IpOwnership:
             return tid
         return None
 
-    def is_other_copy(self, uint32_t tunnel_id, uint32_t session_id):
-        return bool(fp_own_is_other_copy(&self.o, tunnel_id, session_id))
-
-    def is_other_peer(self, uint32_t tunnel_id, str host):
-        cdef int fam = 6 if ":" in host else 4
-        try:
-            packed = _packed(fam, host)
-        except (OSError, ValueError):
-            return False  # not an address any tunnel could have as its peer
-        return bool(fp_own_is_other_peer(&self.o, tunnel_id, fam,
-                                         <const uint8_t *>PyBytes_AS_STRING(packed)))
+    def counter(self, uint32_t tunnel_id, uint32_t session_id, host=None):
+        cdef int fam = 0
+        cdef bytes packed
+        if host is None:
+            return fp_own_counter(&self.o, tunnel_id, session_id, 0, NULL)
+        fam, packed = _host(host)
+        return fp_own_counter(&self.o, tunnel_id, session_id, fam,
+                              <const uint8_t *>PyBytes_AS_STRING(packed))
 
 
 # The C tunnel points into its sessions and its ownership: keep them (no gc tp_clear)
@@ -457,6 +465,16 @@ cdef class Tunnel:
         if hit is NULL:
             return None, frames
         return self.sessions[hit.session_id], frames
+
+    def receive_foreign(self, payload, str host):
+        cdef const uint8_t[:] view = payload
+        cdef uint8_t empty = 0
+        cdef int fam
+        cdef bytes packed
+        fam, packed = _host(host)
+        fp_tunnel_receive_foreign(&self.t, &view[0] if view.shape[0] else &empty,
+                                  view.shape[0], fam,
+                                  <const uint8_t *>PyBytes_AS_STRING(packed))
 
     def count_drop(self, str reason):
         fp_tunnel_drop(&self.t, DROP_REASONS.index(reason))

@@ -86,12 +86,6 @@ static void rx_handle(struct fp_engine *e, int n, double now, struct fp_out *out
         uint8_t *p = e->rx_bufs + (size_t)i * BUFSZ + HEADROOM;
         size_t len = e->rx_msgs[i].msg_len;
         if (e->rx_msgs[i].msg_hdr.msg_flags & MSG_TRUNC) len = 0;
-        if (!is_peer(e, src)) {
-            /* Over IP, one from the peer of another tunnel on our listener is its copy. */
-            if (t->udp || !t->own || !fp_own_is_other_peer_sa(t->own, t->tunnel_id, src))
-                fp_tunnel_drop(t, FP_DROP_WRONG_SOURCE);
-            continue;
-        }
         if (e->o.strip_ip) {
             /* IPv4 raw sockets deliver the IP header: skip it by its IHL. */
             if (len < FP_IPV4_HLEN) continue;
@@ -99,6 +93,20 @@ static void rx_handle(struct fp_engine *e, int n, double now, struct fp_out *out
             if (ihl > len) ihl = len;
             p += ihl;
             len -= ihl;
+        }
+        if (!is_peer(e, src)) {
+            /* wrong_source, or over IP maybe another tunnel's to count. */
+            uint8_t host[16] = { 0 };
+            int family = 0;
+            if (src->ss_family == AF_INET) {
+                memcpy(host, &((const struct sockaddr_in *)src)->sin_addr, 4);
+                family = 4;
+            } else if (src->ss_family == AF_INET6) {
+                memcpy(host, &((const struct sockaddr_in6 *)src)->sin6_addr, 16);
+                family = 6;
+            }
+            fp_tunnel_receive_foreign(t, p, len, family, host);
+            continue;
         }
         /* UDP_GRO: several datagrams of gso_size bytes (the last maybe shorter)
          * arrive as one; take them apart again. */

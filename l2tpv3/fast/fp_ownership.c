@@ -138,55 +138,39 @@ int fp_own_owner(struct fp_ownership *o, uint32_t session_id, uint32_t *tunnel_i
     return s != NULL;
 }
 
-/* ownership.py _shares_listener: the other tunnel's listener if it is not tunnel_id and
- * both listen on the same family and local address. Called with the lock held. */
-static const struct fp_own_tunnel *shares_listener(struct fp_ownership *o, uint32_t tunnel_id,
-                                                   uint32_t other)
+/* ownership.py counter(), the rule of proto/api.py IpOwnershipAPI. host NULL: the
+ * tunnel's own peer. */
+uint32_t fp_own_counter(struct fp_ownership *o, uint32_t tunnel_id, uint32_t session_id,
+                        int family, const uint8_t *host)
 {
-    if (other == tunnel_id) return NULL;
-    const struct fp_own_tunnel *me = find_tunnel(o, tunnel_id), *them = find_tunnel(o, other);
-    if (!me || !them) return NULL;
-    if (me->family != them->family || memcmp(me->local, them->local, 16) != 0) return NULL;
-    return them;
-}
-
-int fp_own_is_other_copy(struct fp_ownership *o, uint32_t tunnel_id, uint32_t session_id)
-{
-    pthread_mutex_lock(&o->lock);
-    struct fp_own_session *s = find_session(o, session_id);
-    int r = s && shares_listener(o, tunnel_id, s->tunnel_id) != NULL;
-    pthread_mutex_unlock(&o->lock);
-    return r;
-}
-
-int fp_own_is_other_peer(struct fp_ownership *o, uint32_t tunnel_id, int family,
-                         const uint8_t *host)
-{
-    int r = 0;
+    uint32_t r = tunnel_id;
     pthread_mutex_lock(&o->lock);
     const struct fp_own_tunnel *me = find_tunnel(o, tunnel_id);
-    /* shares_listener for each tunnel, with `me` looked up once: O(tunnels). */
-    for (size_t i = 0; me && i < o->ntunnels && !r; i++) {
-        const struct fp_own_tunnel *t = &o->tunnels[i];
-        r = t->tunnel_id != tunnel_id && t->family == me->family &&
-            memcmp(t->local, me->local, 16) == 0 && t->family == family &&
-            memcmp(t->peer, host, 16) == 0;
+    if (!me) goto out; /* alone on its listener, as far as anyone knows */
+    if (!host) {
+        host = me->peer;
+        family = me->family;
     }
+    /* 1. The owner of the session ID, if it listens here. */
+    struct fp_own_session *s = find_session(o, session_id);
+    if (s) {
+        const struct fp_own_tunnel *t = find_tunnel(o, s->tunnel_id);
+        if (t && t->family == me->family && memcmp(t->local, me->local, 16) == 0) {
+            r = t->tunnel_id;
+            goto out;
+        }
+    }
+    /* 2. The tunnel here whose peer sent it (the lowest ID); 3. else the lowest here. */
+    int by_peer = 0;
+    r = me->tunnel_id;
+    for (size_t i = 0; i < o->ntunnels; i++) {
+        const struct fp_own_tunnel *t = &o->tunnels[i];
+        if (t->family != me->family || memcmp(t->local, me->local, 16) != 0) continue;
+        int peer = t->family == family && memcmp(t->peer, host, 16) == 0;
+        if (peer > by_peer || (peer == by_peer && t->tunnel_id < r)) r = t->tunnel_id;
+        if (peer) by_peer = 1;
+    }
+out:
     pthread_mutex_unlock(&o->lock);
     return r;
-}
-
-int fp_own_is_other_peer_sa(struct fp_ownership *o, uint32_t tunnel_id,
-                            const struct sockaddr_storage *src)
-{
-    uint8_t host[16] = { 0 };
-    if (src->ss_family == AF_INET) {
-        memcpy(host, &((const struct sockaddr_in *)src)->sin_addr, 4);
-        return fp_own_is_other_peer(o, tunnel_id, 4, host);
-    }
-    if (src->ss_family == AF_INET6) {
-        memcpy(host, &((const struct sockaddr_in6 *)src)->sin6_addr, 16);
-        return fp_own_is_other_peer(o, tunnel_id, 6, host);
-    }
-    return 0;
 }

@@ -3,8 +3,8 @@
  *
  * One struct per daemon, made by _fastpath.IpOwnership and given to every Cython Tunnel;
  * the tunnels' receive threads consult it, under its lock, only for datagrams they
- * cannot match (an unknown session ID or a source that is not their peer), so the
- * per-packet path of a known session never touches it.
+ * cannot match (an unknown session ID, a drop, or a source that is not their peer), so
+ * the per-packet path of a known session from the peer never touches it.
  *
  * Addresses are 16 bytes (IPv4 in the first 4, the rest zero) with a family of 4 or 6.
  */
@@ -48,14 +48,10 @@ int fp_own_claim(struct fp_ownership *o, uint32_t tunnel_id, uint32_t session_id
 void fp_own_release(struct fp_ownership *o, uint32_t session_id);
 /* 1 and *tunnel_id if the session ID is owned, else 0. */
 int fp_own_owner(struct fp_ownership *o, uint32_t session_id, uint32_t *tunnel_id);
-/* The datagram for session_id is another tunnel's copy: its owner listens on the same
- * family and local address as tunnel_id. */
-int fp_own_is_other_copy(struct fp_ownership *o, uint32_t tunnel_id, uint32_t session_id);
-/* host is the peer of another tunnel listening on the same family and local address. */
-int fp_own_is_other_peer(struct fp_ownership *o, uint32_t tunnel_id, int family,
-                         const uint8_t *host);
-/* The same for a source address as recvmmsg reports it. */
-int fp_own_is_other_peer_sa(struct fp_ownership *o, uint32_t tunnel_id,
-                            const struct sockaddr_storage *src);
+/* The tunnel that counts a datagram with session_id (0: none) from host (family 4 or
+ * 6; NULL: tunnel_id's own peer) arriving on tunnel_id's listener: the rule of
+ * proto/api.py IpOwnershipAPI. tunnel_id itself if it was never added. */
+uint32_t fp_own_counter(struct fp_ownership *o, uint32_t tunnel_id, uint32_t session_id,
+                        int family, const uint8_t *host);
 
 #endif

@@ -224,6 +224,37 @@ static void rfc_release(struct fp_session *s, double now, struct fp_out *out)
     }
 }
 
+/* RxSequencer._old_run: the kernel's nr_oos / nr_oos_count rule (l2tp_recv_data_seq),
+ * applied to the packets behind nr that l2tp_seq_check_rx_window drops uncounted. 1 if
+ * this packet takes the run past nr_oos_count_max + 1, or is packet 0: resynchronise. */
+static int old_run(struct fp_session *s, uint32_t ns)
+{
+    if (s->old_count && ns == ((s->old_ns + 1) & SEQ_MASK))
+        s->old_count++;
+    else
+        s->old_count = 1;
+    s->old_ns = ns;
+    /* Packet 0: the peer started again (sequence.py, "Recovery"). */
+    return ns == 0 || s->old_count > FP_NR_OOS_COUNT_MAX + 1;
+}
+
+/* RxSequencer._resync: everything held expires now, by the policy's own rule, then nr
+ * follows the run (reorder_skip in l2tp_recv_dequeue) and its packet is delivered. */
+static void resync(struct fp_session *s, const uint8_t *f, size_t n, uint32_t ns,
+                   struct fp_out *out)
+{
+    if (s->qhead) {
+        if (s->rfc)
+            rfc_release(s, INFINITY, out);
+        else
+            k_dequeue(s, INFINITY, out);
+    }
+    s->old_count = 0;
+    s->skip = 0;
+    s->nr = (ns + 1) & SEQ_MASK;
+    deliver(s, f, n, out);
+}
+
 /* RxSequencer._push_rfc */
 static void rfc_push(struct fp_session *s, const uint8_t *f, size_t n, int has_ns, uint32_t ns,
                      double now, struct fp_out *out)
@@ -245,9 +276,13 @@ static void rfc_push(struct fp_session *s, const uint8_t *f, size_t n, int has_n
     }
     uint32_t dist = (ns - s->nr) & SEQ_MASK;
     if (dist >= FP_RFC_SEQ_HALF - 1) {
-        rfc_discard(s);
+        if (old_run(s, ns))
+            resync(s, f, n, ns, out);
+        else
+            rfc_discard(s);
         return;
     }
+    s->old_count = 0;
     if (!s->reorder) {
         s->nr = (ns + 1) & SEQ_MASK;
         deliver(s, f, n, out);
@@ -305,9 +340,15 @@ static void seq_push(struct fp_session *s, const uint8_t *f, size_t n, int has_n
     }
     ns &= SEQ_MASK;
     if (((ns - s->nr) & SEQ_MASK) >= FP_KERNEL_NR_WINDOW) {
-        s->c[FP_RX_ERRORS]++;
+        /* l2tp_seq_check_rx_window: outside, rx_errors only; ours: unless it makes a
+         * run long enough to resynchronise on. */
+        if (old_run(s, ns))
+            resync(s, f, n, ns, out);
+        else
+            s->c[FP_RX_ERRORS]++;
         return;
     }
+    s->old_count = 0;
     if (s->reorder) {
         if (s->qhead) {
             if ((e = entry_new(s, (int32_t)ns, now + s->hold, f, n))) k_insert(s, e);
@@ -332,7 +373,8 @@ static void seq_push(struct fp_session *s, const uint8_t *f, size_t n, int has_n
         else
             s->nr_oos_count = 0;
         s->nr_oos = ns;
-        if (s->nr_oos_count > FP_NR_OOS_COUNT_MAX) s->skip = 1;
+        /* Kernel: the run rule. Ours too: packet 0, a peer that started again. */
+        if (s->nr_oos_count > FP_NR_OOS_COUNT_MAX || ns == 0) s->skip = 1;
         if (!s->skip) {
             s->c[FP_RX_SEQ_DISCARDS]++;
             s->c[FP_RX_ERRORS]++;

@@ -51,8 +51,9 @@ struct fp_session {
     volatile int max_frame;
     /* sequencer (sequence.py RxSequencer) */
     int rfc, reorder, skip, nr_oos_count;
+    int old_count; /* the run of consecutive numbers behind nr: length, 0 for none */
     double timeout, hold;
-    uint32_t nr, nr_oos;
+    uint32_t nr, nr_oos, old_ns;
     struct fp_entry *qhead, *qtail;
     size_t qlen;
     long *queued_total; /* the tunnel's count of held packets, or NULL */

@@ -105,6 +105,14 @@ void fp_tunnel_drop(struct fp_tunnel *t, int reason)
     t->c[FP_RX_INVALID]++;
 }
 
+/* Over IP, from our peer: count it unless the ownership says another tunnel on our
+ * listener counts it (proto/tunnel.py _ip_drop). */
+static void ip_drop(struct fp_tunnel *t, int reason, uint32_t sid)
+{
+    if (!t->own || fp_own_counter(t->own, t->tunnel_id, sid, 0, NULL) == t->tunnel_id)
+        fp_tunnel_drop(t, reason);
+}
+
 void fp_tunnel_receive(struct fp_tunnel *t, const uint8_t *p, size_t len, double now,
                        struct fp_out *out, struct fp_session **hit)
 {
@@ -112,34 +120,52 @@ void fp_tunnel_receive(struct fp_tunnel *t, const uint8_t *p, size_t len, double
     *hit = NULL;
     if (t->udp) {
         /* RFC 3931 §4.1.2.1; version checked before the T bit, as the kernel does. */
-        if (len < 8) goto too_short;
+        if (len < 8) {
+            fp_tunnel_drop(t, FP_DROP_TOO_SHORT);
+            return;
+        }
         unsigned flags = (unsigned)p[0] << 8 | p[1];
         if ((flags & FP_UDP_VERSION_MASK) != FP_L2TP_VERSION_3) {
             fp_tunnel_drop(t, FP_DROP_BAD_VERSION);
             return;
         }
-        if (flags & FP_UDP_FLAG_T) goto control;
+        if (flags & FP_UDP_FLAG_T) {
+            fp_tunnel_drop(t, FP_DROP_CONTROL_MESSAGE);
+            return;
+        }
         sid = fp_be32(p + 4);
     } else {
-        if (len < 4) goto too_short;
+        if (len < 4) {
+            ip_drop(t, FP_DROP_TOO_SHORT, 0);
+            return;
+        }
         sid = fp_be32(p);
         /* RFC 3931 §4.1.1.2: session ID 0 introduces a control message. */
-        if (sid == 0) goto control;
+        if (sid == 0) {
+            ip_drop(t, FP_DROP_CONTROL_MESSAGE, 0);
+            return;
+        }
     }
     struct fp_session *s = fp_tunnel_lookup(t, sid);
     if (!s) {
-        /* Over IP every raw socket on our address sees every tunnel's datagrams: one for
-         * another tunnel on the same listener is that tunnel's copy, not ours to count. */
-        if (!t->udp && t->own && fp_own_is_other_copy(t->own, t->tunnel_id, sid)) return;
-        fp_tunnel_drop(t, FP_DROP_UNKNOWN_SESSION);
+        if (t->udp)
+            fp_tunnel_drop(t, FP_DROP_UNKNOWN_SESSION);
+        else
+            ip_drop(t, FP_DROP_UNKNOWN_SESSION, sid);
         return;
     }
     *hit = s;
     fp_session_receive(s, p, len, now, out);
-    return;
-too_short:
-    fp_tunnel_drop(t, FP_DROP_TOO_SHORT);
-    return;
-control:
-    fp_tunnel_drop(t, FP_DROP_CONTROL_MESSAGE);
+}
+
+void fp_tunnel_receive_foreign(struct fp_tunnel *t, const uint8_t *p, size_t len, int family,
+                               const uint8_t *host)
+{
+    if (t->udp || !t->own) {
+        fp_tunnel_drop(t, FP_DROP_WRONG_SOURCE);
+        return;
+    }
+    uint32_t sid = len >= 4 ? fp_be32(p) : 0;
+    if (fp_own_counter(t->own, t->tunnel_id, sid, family, host) == t->tunnel_id)
+        fp_tunnel_drop(t, FP_DROP_WRONG_SOURCE);
 }

@@ -35,10 +35,15 @@ void fp_tunnel_clear(struct fp_tunnel *t);
 int fp_tunnel_add(struct fp_tunnel *t, struct fp_session *s);
 void fp_tunnel_remove(struct fp_tunnel *t, struct fp_session *s);
 void fp_tunnel_drop(struct fp_tunnel *t, int reason);
-/* Handle one datagram (maybe dropped); *hit gets the session or NULL. Over IP an unknown
- * session ID is counted unless the ownership says it is another tunnel's copy. */
+/* Handle one datagram from the peer (maybe dropped); *hit gets the session or NULL. Over
+ * IP a drop is counted unless the ownership says another tunnel on the listener counts
+ * it (proto/api.py IpOwnershipAPI); a known session never asks. */
 void fp_tunnel_receive(struct fp_tunnel *t, const uint8_t *p, size_t len, double now,
                        struct fp_out *out, struct fp_session **hit);
+/* One from host (family 4 or 6, 16 bytes), not the peer: wrong_source, or over IP left
+ * to the tunnel the ownership names (proto/tunnel.py receive_foreign). */
+void fp_tunnel_receive_foreign(struct fp_tunnel *t, const uint8_t *p, size_t len, int family,
+                               const uint8_t *host);
 /* Both locks, rx first: sessions, TAPs and the engine change only under both. */
 void fp_tunnel_lock(struct fp_tunnel *t);
 void fp_tunnel_unlock(struct fp_tunnel *t);

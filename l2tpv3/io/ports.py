@@ -20,7 +20,7 @@ from l2tpv3.io.api import Buffers, Options, SessionPortAPI
 from l2tpv3.io.sockets import ipv4_payload_offset, peer_address
 from l2tpv3.io.tap import Tap
 from l2tpv3.proto.api import IpOwnershipAPI, Payload, SessionAPI, TunnelAPI
-from l2tpv3.proto.counters import DROP_WRONG_SOURCE, TAP_WRITE_FAILED
+from l2tpv3.proto.counters import TAP_WRITE_FAILED
 from l2tpv3.proto.session import Session
 
 __all__ = ["SessionPort", "TunnelPort"]
@@ -146,8 +146,7 @@ class TunnelPort:
         self._ports: dict[int, SessionPort] = {}
         cfg = tunnel.config
         self.peer = peer_address(cfg)
-        # Every raw socket sees every protocol-115 packet to its address: one from the
-        # peer of another IP-encap tunnel is that tunnel's, not a wrong source.
+        # Unused: the tunnel consults the ownership it was made with (receive_foreign).
         self.ownership = ownership
         self._strip_ip = cfg.encap is Encap.IP and cfg.family == 4
         loop.add_reader(sock.fileno(), self._on_sock_readable)
@@ -159,7 +158,6 @@ class TunnelPort:
         ports = self._ports
         strip_ip = self._strip_ip
         peer_host, peer_port = self.peer
-        tunnel_id = self.tunnel.config.tunnel_id
         now = self.loop.time()
         touched: set[SessionPort] = set()
         for _ in range(self.batch):
@@ -172,16 +170,16 @@ class TunnelPort:
                     "tunnel %d: receive failed: %s", self.tunnel.config.tunnel_id, exc.strerror
                 )
                 break
-            if source[0] != peer_host or source[1] != peer_port:
-                if not self.ownership.is_other_peer(tunnel_id, source[0]):
-                    self.tunnel.count_drop(DROP_WRONG_SOURCE)
-                continue
             # A view, not a copy: the frames in it are written out before the next read.
             data = buf[:n]
             if strip_ip:
                 if n < 20:
                     continue
                 data = data[ipv4_payload_offset(data) :]
+            if source[0] != peer_host or source[1] != peer_port:
+                # wrong_source, or over IP maybe another tunnel's to count.
+                self.tunnel.receive_foreign(data, source[0])
+                continue
             session, frames = receive(data, now)
             if session is None:
                 continue

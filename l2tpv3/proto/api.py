@@ -53,14 +53,27 @@ class SessionAPI(Protocol):
 
 
 class IpOwnershipAPI(Protocol):
-    """Which IP-encap tunnel owns which session ID and peer: the one place that knows.
+    """Which IP-encap tunnel owns which session ID and peer, and so which tunnel counts a
+    datagram: the one place that knows.
 
     Over IP every raw socket bound to one local address sees every protocol-115 packet
-    to it, so a tunnel must tell "another of our tunnels' copy" (ignore it: that tunnel
-    counts it) from "nobody's" (count it). Session IDs are unique per host over IP, as
-    in the kernel (l2tp_v3_session_get without a tunnel). A datagram is another tunnel's
-    copy only when that tunnel listens on the same family and local address, because
-    otherwise its socket never saw the datagram and nobody would count it.
+    to it, so each datagram reaches every tunnel on that *listener* (family and local
+    address) and all but one must ignore their copy. Session IDs are unique per host
+    over IP, as in the kernel (l2tp_v3_session_get without a tunnel).
+
+    The rule (:meth:`counter`): a datagram arriving on listener L from host H with
+    session ID S (0 when it is too short to carry one, or a control message) is counted
+    by exactly one tunnel on L:
+
+    1. the owner of S, if S is owned by a tunnel on L: delivered to the session if H is
+       that tunnel's peer, else ``wrong_source`` there;
+    2. otherwise the tunnel on L whose peer is H (the lowest tunnel ID if several
+       share that peer): ``unknown_session`` (or ``too_short``, ``control_message``);
+    3. otherwise (a stranger, and nobody's session ID here) the tunnel with the lowest
+       ID on L: ``wrong_source``.
+
+    A tunnel that was never added is alone on its listener and counts everything.
+    UDP tunnels have a socket each and never consult this.
     """
 
     def add_tunnel(self, tunnel_id: int, family: int, local: str, peer: str) -> None: ...
@@ -70,8 +83,9 @@ class IpOwnershipAPI(Protocol):
 
     def release(self, session_id: int) -> None: ...
     def owner(self, session_id: int) -> int | None: ...
-    def is_other_copy(self, tunnel_id: int, session_id: int) -> bool: ...
-    def is_other_peer(self, tunnel_id: int, host: str) -> bool: ...
+    def counter(self, tunnel_id: int, session_id: int, host: str | None = None) -> int:
+        """The tunnel that counts a datagram with ``session_id`` from ``host`` (None:
+        ``tunnel_id``'s own peer) arriving on ``tunnel_id``'s listener."""
 
 
 class TunnelAPI(Protocol):
@@ -88,6 +102,13 @@ class TunnelAPI(Protocol):
 
     def add(self, session: SessionAPI) -> None: ...
     def remove(self, session_id: int) -> SessionAPI: ...
-    def receive(self, payload: Payload, now: float) -> tuple[SessionAPI | None, list[Payload]]: ...
+    def receive(self, payload: Payload, now: float) -> tuple[SessionAPI | None, list[Payload]]:
+        """A datagram from the peer; None and no frames if it was dropped (counted) or
+        is another IP-encap tunnel's to count (IpOwnershipAPI)."""
+
+    def receive_foreign(self, payload: Payload, host: str) -> None:
+        """A datagram from ``host``, which is not the peer (address and, for UDP, port):
+        counted as ``wrong_source``, or over IP left to the tunnel that counts it."""
+
     def count_drop(self, reason: str) -> None: ...
     def totals(self) -> Counters: ...

@@ -1,5 +1,5 @@
 """IP-encap ownership of session IDs and peers, kept in one place (see
-:class:`l2tpv3.proto.api.IpOwnershipAPI` for why it exists)."""
+:class:`l2tpv3.proto.api.IpOwnershipAPI` for the rule it decides)."""
 
 from __future__ import annotations
 
@@ -45,20 +45,21 @@ class IpOwnership:
     def owner(self, session_id: int) -> int | None:
         return self._sessions.get(session_id)
 
-    def _shares_listener(self, tunnel_id: int, other: int) -> _Listener | None:
-        me, them = self._tunnels.get(tunnel_id), self._tunnels.get(other)
-        if me is None or them is None or other == tunnel_id:
-            return None
-        if (me.family, me.local) != (them.family, them.local):
-            return None
-        return them
-
-    def is_other_copy(self, tunnel_id: int, session_id: int) -> bool:
+    def counter(self, tunnel_id: int, session_id: int, host: str | None = None) -> int:
+        me = self._tunnels.get(tunnel_id)
+        if me is None:
+            return tunnel_id  # alone on its listener, as far as anyone knows
+        if host is None:
+            host = me.peer
+        # 1. The owner of the session ID, if it listens here.
         owner = self._sessions.get(session_id)
-        return owner is not None and self._shares_listener(tunnel_id, owner) is not None
-
-    def is_other_peer(self, tunnel_id: int, host: str) -> bool:
-        return any(
-            (t := self._shares_listener(tunnel_id, other)) is not None and t.peer == host
-            for other in self._tunnels
-        )
+        if owner is not None:
+            t = self._tunnels.get(owner)
+            if t is not None and t.family == me.family and t.local == me.local:
+                return owner
+        # 2. The tunnel here whose peer sent it; 3. else the lowest tunnel ID here.
+        on_listener = [
+            tid for tid, t in self._tunnels.items() if t.family == me.family and t.local == me.local
+        ]
+        peers = [tid for tid in on_listener if self._tunnels[tid].peer == host]
+        return min(peers or on_listener)

@@ -29,6 +29,9 @@ l2tp_recv_dequeue_skb; initial state from l2tp_session_create):
 
 Deliberate differences from the kernel:
 
+* A run of packets behind nr resynchronises it, where the kernel drops them until the
+  peer's numbers catch up; see "Recovery" below.
+
 * The queue is ordered by sequence distance from nr instead of the kernel's plain
   ``>`` on raw numbers, so reordering across the 2**24 wrap works (the kernel sorts
   ``0`` in front of ``0xffffff``, where it blocks the queue until it expires and is
@@ -53,6 +56,32 @@ implementation; with ``reorder_timeout > 0`` out-of-order packets are held, in o
 until the gap fills or the oldest of them has waited ``reorder_timeout``; then the gap
 is skipped and they are released, never dropped. The first sequenced packet defines
 nr, as in the kernel.
+
+Recovery (both policies): a run of packets behind nr. The kernel's resync
+(l2tp_recv_data_seq, ``nr_oos_count``) only sees packets inside its window; a packet
+behind nr fails l2tp_seq_check_rx_window first and is dropped without being counted in
+any run. So when the peer's numbers restart at 0 (a restarted peer) or nr was set far
+ahead (one spoofed packet with the S bit while reorder_skip was set, or, under the RFC
+policy, any spoofed "new" packet), every real packet is behind nr and the kernel only
+recovers once the peer's numbers have caught up, after up to 2**23 packets: the
+pseudowire is dead. Here a packet behind nr (outside the window, or not "new" under the
+RFC policy) is dropped and counted exactly as before, but also counted in a run of
+consecutive numbers, with the kernel's limit: when the run passes
+``nr_oos_count_max + 1`` packets (its sixth packet, as for the kernel's own resync) nr
+resynchronises onto it and that packet is delivered. Whatever the queue held expires
+first, by the policy's own rule (dropped under the kernel policy, released under the
+RFC policy). Any sequenced packet that passes the window (or is "new") ends the run, so
+duplicates and late packets interleaved with an accepted stream never resynchronise it.
+
+Packet 0 that is behind nr, or (kernel policy without reordering) out of sequence inside
+the window, resynchronises at once: sessions number from 0 (kernel
+l2tp_session_create, and ours), so that is a peer that started again, and a restarted
+peer's first packets are often ARP requests one second apart, too few and too slow for
+a run. The price is a late duplicate of packet 0 (once per 2**24 packets), which costs
+a resync back and forth: a few packets.
+
+A blind attacker can therefore cost a few packets per injection, never the pseudowire;
+only cookies (RFC 3931 §8.2) or IPsec keep injected packets out.
 
 The sequencer touches only ``rx_seq_discards``, ``rx_oos_packets`` and ``rx_errors``;
 every packet it does not deliver is counted in ``rx_errors`` exactly once, so
@@ -97,6 +126,8 @@ class RxSequencer(Generic[T]):
         "_nr",
         "_nr_oos",
         "_nr_oos_count",
+        "_old_count",
+        "_old_ns",
         "_q",
         "_reorder",
         "_rfc",
@@ -125,6 +156,10 @@ class RxSequencer(Generic[T]):
         self._nr = 0
         self._nr_oos = 0
         self._nr_oos_count = 0
+        # The run of consecutive numbers behind nr (see the module documentation): its
+        # length (0: no run) and its last number.
+        self._old_count = 0
+        self._old_ns = 0
         # Kernel: "Use NR of first received packet". RFC policy: not yet synchronised.
         self._skip = True
         self._q: deque[_Entry[T]] = deque()
@@ -151,8 +186,13 @@ class RxSequencer(Generic[T]):
         ns &= SEQ_MASK
         nr = self._nr
         if (ns - nr) & SEQ_MASK >= KERNEL_NR_WINDOW:
+            # l2tp_seq_check_rx_window: outside, rx_errors only. Ours: unless it makes
+            # a run long enough to resynchronise on.
+            if self._old_run(ns):
+                return self._resync(item, ns)
             self._counters.rx_errors += 1
             return []
+        self._old_count = 0
         if self._reorder:
             if q:
                 self._insert(ns, now + self._hold, item)
@@ -175,7 +215,8 @@ class RxSequencer(Generic[T]):
             else:
                 self._nr_oos_count = 0
             self._nr_oos = ns
-            if self._nr_oos_count > NR_OOS_COUNT_MAX:
+            # Kernel: the run rule. Ours too: packet 0, a peer that started again.
+            if self._nr_oos_count > NR_OOS_COUNT_MAX or ns == 0:
                 self._skip = True
             if not self._skip:
                 c = self._counters
@@ -209,6 +250,38 @@ class RxSequencer(Generic[T]):
         # After every walk the head is a sequenced packet waiting for nr; nothing behind
         # it can move before it expires.
         return math.nextafter(q[0][1], math.inf)
+
+    # -- recovery (both policies) ------------------------------------------------------
+
+    def _old_run(self, ns: int) -> bool:
+        """Count ``ns``, a packet behind nr, in the run; True if the run resyncs now.
+
+        The counting is the kernel's nr_oos / nr_oos_count rule of l2tp_recv_data_seq
+        (a run continues while each number is the previous one plus one, and the
+        packet that takes it past nr_oos_count_max + 1 resynchronises), applied to the
+        packets l2tp_seq_check_rx_window drops, which the kernel never counts.
+        """
+        if self._old_count and ns == (self._old_ns + 1) & SEQ_MASK:
+            self._old_count += 1
+        else:
+            self._old_count = 1
+        self._old_ns = ns
+        # Packet 0: the peer started again (see the module documentation).
+        return ns == 0 or self._old_count > NR_OOS_COUNT_MAX + 1
+
+    def _resync(self, item: T, ns: int) -> list[T]:
+        # The stream the queue waited in is abandoned and the gaps it waits for will not
+        # come: everything held expires now, by the policy's own rule (kernel
+        # l2tp_recv_dequeue drops expired packets; the RFC policy releases them). Then
+        # nr follows the new run, like reorder_skip.
+        out: list[T] = []
+        if self._q:
+            out = self._release_rfc(math.inf) if self._rfc else self._dequeue(math.inf)
+        self._old_count = 0
+        self._skip = False
+        self._nr = (ns + 1) & SEQ_MASK
+        out.append(item)
+        return out
 
     # -- kernel policy -------------------------------------------------------------
 
@@ -273,7 +346,12 @@ class RxSequencer(Generic[T]):
         dist = (ns - nr) & SEQ_MASK
         # nr - 1 is the last in-order packet; "new" is 0 < ns - (nr - 1) < 2**23.
         if dist >= RFC_SEQ_HALF - 1:
+            # Old or a duplicate: discarded, unless it makes a run long enough to
+            # resynchronise on (the same rule as under the kernel policy).
+            if self._old_run(ns):
+                return self._resync(item, ns)
             return self._discard()
+        self._old_count = 0
         if not self._reorder:
             # Appendix C: a new packet is taken at once, whatever it skips.
             self._nr = (ns + 1) & SEQ_MASK

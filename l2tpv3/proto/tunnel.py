@@ -4,7 +4,11 @@ A tunnel owns its sessions by session ID. :meth:`Tunnel.receive` takes one datag
 payload as the socket delivered it (UDP payload, or for IP encapsulation the L2TP part
 after the IP header) and returns the session it belongs to with the frames to write
 to that session's TAP. Anything that cannot be matched is counted under ``rx_invalid``
-with a reason in ``drops``.
+with a reason in ``drops``; a datagram whose source is not the peer goes to
+:meth:`Tunnel.receive_foreign`. Over IP, where every tunnel on one local address gets a
+copy of each datagram, the ownership decides which of them counts it
+(:class:`l2tpv3.proto.api.IpOwnershipAPI`); the common case (the peer, one of our
+sessions) never asks it.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from l2tpv3.proto.counters import (
     DROP_REASONS,
     DROP_TOO_SHORT,
     DROP_UNKNOWN_SESSION,
+    DROP_WRONG_SOURCE,
     SHARED_COUNTERS,
     Counters,
 )
@@ -32,9 +37,8 @@ class Tunnel:
     def __init__(self, config: TunnelConfig, ownership: IpOwnershipAPI | None = None) -> None:
         self.config = config
         self.sessions: dict[int, SessionAPI] = {}
-        # Over IP every raw socket sees every protocol-115 packet to its address, so a
-        # session ID owned by another tunnel on the same listener is that tunnel's copy,
-        # not an error (IP-encap session IDs are unique per host, as in the kernel).
+        # Over IP every raw socket sees every protocol-115 packet to its address: the
+        # ownership says which tunnel on the listener counts what none of them delivers.
         self.ownership = ownership
         self.counters = Counters()
         self._retired = Counters()
@@ -67,25 +71,38 @@ class Tunnel:
             session_id = int.from_bytes(payload[4:8], "big")
         else:
             if len(payload) < 4:
-                return self._drop(DROP_TOO_SHORT)
+                return self._ip_drop(DROP_TOO_SHORT, 0)
             session_id = int.from_bytes(payload[0:4], "big")
             if session_id == 0:
                 # RFC 3931 §4.1.1.2: session ID 0 over IP introduces a control message.
-                return self._drop(DROP_CONTROL)
+                return self._ip_drop(DROP_CONTROL, 0)
         session = self.sessions.get(session_id)
         if session is None:
-            own = self.ownership
-            if (
-                not self._udp
-                and own is not None
-                and own.is_other_copy(self.config.tunnel_id, session_id)
-            ):
-                return None, _NO_FRAMES
-            return self._drop(DROP_UNKNOWN_SESSION)
+            if self._udp:
+                return self._drop(DROP_UNKNOWN_SESSION)
+            return self._ip_drop(DROP_UNKNOWN_SESSION, session_id)
         return session, session.receive(payload, now)
+
+    def receive_foreign(self, payload: Payload, host: str) -> None:
+        own = self.ownership
+        if self._udp or own is None:
+            self.count_drop(DROP_WRONG_SOURCE)
+            return
+        session_id = int.from_bytes(payload[0:4], "big") if len(payload) >= 4 else 0
+        tid = self.config.tunnel_id
+        if own.counter(tid, session_id, host) == tid:
+            self.count_drop(DROP_WRONG_SOURCE)
 
     def _drop(self, reason: str) -> tuple[None, list[Payload]]:
         self.count_drop(reason)
+        return None, _NO_FRAMES
+
+    def _ip_drop(self, reason: str, session_id: int) -> tuple[None, list[Payload]]:
+        # From our peer, but maybe another tunnel's on this listener to count.
+        own = self.ownership
+        tid = self.config.tunnel_id
+        if own is None or own.counter(tid, session_id) == tid:
+            self.count_drop(reason)
         return None, _NO_FRAMES
 
     def count_drop(self, reason: str) -> None:

@@ -49,12 +49,18 @@ def main() -> None:
     def send(host: str, sid: int) -> None:
         senders[host].sendto(sid.to_bytes(4, "big") + frame, (LOCAL, 0))
 
-    send(PEERS[2], 8)  # tunnel 2's own traffic: tunnel 1 sees a copy from another peer
-    send(PEERS[1], 8)  # from tunnel 1's peer, for tunnel 2's session: another copy
-    send(PEERS[1], 9)  # nobody's session, from tunnel 1's peer
-    send(STRANGER, 7)  # from nobody's peer
+    # The rule of proto/api.py IpOwnershipAPI: each datagram counted by one tunnel.
+    send(PEERS[2], 8)  # tunnel 2's own traffic: its session counts it
+    send(PEERS[1], 8)  # tunnel 2's session from tunnel 1's peer: 2, wrong_source
+    send(PEERS[1], 9)  # nobody's session from tunnel 1's peer: 1, unknown_session
+    send(STRANGER, 7)  # tunnel 1's session from a stranger: 1, wrong_source
+    send(STRANGER, 8)  # tunnel 2's session from a stranger: 2, wrong_source
+    send(STRANGER, 9)  # nobody's, from a stranger: the lowest tunnel ID, 1, wrong_source
     time.sleep(0.3)
-    out = {tid: dict(t.drops) for tid, t in tunnels.items()}
+    out = {
+        tid: {**t.drops, "sessions": sum(s.counters.rx_packets for s in t.sessions.values())}
+        for tid, t in tunnels.items()
+    }
     for t in tunnels.values():
         t.stop()
     for sock in (*socks, *senders.values()):

@@ -134,6 +134,16 @@ def ops() -> st.SearchStrategy[dict[str, Any]]:
         run,
         run,
         st.fixed_dictionaries({"kind": st.just("raw"), "data": st.binary(max_size=24)}),
+        # From another host: tunnel 3's peer (the local address, see below), strangers.
+        st.fixed_dictionaries(
+            {
+                "kind": st.just("foreign"),
+                "session": st.integers(0, 1),
+                "sid": st.sampled_from([*SIDS, 0, 9]),
+                "host": st.sampled_from(["local", "10.0.0.99", "fd00::99", "10.0.0.2", "x"]),
+                "cut": st.one_of(st.none(), st.integers(0, 6)),
+            }
+        ),
         st.fixed_dictionaries(
             {"kind": st.just("tx"), "session": st.integers(0, 1), "frame": st.binary(max_size=30)}
         ),
@@ -155,7 +165,16 @@ def _state(t: Any) -> tuple[Any, ...]:
     out: list[Any] = [t.counters.as_dict(), dict(t.drops), t.totals().as_dict()]
     for sid in sorted(t.sessions):
         s = t.sessions[sid]
-        out += [sid, s.counters.as_dict(), dict(s.drops), s.send_seq, s.ns, s.next_deadline()]
+        out += [
+            sid,
+            s.counters.as_dict(),
+            dict(s.drops),
+            s.send_seq,
+            s.ns,
+            s.nr,
+            s.held,
+            s.next_deadline(),
+        ]
     return tuple(out)
 
 
@@ -209,6 +228,14 @@ def test_same_behaviour(
                 (rs, rf), (fs, ff) = ref.receive(data, now), fp.receive(data, now)
                 assert rf == ff
                 assert (rs and rs.session_id) == (fs and fs.session_id)
+        elif kind == "foreign":
+            data = op["sid"].to_bytes(4, "big") + bytes(8)
+            if tcfg.encap is Encap.UDP:
+                data = b"\x00\x03\x00\x00" + data
+            data = data[: op["cut"]]
+            host = str(tcfg.local) if op["host"] == "local" else op["host"]
+            ref.receive_foreign(data, host)
+            fp.receive_foreign(data, host)
         elif kind == "tx":
             assert ref.sessions[sid].encapsulate(op["frame"]) == fp.sessions[sid].encapsulate(
                 op["frame"]

@@ -201,7 +201,7 @@ def test_duplicates_and_old_packets_are_outside_the_window() -> None:
     seq, c = make()
     feed(seq, list(range(5)))  # nr 5
     assert seq.push("dup", 4, 0.0) == []  # nws 0xffffff
-    assert seq.push("old", 0, 0.0) == []  # nws 0xfffffb
+    assert seq.push("old", 1, 0.0) == []  # nws 0xfffffc
     assert stats(c) == (0, 0, 2)  # window drops count rx_errors only
     assert seq.push("next", 5, 0.0) == ["next"]
 
@@ -544,6 +544,170 @@ def test_rfc_unsequenced_without_reordering() -> None:
     assert stats(c) == (0, 0, 0)
 
 
+# -- recovery: runs behind nr and packet 0 (both policies) ---------------------------
+#
+# The kernel drops a packet behind nr (outside the window) without counting it in any
+# run, so a restarted peer or a spoofed jump of nr leaves it deaf until the peer's
+# numbers catch up. Here six consecutive numbers behind nr, or packet 0, resync.
+
+KINDS = [
+    (0.0, SeqPolicy.KERNEL),
+    (1.0, SeqPolicy.KERNEL),
+    (0.0, SeqPolicy.RFC3931),
+    (1.0, SeqPolicy.RFC3931),
+]
+
+
+def _behind(policy: SeqPolicy, n: int) -> tuple[int, int, int]:
+    # A packet behind nr: rx_errors only under the kernel policy (window check), a
+    # discard as well under the RFC policy.
+    return (n if policy is SeqPolicy.RFC3931 else 0, 0, n)
+
+
+@pytest.mark.parametrize(("timeout", "policy"), KINDS)
+def test_spoofed_first_packet_costs_five_packets(timeout: float, policy: SeqPolicy) -> None:
+    # Issue 11 item 2: one datagram with the S bit and 0x7ffff0 defines nr (reorder_skip
+    # is set); the peer's real numbers are then behind it. Kernel: dead until they
+    # reach 0x7ffff1. Here the sixth of the run resyncs.
+    seq, c = make(timeout, policy)
+    assert seq.push("spoof", 0x7FFFF0, 0.0) == ["spoof"]
+    got = [seq.push(n, n, 0.1 * n) for n in range(1, 9)]
+    assert got == [[], [], [], [], [], [6], [7], [8]]
+    assert stats(c) == _behind(policy, 5)
+    assert seq.nr == 9
+    assert len(seq) == 0
+
+
+@pytest.mark.parametrize(("timeout", "policy"), KINDS)
+def test_packet_zero_behind_nr_resyncs_at_once(timeout: float, policy: SeqPolicy) -> None:
+    # Issue 11 item 3: a restarted peer numbers from 0 again (l2tp_session_create).
+    seq, c = make(timeout, policy)
+    feed(seq, list(range(1000)))
+    assert seq.push("restart", 0, 1.0) == ["restart"]
+    assert feed(seq, [1, 2, 3], 1.0) == [1, 2, 3]
+    assert seq.nr == 4
+    assert stats(c) == (0, 0, 0)
+
+
+def test_packet_zero_in_the_window_resyncs_at_once() -> None:
+    # Past half the space, 0 is ahead of nr: the kernel drops it as out of sequence and
+    # resyncs on its run's sixth packet; here 0 resyncs at once.
+    seq, c = make()
+    advance(seq, 0.0, 0x900000, 0.0)
+    base = stats(c)
+    assert feed(seq, [0x900000, 0, 1]) == [0x900000, 0, 1]
+    assert stats(c) == base
+
+
+@pytest.mark.parametrize(("timeout", "policy"), KINDS)
+def test_restarted_peer_whose_first_packets_were_lost(timeout: float, policy: SeqPolicy) -> None:
+    seq, c = make(timeout, policy)
+    feed(seq, list(range(1000)))
+    assert feed(seq, list(range(3, 11)), 1.0) == [8, 9, 10]  # 3..7 lost, 8 resyncs
+    assert stats(c) == _behind(policy, 5)
+
+
+@pytest.mark.parametrize(("timeout", "policy"), KINDS)
+def test_broken_run_behind_nr_restarts_the_count(timeout: float, policy: SeqPolicy) -> None:
+    seq, c = make(timeout, policy)
+    feed(seq, list(range(1000)))
+    # 500, 501, 503 breaks the run; 503..508 is the run of six.
+    assert feed(seq, [500, 501, *range(503, 510)], 1.0) == [508, 509]
+    assert stats(c) == _behind(policy, 7)
+
+
+@pytest.mark.parametrize(("timeout", "policy"), KINDS)
+def test_duplicates_interleaved_with_the_stream_never_resync(
+    timeout: float, policy: SeqPolicy
+) -> None:
+    # Late copies of consecutive packets, each followed by a packet nr accepts: every
+    # accepted packet ends the run, so nr never goes back.
+    seq, c = make(timeout, policy)
+    feed(seq, list(range(100)))
+    out = []
+    for k in range(20):
+        out += seq.push(("dup", 90 + k), 90 + k, 1.0)
+        out += seq.push(100 + k, 100 + k, 1.0)
+    assert out == list(range(100, 120))
+    assert seq.nr == 120
+    assert stats(c) == _behind(policy, 20)
+
+
+@pytest.mark.parametrize(
+    ("policy", "out", "expected"),
+    [
+        (SeqPolicy.KERNEL, [8], (2, 0, 7)),  # held: dropped as expired (and counted)
+        (SeqPolicy.RFC3931, [12, 13, 8], (5, 0, 5)),  # held: released, never dropped
+    ],
+)
+def test_resync_expires_what_the_queue_held(
+    policy: SeqPolicy, out: list[int], expected: tuple[int, int, int]
+) -> None:
+    # 12 and 13 wait for 10 and 11 when the peer restarts; its run of six (3..8)
+    # resyncs: the gaps will never come, so the queue expires at once by the policy's
+    # own rule, then the sixth of the run is delivered.
+    seq, c = make(1.0, policy)
+    feed(seq, list(range(10)))
+    assert feed(seq, [12, 13]) == []
+    assert len(seq) == 2
+    assert feed(seq, list(range(3, 9)), 0.5) == out
+    assert len(seq) == 0
+    assert seq.next_deadline() is None
+    assert seq.nr == 9
+    assert stats(c) == expected
+
+
+def test_spoofed_packet_far_ahead_is_held_costs_nothing_and_expires() -> None:
+    # Synchronised, with reordering: a packet half the space ahead is held; the real
+    # stream is put in front of it (rx_oos_packets) and delivered as it comes; at its
+    # deadline it is dropped and the stream goes on. Driven by the clock.
+    seq, c = make(0.1)
+    feed(seq, list(range(10)))
+    assert seq.push("spoof", 10 + 0x7FFFF0, 0.0) == []
+    now, out = 0.0, []
+    for n in range(10, 30):
+        now += 0.01
+        out += seq.push(n, n, now)
+        deadline = seq.next_deadline()
+        if deadline is not None and deadline <= now:
+            out += seq.poll(now)
+    assert out == list(range(10, 30))
+    assert stats(c) == (1, 11, 1)  # put in front of it until it expired at 0.1
+    assert len(seq) == 0
+
+
+def test_spoofed_packet_far_ahead_without_reordering_is_one_drop() -> None:
+    seq, c = make()
+    feed(seq, list(range(10)))
+    assert seq.push("spoof", 10 + 0x7FFFF0, 0.0) == []
+    assert feed(seq, list(range(10, 20))) == list(range(10, 20))
+    assert stats(c) == (1, 0, 1)
+
+
+@pytest.mark.parametrize(("timeout", "policy"), KINDS)
+def test_spoofed_run_then_the_real_stream_resyncs_back(timeout: float, policy: SeqPolicy) -> None:
+    # Six spoofed consecutive numbers move nr (the kernel's own run rule, or RFC "new"
+    # packets); the real stream, now behind, takes it back with its own run of six.
+    # Kernel policy with reordering: the spoofed run is only held, expires, and the
+    # real stream defines nr again at once.
+    lost = 0 if (timeout, policy) == (1.0, SeqPolicy.KERNEL) else 5
+    seq, c = make(timeout, policy)
+    now = advance(seq, timeout, 1000, 0.0) if policy is SeqPolicy.KERNEL else 0.0
+    if policy is SeqPolicy.RFC3931:
+        feed(seq, list(range(1000)))
+    base = stats(c)
+    feed(seq, [0x7FFFF0 + k for k in range(6)], now)
+    now += 5.0
+    seq.poll(now)
+    mid = stats(c)
+    got = [x for n in range(1000, 1010) for x in seq.push(n, n, now)]
+    assert got == list(range(1000 + lost, 1010))
+    after = stats(c)
+    assert after[2] - mid[2] == lost
+    assert mid[2] >= base[2]
+    assert seq.nr == 1010
+
+
 # -- construction and shape -----------------------------------------------------------
 
 
@@ -624,9 +788,11 @@ def test_conservation_and_order(
     n = data.draw(st.integers(0, 80))
     now = 0.0
     delivered: list[tuple[int, int | None]] = []
+    numbers_drawn: list[int | None] = []
     for i in range(n):
         # Numbers cluster around a point that drifts forward, with noise.
         ns = data.draw(near_or_random((base + i) & MASK))
+        numbers_drawn.append(ns)
         now += data.draw(st.floats(0.0, 0.2))
         got = seq.push((i, ns), ns, now)
         if data.draw(st.booleans()):
@@ -642,9 +808,17 @@ def test_conservation_and_order(
     ids = [i for i, _ in delivered]
     assert len(ids) == len(set(ids))
     if timeout > 0:
-        numbers = [ns for _, ns in delivered if ns is not None]
-        for a, b in itertools.pairwise(numbers):
-            assert 0 < (b - a) & MASK < 0x800000, (a, b)
+        # In order, except where a packet resynchronised nr (Recovery): packet 0, or
+        # the sixth of a run whose five others were the sequenced packets just before.
+        pushed = [(i, ns) for i, ns in enumerate(numbers_drawn) if ns is not None]
+        where = {i: k for k, (i, _) in enumerate(pushed)}
+        numbered = [(i, ns) for i, ns in delivered if ns is not None]
+        for (_, a), (j, b) in itertools.pairwise(numbered):
+            if 0 < (b - a) & MASK < 0x800000:
+                continue
+            k = where[j]
+            before = [ns for _, ns in pushed[max(0, k - 5) : k]]
+            assert b == 0 or before == [(b - d) & MASK for d in range(5, 0, -1)], (a, b)
     # Draining the queue at the end loses nothing uncounted either.
     final = seq.poll(now + 10.0)
     assert len(delivered) + len(final) + c.rx_errors == n

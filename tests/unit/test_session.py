@@ -153,3 +153,92 @@ def test_in_memory_wire_delivers_everything(
     assert out == frames
     assert a.counters.tx_bytes == b.counters.rx_bytes
     assert b.counters.rx_errors == 0
+
+
+# -- recovery (issue 11 items 2 and 3): unauthenticated input costs packets, never the
+# pseudowire. Two sessions back to back, a clock, and a third session with B's
+# configuration standing in for the attacker (same header, no cookie) or for B after a
+# restart (numbers from 0 again).
+
+
+def _exchange(a: SessionAPI, b: SessionAPI, rounds: int, now: float) -> tuple[int, int, float]:
+    """A sends a frame to B, B answers, ``rounds`` times, 0.1 s apart (pings);
+    the frames each side received."""
+    got_b = got_a = 0
+    for i in range(rounds):
+        now += 0.1
+        frame = FRAME + bytes([i % 256])
+        got_b += len(b.receive(a.encapsulate(frame), now))
+        got_a += len(a.receive(b.encapsulate(frame), now))
+    return got_a, got_b, now
+
+
+def test_spoofed_s_bit_switches_both_ends_and_costs_nothing(sansio: Implementation) -> None:
+    # Issue 11 item 2: no cookie, sequencing off on both ends (LAC mode). One datagram
+    # with B's header, the S bit and 0x7ffff0 defines A's nr and switches A's sending on;
+    # A's next packet switches B on, and B numbers from 0, far behind A's nr. Before,
+    # A never accepted B again; now B's packet 0 resyncs A at once.
+    a, b = _pair(sansio)
+    assert _exchange(a, b, 5, 0.0)[:2] == (5, 5)
+    _, attacker = _pair(sansio)
+    attacker.send_seq = True
+    attacker.ns = 0x7FFFF0
+    assert a.receive(attacker.encapsulate(FRAME), 1.0) == [FRAME]
+    assert a.send_seq and a.nr == 0x7FFFF1
+    assert _exchange(a, b, 20, 1.0)[:2] == (20, 20)
+    assert a.send_seq and b.send_seq  # both stay in sequencing, as the kernel does
+    assert a.counters.rx_errors == b.counters.rx_errors == 0
+
+
+def test_spoofed_s_bit_then_the_peer_keeps_sending_without(sansio: Implementation) -> None:
+    # LAC mode both ways: the spoofed S bit turns A's sequencing on, B's next packet
+    # (still without) turns it off again, and nothing is lost.
+    a, b = _pair(sansio)
+    _, attacker = _pair(sansio)
+    attacker.send_seq = True
+    attacker.ns = 0x7FFFF0
+    a.receive(attacker.encapsulate(FRAME), 0.0)
+    assert a.send_seq
+    assert a.receive(b.encapsulate(FRAME), 0.1) == [FRAME]
+    assert not a.send_seq
+    assert _exchange(a, b, 10, 0.1)[:2] == (10, 10)
+    assert not a.send_seq and not b.send_seq
+
+
+def test_spoofed_run_under_seq_both_costs_five_packets(sansio: Implementation) -> None:
+    # Six spoofed consecutive numbers: the kernel's own run rule follows them, and B's
+    # real numbers are then behind A's nr. Before: dead for 2**23 packets. Now B's run
+    # of six takes nr back; five of B's packets are lost.
+    a, b = _pair(sansio, seq_a=SeqMode.BOTH, seq_b=SeqMode.BOTH)
+    _, _, now = _exchange(a, b, 50, 0.0)
+    _, attacker = _pair(sansio, seq_a=SeqMode.BOTH, seq_b=SeqMode.BOTH)
+    attacker.ns = 0x7FFFF0
+    for _ in range(6):
+        a.receive(attacker.encapsulate(FRAME), now)
+    got_a, got_b, now = _exchange(a, b, 20, now)
+    assert (got_a, got_b) == (15, 20)
+    assert _exchange(a, b, 10, now)[:2] == (10, 10)
+
+
+def test_restarted_peer_under_seq_both(sansio: Implementation) -> None:
+    # Issue 11 item 3: B is killed and started again with the same configuration; its
+    # numbers start at 0, far behind A's nr. Its packet 0 resyncs A at once.
+    a, b = _pair(sansio, seq_a=SeqMode.BOTH, seq_b=SeqMode.BOTH)
+    _, _, now = _exchange(a, b, 3000, 0.0)
+    assert a.nr == 3000
+    _, b = _pair(sansio, seq_a=SeqMode.BOTH, seq_b=SeqMode.BOTH)
+    assert _exchange(a, b, 10, now + 5.0)[:2] == (10, 10)
+    assert a.counters.rx_errors == 0
+
+
+def test_restarted_peer_whose_first_packets_are_lost(sansio: Implementation) -> None:
+    # Without packet 0, the run rule: the sixth consecutive number behind nr resyncs.
+    a, b = _pair(sansio, seq_a=SeqMode.BOTH, seq_b=SeqMode.BOTH)
+    _, _, now = _exchange(a, b, 3000, 0.0)
+    _, b = _pair(sansio, seq_a=SeqMode.BOTH, seq_b=SeqMode.BOTH)
+    for _ in range(3):
+        b.encapsulate(FRAME)  # lost on the way
+    got = [a.receive(b.encapsulate(FRAME), now + 0.1 * k) for k in range(8)]
+    assert [len(g) for g in got] == [0, 0, 0, 0, 0, 1, 1, 1]
+    assert a.counters.rx_errors == 5
+    assert a.nr == 11
