@@ -17,16 +17,15 @@ from l2tpv3.control.protocol import Pong, SessionState, TunnelState
 from l2tpv3.errors import L2TPError, StateError
 from l2tpv3.io.api import Buffers, Options, SessionPortAPI, TunnelPortAPI
 from l2tpv3.io.datapath import Implementation
+from l2tpv3.io.netlink import LinkChange, LinkEvent, LinkMonitor, query_link
 from l2tpv3.io.sockets import open_socket, path_mtu, peer_address
 from l2tpv3.io.tap import Tap
 from l2tpv3.proto.api import TunnelAPI
 from l2tpv3.proto.layout import session_mtu
 
-__all__ = ["MTU_REFRESH", "Daemon", "session_state", "tunnel_state"]
+__all__ = ["Daemon", "session_state", "tunnel_state"]
 
 log = logging.getLogger("l2tpv3d")
-# Seconds between re-reads of each TAP's MTU (a user may change it at any time).
-MTU_REFRESH = 1.0
 
 
 def tunnel_state(tunnel: TunnelAPI) -> TunnelState:
@@ -67,7 +66,11 @@ class Daemon:
         # IP-encap session IDs and peers: the one registry, shared by every tunnel.
         self.ownership = impl.ownership()
         self.tunnels: dict[int, TunnelPortAPI] = {}
-        self._mtu_timer: asyncio.TimerHandle | None = None
+        # Each session's interface by ifindex: its name and MTU follow netlink events
+        # (`ip link set l2tpethN mtu N | name X`), as the kernel reads the live device.
+        self._ifindex: dict[int, tuple[int, int]] = {}
+        # Subscribed before the first TAP exists, so no event of one can be missed.
+        self.links = LinkMonitor(loop, self._on_link, on_overrun=self._reread_links)
 
     # -- operations, shared by the control socket and the config file ---------------
 
@@ -135,6 +138,7 @@ class Daemon:
             if ip:
                 self.ownership.release(sid)
             raise
+        self._ifindex[tap.ifindex] = (tid, sid)
         log.info(
             "session %d in tunnel %d: interface %s mtu %d",
             cfg.session_id,
@@ -145,6 +149,9 @@ class Daemon:
 
     def del_session(self, tunnel_id: int, session_id: int) -> None:
         tport = self._tunnel(tunnel_id)
+        port = tport.ports.get(session_id)
+        if port is not None:
+            self._ifindex.pop(port.tap.ifindex, None)
         if not tport.close_session(session_id):
             raise StateError(f"session {session_id} does not exist in tunnel {tunnel_id}")
         if tport.tunnel.config.encap is Encap.IP:
@@ -181,16 +188,68 @@ class Daemon:
     def ping(self) -> Pong:
         return Pong(__version__, os.getpid())
 
-    def refresh_mtus(self) -> None:
-        """Follow `ip link set l2tpethN mtu ...`, as the kernel checks the live MTU."""
-        for tport in self.tunnels.values():
-            for sport in tport.ports.values():
-                sport.session.set_mtu(sport.tap.mtu)
-        self._mtu_timer = self.loop.call_later(MTU_REFRESH, self.refresh_mtus)
+    # -- the interfaces, followed through netlink events ---------------------------
+
+    def _session_port(self, ifindex: int) -> tuple[int, int, SessionPortAPI] | None:
+        key = self._ifindex.get(ifindex)
+        if key is None:
+            return None
+        tport = self.tunnels.get(key[0])
+        port = None if tport is None else tport.ports.get(key[1])
+        if port is None:
+            del self._ifindex[ifindex]
+            return None
+        return key[0], key[1], port
+
+    def _on_link(self, event: LinkEvent) -> None:
+        found = self._session_port(event.ifindex)
+        if found is None:
+            return
+        tid, sid, port = found
+        tap = port.tap
+        if event.change is LinkChange.DELETED:
+            self._interface_gone(tid, sid)
+            return
+        if event.change is LinkChange.MOVED:
+            # The TAP's descriptor works wherever the device is, as an l2tpethN moved
+            # with `ip link set ... netns` keeps working in the kernel: the session keeps
+            # running with the MTU it had. This namespace no longer sees the device's
+            # events, so later changes made there are not followed.
+            del self._ifindex[event.ifindex]
+            tap.netnsid = event.netnsid
+            log.warning(
+                "interface %s was moved to another network namespace (id %s): its "
+                "session keeps running with mtu %d; changes made there are not followed",
+                tap.name,
+                event.netnsid,
+                tap.mtu,
+            )
+            return
+        if event.name and event.name != tap.name:
+            log.info("interface %s was renamed to %s", tap.name, event.name)
+            tap.name = event.name
+        self._set_mtu(port, event.mtu)
+
+    def _set_mtu(self, port: SessionPortAPI, mtu: int) -> None:
+        # A message without an MTU (0) changes nothing: it must never make every frame
+        # too long.
+        if mtu > 0 and mtu != port.tap.mtu:
+            port.set_mtu(mtu)
+            log.info("interface %s: mtu %d", port.tap.name, mtu)
+
+    def _reread_links(self) -> None:
+        """Events were lost (the netlink queue overflowed): ask for each interface."""
+        for ifindex in list(self._ifindex):
+            try:
+                event = query_link(ifindex)
+            except OSError as exc:
+                log.warning("netlink: cannot read interface %d: %s", ifindex, exc.strerror)
+                continue
+            if event is not None:
+                self._on_link(event)
 
     def close(self) -> None:
-        if self._mtu_timer is not None:
-            self._mtu_timer.cancel()
+        self.links.close()
         for tid in list(self.tunnels):
             with contextlib.suppress(L2TPError):
                 self.del_tunnel(tid)

@@ -54,7 +54,6 @@ async def run(
             for scfg in sessions:
                 daemon.add_session(scfg)
         server = await serve(socket_path, handler(daemon), group=gid)
-        daemon.refresh_mtus()
         log.info(
             "listening on %s (version %s, pid %d, %s data path)",
             socket_path,

@@ -96,6 +96,7 @@ cdef extern from "fp_session.h" nogil:
         int lns_mode
         uint32_t ns
         int max_frame
+        int ifindex
         uint32_t nr
         size_t qlen
         uint64_t c[FP_NCOUNTERS]
@@ -159,6 +160,7 @@ cdef extern from "fp_engine.h" nogil:
     int fp_engine_attach(fp_tunnel *t, fp_session *s, int tap_fd, int vnet)
     void fp_engine_detach(fp_tunnel *t, fp_session *s)
     int fp_engine_notify_fd(const fp_tunnel *t)
+    int fp_engine_follows_links(const fp_tunnel *t)
     int fp_engine_take_gone(fp_tunnel *t, uint32_t *out, int max)
 
 # The C core was compiled with the values of a header generated from the Python source:
@@ -551,12 +553,15 @@ cdef class Tunnel:
             fp_engine_stop(&self.t)
         self.running = False
 
-    def attach(self, session_id, int tap_fd, bint vnet=False):
+    def attach(self, session_id, int tap_fd, bint vnet=False, int ifindex=0):
         """Hand the session's TAP to the engine (it reads it and writes to it).
 
         ``vnet``: the TAP was opened with IFF_VNET_HDR and TCP/checksum offloads.
+        ``ifindex``: the TAP's; the receive thread then follows its MTU (RTM_NEWLINK)
+        before handling each batch, so a new MTU holds for the very next frame.
         """
         cdef Session s = self.sessions[session_id]
+        s.s.ifindex = ifindex
         with nogil:
             rc = fp_engine_attach(&self.t, &s.s, tap_fd, vnet)
         if rc < 0:
@@ -588,6 +593,12 @@ cdef class Tunnel:
     def notify_fd(self):
         """Readable when sessions lost their TAP device: see :meth:`take_gone`."""
         return fp_engine_notify_fd(&self.t)
+
+    @property
+    def follows_links(self):
+        """The receive thread sets the MTU of attached TAPs (by ifindex) from RTM_NEWLINK
+        itself; False when not started or without a netlink socket."""
+        return bool(fp_engine_follows_links(&self.t))
 
     def take_gone(self):
         cdef uint32_t buf[256]

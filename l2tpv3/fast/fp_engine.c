@@ -5,6 +5,8 @@
 #include "offload.h"
 
 #include <errno.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <math.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -121,6 +123,65 @@ static void rx_handle(struct fp_engine *e, int n, double now, struct fp_out *out
     }
 }
 
+/* `ip link set l2tpethN mtu N` queues an RTM_NEWLINK on every subscribed socket before
+ * it returns, so any datagram read after that finds the event queued here. Reading it
+ * in this thread, after each read of datagrams and before they are handled, makes the
+ * new MTU hold for the very next frame; the asyncio loop (l2tpv3/io/netlink.py) gets
+ * the same event later and sets the same value. The link socket is opened non-blocking. */
+static int link_open(void)
+{
+    int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, NETLINK_ROUTE);
+    if (fd < 0) return -1;
+    struct sockaddr_nl sa = { .nl_family = AF_NETLINK, .nl_groups = RTMGRP_LINK };
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static void link_event(struct fp_tunnel *t, const struct nlmsghdr *h)
+{
+    if (h->nlmsg_type != RTM_NEWLINK || h->nlmsg_len < NLMSG_LENGTH(sizeof(struct ifinfomsg)))
+        return;
+    const struct ifinfomsg *ifi = NLMSG_DATA(h);
+    int len = (int)h->nlmsg_len - (int)NLMSG_LENGTH(sizeof(*ifi));
+    uint32_t mtu = 0;
+    for (const struct rtattr *a = IFLA_RTA(ifi); RTA_OK(a, len); a = RTA_NEXT(a, len))
+        if (a->rta_type == IFLA_MTU && RTA_PAYLOAD(a) >= sizeof(mtu))
+            memcpy(&mtu, RTA_DATA(a), sizeof(mtu));
+    /* No MTU in the message: nothing changes (never a limit that drops every frame). */
+    if (mtu == 0 || mtu > FP_MAX_MTU || ifi->ifi_index <= 0) return;
+    for (size_t i = 0; i < t->nbuckets; i++)
+        for (struct fp_session *s = t->buckets[i]; s; s = s->hnext)
+            if (s->ifindex == ifi->ifi_index) s->max_frame = (int)mtu + FP_RX_FRAME_SLACK;
+}
+
+/* Apply the queued link events. Called with rx_lock held. After an overflow (ENOBUFS:
+ * newer events were lost, the queue holds older ones) the queue is discarded: the
+ * asyncio loop, which saw every event, sets the MTU. */
+static void link_drain(struct fp_engine *e)
+{
+    char buf[32768] __attribute__((aligned(NLMSG_ALIGNTO)));
+    int discard = 0;
+    if (e->link_fd < 0) return;
+    for (;;) {
+        ssize_t n = recv(e->link_fd, buf, sizeof(buf), MSG_DONTWAIT);
+        if (n < 0) {
+            if (errno == ENOBUFS) {
+                discard = 1;
+                continue;
+            }
+            return;
+        }
+        if (discard) continue;
+        int len = (int)n;
+        for (const struct nlmsghdr *h = (const struct nlmsghdr *)buf; NLMSG_OK(h, len);
+             h = NLMSG_NEXT(h, len))
+            link_event(e->t, h);
+    }
+}
+
 static void *rx_main(void *arg)
 {
     struct fp_engine *e = arg;
@@ -128,9 +189,9 @@ static void *rx_main(void *arg)
     struct fp_out out = { tap_write, e };
     /* The peer's datagrams arrive on the connected socket (it matches them better);
      * anyone else's on the tunnel socket, where they are counted as wrong_source. */
-    struct pollfd pfd[3] = { { e->o.sock, POLLIN, 0 }, { e->wake_fd, POLLIN, 0 },
-                             { e->conn_fd, POLLIN, 0 } };
-    nfds_t npfd = e->conn_fd >= 0 ? 3 : 2;
+    struct pollfd pfd[4] = { { e->o.sock, POLLIN, 0 }, { e->wake_fd, POLLIN, 0 },
+                             { e->conn_fd, POLLIN, 0 }, { e->link_fd, POLLIN, 0 } };
+    nfds_t npfd = 4; /* poll ignores a negative fd */
     while (!e->stopping) {
         int timeout = -1;
         if (t->queued > 0) {
@@ -146,18 +207,21 @@ static void *rx_main(void *arg)
         if (e->stopping) break;
         if (pr < 0 && errno != EINTR) break;
         if (pr > 0 && (pfd[0].revents & POLLERR)) fp_netio_clear_error(e->o.sock);
-        if (pr > 0 && npfd == 3 && (pfd[2].revents & POLLERR)) fp_netio_clear_error(e->conn_fd);
+        if (pr > 0 && (pfd[2].revents & POLLERR)) fp_netio_clear_error(e->conn_fd);
         int n = pr > 0 && (pfd[0].revents & POLLIN) ? fp_netio_recv(e, e->o.sock) : 0;
         double now = fp_now();
         if (n) {
             pthread_mutex_lock(&t->rx_lock);
+            link_drain(e);
             rx_handle(e, n, now, &out);
             gro_flush(e);
             pthread_mutex_unlock(&t->rx_lock);
         }
-        n = pr > 0 && npfd == 3 && (pfd[2].revents & POLLIN) ? fp_netio_recv(e, e->conn_fd) : 0;
+        n = pr > 0 && (pfd[2].revents & POLLIN) ? fp_netio_recv(e, e->conn_fd) : 0;
         if (n) now = fp_now();
         pthread_mutex_lock(&t->rx_lock);
+        /* Also when only link events woke us, so that their queue never overflows. */
+        if (n || (pr > 0 && (pfd[3].revents & POLLIN))) link_drain(e);
         rx_handle(e, n, now, &out);
         if (t->queued > 0) {
             for (size_t i = 0; i < t->nbuckets; i++)
@@ -295,6 +359,7 @@ static void *tx_main(void *arg)
 static void engine_free(struct fp_engine *e)
 {
     if (e->conn_fd >= 0) close(e->conn_fd);
+    if (e->link_fd >= 0) close(e->link_fd);
     if (e->wake_fd >= 0) close(e->wake_fd);
     if (e->notify_fd >= 0) close(e->notify_fd);
     if (e->epfd >= 0) close(e->epfd);
@@ -327,6 +392,8 @@ int fp_engine_start(struct fp_tunnel *t, const struct fp_engine_opts *o, char *e
     e->o = *o;
     e->t = t;
     e->wake_fd = e->notify_fd = e->epfd = e->conn_fd = -1;
+    /* Without it (no netlink), the MTU still follows through the asyncio loop, later. */
+    e->link_fd = link_open();
     e->tx_fd = o->sock;
     pthread_mutex_init(&e->gone_lock, NULL);
     size_t b = (size_t)o->batch;
@@ -454,6 +521,11 @@ void fp_engine_detach(struct fp_tunnel *t, struct fp_session *s)
 void fp_engine_get_stats(const struct fp_tunnel *t, struct fp_engine_stats *st)
 {
     if (t->engine) *st = t->engine->st; else memset(st, 0, sizeof(*st));
+}
+
+int fp_engine_follows_links(const struct fp_tunnel *t)
+{
+    return t->engine && t->engine->link_fd >= 0;
 }
 
 int fp_engine_notify_fd(const struct fp_tunnel *t)

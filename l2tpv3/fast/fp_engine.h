@@ -53,6 +53,8 @@ void fp_engine_stop(struct fp_tunnel *t);
 int fp_engine_attach(struct fp_tunnel *t, struct fp_session *s, int tap_fd, int vnet);
 void fp_engine_detach(struct fp_tunnel *t, struct fp_session *s);
 int fp_engine_notify_fd(const struct fp_tunnel *t);
+/* The receive thread follows the attached TAPs' MTUs through RTM_NEWLINK itself. */
+int fp_engine_follows_links(const struct fp_tunnel *t);
 /* Session IDs whose TAP device vanished (EBADFD); returns how many were copied. */
 int fp_engine_take_gone(struct fp_tunnel *t, uint32_t *out, int max);
 
@@ -95,6 +97,9 @@ struct fp_engine {
     pthread_mutex_t gone_lock;
     uint32_t gone[MAX_GONE];
     int ngone;
+    /* rtnetlink (RTMGRP_LINK), read by the receive thread: a TAP's new MTU holds for the
+     * next datagram (link_drain), -1 if it could not be opened */
+    int link_fd;
 };
 
 double fp_now(void);

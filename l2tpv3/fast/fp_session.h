@@ -62,6 +62,7 @@ struct fp_session {
     /* engine */
     int tap_fd;
     int vnet; /* the TAP was opened with IFF_VNET_HDR and offloads */
+    int ifindex; /* the TAP's, 0 if unknown: its MTU follows RTM_NEWLINK (fp_engine.c) */
     struct fp_session *hnext;
 };
 

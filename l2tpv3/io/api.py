@@ -71,6 +71,10 @@ class SessionPortAPI(Protocol):
     def session(self) -> SessionAPI: ...
     @property
     def tap(self) -> Tap: ...
+    def set_mtu(self, mtu: int) -> None:
+        """The TAP's MTU is now ``mtu`` (a netlink event): record it, and drop received
+        frames longer than ``mtu`` + 18 from the next one on."""
+
     def close(self) -> None: ...
 
 

@@ -41,8 +41,16 @@ class CythonSessionPort:
         self.tap = tap
         self._engine = engine
         session.set_mtu(tap.mtu)
-        # The engine's receive thread runs the reorder timers.
-        engine.attach(session.session_id, tap.fd, tap.vnet_hdr)
+        # The engine's receive thread runs the reorder timers, and follows the TAP's MTU
+        # by ifindex (RTM_NEWLINK) ahead of the next datagram.
+        engine.attach(session.session_id, tap.fd, tap.vnet_hdr, tap.ifindex)
+
+    def set_mtu(self, mtu: int) -> None:
+        self.tap.mtu = mtu
+        # The receive thread already set it, ahead of the next datagram; setting it here
+        # too, later, could put back an older MTU after a quick second change.
+        if not self._engine.follows_links:
+            self.session.set_mtu(mtu)
 
     def close(self) -> None:
         # The engine must let go of the descriptor before it is closed (and reused).

@@ -86,6 +86,12 @@ class SessionPort:
                 # A full socket buffer or no route: the kernel counts tx_errors.
                 self.session.tx_failed(HEADROOM + n - start)
 
+    def set_mtu(self, mtu: int) -> None:
+        # Runs before any datagram that arrived after the event: the loop hands out
+        # ready descriptors in the order they became ready.
+        self.tap.mtu = mtu
+        self.session.set_mtu(mtu)
+
     def write(self, frames: list[Payload]) -> None:
         fd = self.tap.fd
         write = os.write

@@ -27,9 +27,14 @@ class Tap:
     With ``vnet_hdr`` (the Cython fast path only) every read and write starts with a
     virtio-net header and the kernel hands over TCP super-frames and partial checksums,
     which the fast path segments and completes (offload.c).
+
+    The device is known by its ifindex, which stays while it lives; its ``name`` and
+    ``mtu`` are what it had when created and then what the daemon's netlink events
+    (:mod:`l2tpv3.io.netlink`) say, so a rename or an MTU change is followed and a
+    stale name is never used to look anything up.
     """
 
-    __slots__ = ("_dev", "fd", "name", "vnet_hdr")
+    __slots__ = ("_dev", "fd", "ifindex", "mtu", "name", "netnsid", "vnet_hdr")
 
     def __init__(self, name: str | None, mtu: int, vnet_hdr: bool = False) -> None:
         self.vnet_hdr = vnet_hdr
@@ -45,8 +50,12 @@ class Tap:
             ) from None
         self.name: str = self._dev.name
         self.fd: int = self._dev.fileno()
+        self.mtu: int = mtu
+        # Set when the device was moved to another namespace (its id there, as seen here).
+        self.netnsid: int | None = None
         try:
             self._dev.mtu = mtu
+            self.ifindex: int = socket.if_nametoindex(self.name)
             flags = fcntl.fcntl(self.fd, fcntl.F_GETFL)
             fcntl.fcntl(self.fd, fcntl.F_SETFL, flags | os.O_NONBLOCK)
             if vnet_hdr:
@@ -56,13 +65,6 @@ class Tap:
         except (OSError, pytun.Error) as exc:
             self._dev.close()
             raise StateError(f"cannot configure TAP device {self.name}: {exc}") from None
-
-    @property
-    def mtu(self) -> int:
-        try:
-            return int(self._dev.mtu)
-        except pytun.Error:
-            return 0
 
     def close(self) -> None:
         self._dev.close()

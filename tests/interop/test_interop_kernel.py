@@ -38,7 +38,6 @@ from interop.lab import (
 from interop.peerlines import uses_cli
 from interop.traffic import guest_to_host, host_to_guest
 from l2tpv3.config import SeqMode, SessionConfig, TunnelConfig
-from l2tpv3.daemon.core import MTU_REFRESH
 from l2tpv3.proto.session import Session
 from tests.support.netns import Daemon, require_root, wait_until, workdir
 
@@ -288,10 +287,9 @@ def test_kernel_oversize_frames(lab: Lab, case: Case) -> None:
             received.append((extra, ok, kernel_stats(lab)["rx_packets"] > k0))
     finally:
         ns.ip("link", "set", "l2tpeth0", "mtu", str(mtu))
-    # l2tpv3d follows `ip link set ... mtu` by polling the TAP once a second
-    # (daemon.MTU_REFRESH), where the kernel reads the live MTU per packet: give it time
-    # to take the restored MTU before testing its receive limit.
-    time.sleep(MTU_REFRESH + 0.5)
+    # l2tpv3d follows `ip link set ... mtu` through the RTM_NEWLINK event, queued to it
+    # before the command returns, so its receive limit is the restored MTU at once (no
+    # wait), as the kernel reads the live MTU per packet.
     # The kernel takes frames up to MTU + 18 (is_skb_forwardable: MTU + 14 + VLAN tag).
     assert [(e, ok) for e, ok, _ in received] == [(1, True), (4, True), (5, False)], received
     assert all(counted for _, _, counted in received), received  # l2tp counted it anyway
