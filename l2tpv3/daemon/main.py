@@ -10,10 +10,13 @@ import signal
 import sys
 
 from l2tpv3 import __version__
+from l2tpv3.config import Encap
 from l2tpv3.config.file import load_config
 from l2tpv3.constants import CONTROL_SOCKET_ENV, DEFAULT_CONTROL_SOCKET, MAX_BATCH
 from l2tpv3.control.server import ControlServer, group_id, handler, serve
 from l2tpv3.daemon.core import Daemon
+from l2tpv3.daemon.notify import Notifier
+from l2tpv3.daemon.privileges import PrivilegeError, User, drop, lookup_user, needed_caps
 from l2tpv3.errors import L2TPError
 from l2tpv3.io.api import DEFAULT_BATCH, Options
 from l2tpv3.io.datapath import Implementation, choose
@@ -31,13 +34,25 @@ async def run(
     impl: Implementation | None = None,
     *,
     group: str | None = None,
+    drop_privileges: bool = False,
+    user: User | None = None,
+    notifier: Notifier | None = None,
 ) -> int:
     """Run until SIGTERM or SIGINT: then every session and tunnel is deleted, client
     connections are closed and the control socket (only the one this daemon bound) is
     removed. SIGHUP is logged and ignored: reloading is not implemented (restart the
-    daemon to apply a changed ``--config``). ``group`` may use the control socket too."""
+    daemon to apply a changed ``--config``). ``group`` may use the control socket too.
+
+    Start-up order: the config file is read and the control socket bound with the
+    privileges the daemon started with; then, if ``drop_privileges`` (``l2tpv3d`` always
+    asks for it), every capability but those of :func:`privileges.needed_caps` goes
+    and the daemon becomes ``user`` if given (docs/operations.md); only then are the
+    config's tunnels and sessions created, so no data path thread predates the drop.
+    ``notifier`` (sd_notify) hears READY=1 once all that is done, WATCHDOG=1 while the
+    loop runs and STOPPING=1 at the end."""
     options = options or Options()
     impl = impl or choose()
+    notifier = notifier or Notifier({})
     loop = asyncio.get_running_loop()
     daemon = Daemon(loop, impl, options)
     stop = asyncio.Event()
@@ -45,15 +60,36 @@ async def run(
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, _sighup)
     server: ControlServer | None = None
+    watchdog: asyncio.Task[None] | None = None
+    socket_stays = False
     try:
         gid = group_id(group) if group is not None else None
-        if config_path is not None:
-            tunnels, sessions = load_config(config_path)
-            for tcfg in tunnels:
-                daemon.add_tunnel(tcfg)
-            for scfg in sessions:
-                daemon.add_session(scfg)
+        tunnels, sessions = load_config(config_path) if config_path is not None else ([], [])
         server = await serve(socket_path, handler(daemon), group=gid)
+        if drop_privileges:
+            if user is not None:
+                # The daemon's user owns its socket (it may use it, and may remove it
+                # from a directory with the sticky bit).
+                try:
+                    os.chown(socket_path, user.uid, -1)
+                except OSError as exc:
+                    raise PrivilegeError(f"chown {socket_path}: {exc.strerror}") from None
+            ports = [t.udp_sport for t in tunnels if t.encap is Encap.UDP and t.udp_sport]
+            dropped = drop(needed_caps(ports), user)
+            log.info("privileges dropped: %s", dropped.describe())
+            socket_stays = not os.access(os.path.dirname(socket_path) or ".", os.W_OK | os.X_OK)
+            if socket_stays:
+                log.info(
+                    "the control socket %s will stay behind at exit: uid %d cannot write "
+                    "its directory (the next start removes it as stale; use a directory "
+                    "the daemon's user owns, e.g. systemd's RuntimeDirectory=l2tpv3)",
+                    socket_path,
+                    os.geteuid(),
+                )
+        for tcfg in tunnels:
+            daemon.add_tunnel(tcfg)
+        for scfg in sessions:
+            daemon.add_session(scfg)
         log.info(
             "listening on %s (version %s, pid %d, %s data path)",
             socket_path,
@@ -61,16 +97,27 @@ async def run(
             os.getpid(),
             impl.name,
         )
+        notifier.ready(f"listening on {socket_path}")
+        watchdog = asyncio.create_task(notifier.watchdog())
         await stop.wait()
         log.info("stopping")
         return 0
     except L2TPError as exc:
         print(f"l2tpv3d: {exc}", file=sys.stderr)
         return 2
+    except PrivilegeError as exc:
+        print(f"l2tpv3d: cannot drop privileges: {exc}", file=sys.stderr)
+        return 2
     finally:
+        notifier.stopping()
+        if watchdog is not None:
+            watchdog.cancel()
         if server is not None:
             await server.aclose()
+            if socket_stays and os.path.lexists(socket_path):
+                log.info("left the control socket %s (see above)", socket_path)
         daemon.close()
+        notifier.close()
 
 
 def _sighup() -> None:
@@ -91,6 +138,14 @@ def main(argv: list[str] | None = None) -> int:
         "--group",
         metavar="NAME",
         help="members of this group may use the control socket too (mode 0660)",
+    )
+    parser.add_argument(
+        "--user",
+        metavar="NAME",
+        help=(
+            "run as this user after start-up (with CAP_NET_ADMIN and CAP_NET_RAW only; "
+            "see docs/operations.md)"
+        ),
     )
     parser.add_argument("--config", help="TOML file of tunnels and sessions to bring up")
     parser.add_argument(
@@ -132,6 +187,10 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     try:
+        user = lookup_user(args.user) if args.user is not None else None
+    except PrivilegeError as exc:
+        parser.error(str(exc))
+    try:
         import uvloop
     except ImportError:
         runner = asyncio.run
@@ -141,7 +200,16 @@ def main(argv: list[str] | None = None) -> int:
         options = Options(
             rcvbuf=args.rcvbuf, sndbuf=args.sndbuf, batch=args.batch, offload=args.offload
         )
-        return int(runner(run(args.socket, args.config, options, group=args.group)))
+        coro = run(
+            args.socket,
+            args.config,
+            options,
+            group=args.group,
+            drop_privileges=True,
+            user=user,
+            notifier=Notifier(),
+        )
+        return int(runner(coro))
     except KeyboardInterrupt:
         return 0
 
