@@ -26,6 +26,8 @@ __all__ = ["main", "parse_batch", "parse_size", "run"]
 
 log = logging.getLogger("l2tpv3d")
 
+TUN_DEVICE = "/dev/net/tun"
+
 
 async def run(
     socket_path: str,
@@ -77,6 +79,13 @@ async def run(
             ports = [t.udp_sport for t in tunnels if t.encap is Encap.UDP and t.udp_sport]
             dropped = drop(needed_caps(ports), user)
             log.info("privileges dropped: %s", dropped.describe())
+            if not os.access(TUN_DEVICE, os.R_OK | os.W_OK):
+                log.warning(
+                    "uid %d cannot open %s: sessions cannot create TAP devices (it is mode "
+                    "0666 where udev manages /dev; see docs/operations.md)",
+                    os.geteuid(),
+                    TUN_DEVICE,
+                )
             socket_stays = not os.access(os.path.dirname(socket_path) or ".", os.W_OK | os.X_OK)
             if socket_stays:
                 log.info(
@@ -114,8 +123,8 @@ async def run(
             watchdog.cancel()
         if server is not None:
             await server.aclose()
-            if socket_stays and os.path.lexists(socket_path):
-                log.info("left the control socket %s (see above)", socket_path)
+            if socket_stays:
+                log.info("left the control socket %s behind (see above)", socket_path)
         daemon.close()
         notifier.close()
 
