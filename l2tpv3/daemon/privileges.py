@@ -23,6 +23,7 @@ Implemented with ctypes (glibc's ``capget``/``capset``/``prctl``); no library ne
 from __future__ import annotations
 
 import ctypes
+import errno
 import logging
 import os
 import pwd
@@ -200,8 +201,10 @@ def drop(keep: Iterable[int], user: User | None = None) -> Dropped:
     bounding_dropped = bool(permitted >> CAP_SETPCAP & 1)
     if bounding_dropped:
         for cap in range(_last_cap() + 1):
-            if not keep_mask >> cap & 1:
-                _check(_prctl(PR_CAPBSET_DROP, cap), f"PR_CAPBSET_DROP {cap}")
+            if not keep_mask >> cap & 1 and _prctl(PR_CAPBSET_DROP, cap) != 0:
+                if ctypes.get_errno() == errno.EINVAL:
+                    break  # past the kernel's last capability (/proc/sys hidden)
+                _check(-1, f"PR_CAPBSET_DROP {cap}")
     if user is not None:
         _check(_prctl(PR_SET_KEEPCAPS, 1), "PR_SET_KEEPCAPS")
         try:
