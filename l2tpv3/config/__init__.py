@@ -127,6 +127,38 @@ def check_ifname(field: str, value: object) -> str:
     return value
 
 
+_BROADCAST = ipaddress.IPv4Address("255.255.255.255")
+
+
+def _check_endpoints(
+    local: IPAddress, remote: IPAddress, encap: Encap, sport: int | None, dport: int | None
+) -> None:
+    """A tunnel joins two unicast endpoints: refuse what cannot be either end.
+
+    The kernel accepts these and the tunnel then never carries a frame: a wildcard
+    local is not one path (and IP-encap ownership is per local address), a multicast or
+    broadcast peer answers nothing, and a tunnel whose peer is itself receives its own
+    datagrams. remote == local is such a loop over IP (protocol 115 has no ports) and
+    over UDP with udp_sport == udp_dport; over UDP with two ports it is two endpoints on
+    one host (e.g. QEMU's ``-netdev l2tpv3`` next to the daemon), and allowed.
+    """
+    if local.is_unspecified:
+        raise ConfigError("local", local, "must be an address of this host, not a wildcard")
+    if local.is_multicast or local == _BROADCAST:
+        raise ConfigError("local", local, "must be a unicast address")
+    if remote.is_unspecified:
+        raise ConfigError("remote", remote, "must be the peer's address, not a wildcard")
+    if remote.is_multicast or remote == _BROADCAST:
+        raise ConfigError("remote", remote, "must be a unicast address")
+    if remote == local:
+        if encap is Encap.IP:
+            raise ConfigError("remote", remote, "must not be the local address with encap ip")
+        if sport == dport:
+            raise ConfigError(
+                "remote", remote, "is the local address: udp_dport must differ from udp_sport"
+            )
+
+
 @dataclass(frozen=True, slots=True)
 class TunnelConfig:
     """``ip l2tp add tunnel``: one underlay path between two addresses."""
@@ -159,6 +191,7 @@ class TunnelConfig:
                 raise MissingArgument("udp_dport")
             check_port("udp_sport", self.udp_sport)
             check_port("udp_dport", self.udp_dport)
+        _check_endpoints(self.local, self.remote, self.encap, self.udp_sport, self.udp_dport)
         for name in ("udp_csum", "udp6_csum_tx", "udp6_csum_rx"):
             _check_bool(name, getattr(self, name))
 

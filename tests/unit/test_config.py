@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -17,6 +18,7 @@ from l2tpv3.config import (
     TunnelConfig,
 )
 from l2tpv3.errors import ConfigError, MissingArgument
+from tests.unit.test_cli import one_error_line, run
 
 T = {"tunnel_id": 1, "peer_tunnel_id": 2, "local": "10.0.0.1", "remote": "10.0.0.2",
      "udp_sport": 1701, "udp_dport": 1701}  # fmt: skip
@@ -55,6 +57,64 @@ def test_tunnel_errors_name_field_and_value(changes: dict[str, object], field: s
     assert info.value.field == field
     assert field in str(info.value)
     assert f'"{value}"' in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("local", "remote", "field", "reason"),
+    [
+        ("0.0.0.0", "10.0.0.2", "local", "not a wildcard"),
+        ("::", "fd00::2", "local", "not a wildcard"),
+        ("224.0.0.5", "10.0.0.2", "local", "unicast"),
+        ("255.255.255.255", "10.0.0.2", "local", "unicast"),
+        ("10.0.0.1", "0.0.0.0", "remote", "not a wildcard"),
+        ("fd00::1", "::", "remote", "not a wildcard"),
+        ("10.0.0.1", "239.1.2.3", "remote", "unicast"),
+        ("fd00::1", "ff02::1", "remote", "unicast"),
+        ("10.0.0.1", "255.255.255.255", "remote", "unicast"),
+    ],
+)
+def test_endpoints_must_be_unicast(local: str, remote: str, field: str, reason: str) -> None:
+    for encap in ("udp", "ip"):
+        with pytest.raises(ConfigError) as info:
+            TunnelConfig(**{**T, "local": local, "remote": remote, "encap": encap})  # type: ignore[arg-type]
+        assert info.value.field == field
+        message = str(info.value)
+        assert message.startswith(f"invalid {field} ")
+        assert reason in message
+        assert "\n" not in message
+
+
+@pytest.mark.parametrize("addr", ["10.0.0.1", "fd00::1", "127.0.0.1"])
+def test_a_tunnel_to_itself_is_refused(addr: str) -> None:
+    same = {**T, "local": addr, "remote": addr}
+    with pytest.raises(ConfigError, match="udp_dport must differ from udp_sport") as info:
+        TunnelConfig(**same)  # type: ignore[arg-type]
+    assert info.value.field == "remote"
+    with pytest.raises(ConfigError, match="not be the local address with encap ip"):
+        TunnelConfig(**{**same, "encap": "ip"})  # type: ignore[arg-type]
+    # Two UDP ports on one address are two endpoints (QEMU's -netdev l2tpv3 on the host).
+    assert TunnelConfig(**{**same, "udp_dport": 1702}).remote == ipaddress.ip_address(addr)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("words", "line"),
+    [
+        ("local any remote 10.9.0.2 encap ip",
+         'Error: invalid local "0.0.0.0": must be an address of this host, not a wildcard\n'),
+        ("local 10.9.0.1 remote 224.0.0.1 encap ip",
+         'Error: invalid remote "224.0.0.1": must be a unicast address\n'),
+        ("local 10.9.0.1 remote 10.9.0.1 udp_sport 5000 udp_dport 5000",
+         'Error: invalid remote "10.9.0.1": is the local address: udp_dport must differ from '
+         "udp_sport\n"),
+    ],
+)  # fmt: skip
+def test_client_refuses_with_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, words: str, line: str
+) -> None:
+    argv = ["-S", str(tmp_path / "none.sock"), "add", "tunnel", "tid", "5", "ptid", "5"]
+    status, out, err = run(capsys, *argv, *words.split())
+    assert (status, out) == (2, "")
+    assert one_error_line(err) == line
 
 
 def test_udp_ports_are_required_for_udp_only() -> None:

@@ -359,9 +359,32 @@ def test_ip_encap_drops_udp_options() -> None:
     assert cmd.tunnel == tunnel(1, 2, "1.1.1.1", "2.2.2.2", encap=Encap.IP)
 
 
-def test_kind_word_anywhere_and_any_address() -> None:
-    cmd = parse_line("add tid 1 ptid 2 local any remote 2.2.2.2 encap ip tunnel")
-    assert cmd.tunnel == tunnel(1, 2, "0.0.0.0", "2.2.2.2", encap=Encap.IP)
+def test_kind_word_anywhere() -> None:
+    cmd = parse_line("add tid 1 ptid 2 local 1.1.1.1 remote 2.2.2.2 encap ip tunnel")
+    assert cmd.tunnel == tunnel(1, 2, "1.1.1.1", "2.2.2.2", encap=Encap.IP)
+
+
+@pytest.mark.parametrize(
+    ("line", "field"),
+    [
+        ("local 1.1.1.1 remote 1.1.1.1 encap ip", "remote"),
+        ("local 1.1.1.1 remote 1.1.1.1 udp_sport 9 udp_dport 9", "remote"),
+        ("local fd00::1 remote ff02::2 encap ip", "remote"),
+    ],
+)
+def test_tunnel_to_nowhere_is_refused(line: str, field: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_line(f"add tunnel tid 1 ptid 2 {line}")
+    assert info.value.field == field
+
+
+@pytest.mark.parametrize("word", ["any", "all", "default", "0.0.0.0"])
+def test_wildcard_local_is_refused(word: str) -> None:
+    # iproute2 reads these words as 0.0.0.0 (get_addr); a tunnel needs a real local.
+    with pytest.raises(ConfigError) as info:
+        parse_line(f"add tunnel tid 1 ptid 2 local {word} remote 2.2.2.2 encap ip")
+    assert info.value.field == "local"
+    assert "\n" not in str(info.value)
 
 
 def test_last_value_wins() -> None:
@@ -465,6 +488,10 @@ def with_option(base: str, option: str, value: str) -> list[str]:
         (TUNNEL, "local", "local", "1.1.1"),
         (TUNNEL, "remote", "remote", "example.org"),
         (TUNNEL, "remote", "remote", "2001:db8::1"),  # not the family of local
+        (TUNNEL, "remote", "remote", "224.0.0.1"),
+        (TUNNEL, "remote", "remote", "255.255.255.255"),
+        (TUNNEL, "remote", "remote", "0.0.0.0"),
+        (TUNNEL, "local", "local", "0.0.0.0"),
         (TUNNEL, "encap", "encap", "gre"),
         (TUNNEL, "encap", "encap", "UDP"),  # strcmp in iproute2
         (TUNNEL, "udp_csum", "udp_csum", "yes"),
@@ -559,8 +586,10 @@ def test_errors_are_l2tp_errors() -> None:
 
 ids = st.integers(min_value=1, max_value=0xFFFFFFFF)
 ports = st.integers(min_value=1, max_value=65535)
-ipv4 = st.ip_addresses(v=4)
-ipv6 = st.ip_addresses(v=6)
+# Unicast: TunnelConfig refuses wildcard, multicast and broadcast endpoints.
+ipv4 = st.ip_addresses(v=4).filter(lambda a: not (a.is_unspecified or a.is_multicast
+                                                  or a.packed == b"\xff" * 4))  # fmt: skip
+ipv6 = st.ip_addresses(v=6).filter(lambda a: not (a.is_unspecified or a.is_multicast))
 cookies = st.sampled_from([0, 4, 8]).flatmap(lambda n: st.binary(min_size=n, max_size=n))
 ifnames = st.text(
     alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E, exclude_characters="/:"),
@@ -574,11 +603,12 @@ def tunnels(draw: st.DrawFn) -> TunnelConfig:
     family = draw(st.sampled_from([ipv4, ipv6]))
     encap = draw(st.sampled_from(Encap))
     udp = encap is Encap.UDP
+    local = draw(family)
     return TunnelConfig(
         tunnel_id=draw(ids),
         peer_tunnel_id=draw(ids),
-        local=draw(family),
-        remote=draw(family),
+        local=local,
+        remote=draw(family.filter(lambda a: a != local)),
         encap=encap,
         udp_sport=draw(ports) if udp else None,
         udp_dport=draw(ports) if udp else None,

@@ -24,6 +24,7 @@ from l2tpv3.cli import grammar, peerconfig
 from l2tpv3.cli import main as cli
 from l2tpv3.cli.peerconfig import PeerConfigError
 from l2tpv3.config import Encap, L2SpecType, SeqMode, SeqPolicy, SessionConfig, TunnelConfig
+from l2tpv3.errors import ConfigError
 from l2tpv3.proto.session import Session
 from tests.data.seeds import IP_L2TP_MAN
 from tests.unit.test_cli import SESSION_STATE, TUNNEL_STATE, FakeDaemon, one_error_line, run
@@ -102,9 +103,9 @@ def test_udp6_checksums_swap() -> None:
 
 
 def test_wildcard_local_is_refused() -> None:
-    t = TunnelConfig(1, 2, ip("0.0.0.0"), ip("10.0.0.2"), Encap.IP)
-    with pytest.raises(PeerConfigError, match="wildcard"):
-        peerconfig.linux([t], [])
+    # TunnelConfig itself refuses it now: no tunnel with a wildcard local can exist.
+    with pytest.raises(ConfigError, match="wildcard"):
+        TunnelConfig(1, 2, ip("0.0.0.0"), ip("10.0.0.2"), Encap.IP)
 
 
 # -- the seq mirror, simulated with two sans-I/O sessions ------------------------------------
@@ -162,13 +163,14 @@ def tunnel_and_sessions(draw: st.DrawFn) -> tuple[TunnelConfig, list[SessionConf
             lambda n: f"{n >> 24}.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}"
         )
     else:
-        addrs = st.integers(1, 2**128 - 1).map(
+        addrs = st.integers(1, 0xFEFF << 112).map(  # below ff00::/8, multicast
             lambda n: __import__("ipaddress").IPv6Address(n).compressed
         )
     udp = encap is Encap.UDP
+    local = draw(addrs)
     t = TunnelConfig(
-        tunnel_id=draw(ids), peer_tunnel_id=draw(ids), local=ip(draw(addrs)),
-        remote=ip(draw(addrs)), encap=encap,
+        tunnel_id=draw(ids), peer_tunnel_id=draw(ids), local=ip(local),
+        remote=ip(draw(addrs.filter(lambda a: a != local))), encap=encap,
         udp_sport=draw(st.integers(1, 65535)) if udp else None,
         udp_dport=draw(st.integers(1, 65535)) if udp else None,
         udp_csum=draw(st.booleans()) if udp else False,

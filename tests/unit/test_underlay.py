@@ -108,9 +108,9 @@ def test_path_mtu_of_loopback() -> None:
             lo_mtu = int(fh.read())
         # IPv4 routes cap the MTU at 65535 (IP_MAX_MTU).
         cfg = TunnelConfig(tunnel_id=1, peer_tunnel_id=1, local=LOOPBACK,
-                           remote=LOOPBACK, encap=Encap.IP)  # fmt: skip
+                           remote=ipaddress.ip_address("127.0.0.2"), encap=Encap.IP)  # fmt: skip
         assert path_mtu(cfg) == min(lo_mtu, 65535)
-        assert peer_address(cfg) == ("127.0.0.1", 0)
+        assert peer_address(cfg) == ("127.0.0.2", 0)
     finally:
         a.close()
         b.close()
