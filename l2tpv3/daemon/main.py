@@ -10,19 +10,19 @@ import signal
 import sys
 
 from l2tpv3 import __version__
-from l2tpv3.config import Encap
+from l2tpv3.config import Encap, SessionConfig, TunnelConfig
 from l2tpv3.config.file import load_config
 from l2tpv3.constants import CONTROL_SOCKET_ENV, DEFAULT_CONTROL_SOCKET, MAX_BATCH
 from l2tpv3.control.server import ControlServer, group_id, handler, serve
 from l2tpv3.daemon.core import Daemon
 from l2tpv3.daemon.notify import Notifier
 from l2tpv3.daemon.privileges import PrivilegeError, User, drop, lookup_user, needed_caps
-from l2tpv3.errors import L2TPError
+from l2tpv3.errors import L2TPError, StateError
 from l2tpv3.io.api import DEFAULT_BATCH, Options
 from l2tpv3.io.datapath import Implementation, choose
 from l2tpv3.io.sockets import DEFAULT_SOCKET_BUFFER
 
-__all__ = ["main", "parse_batch", "parse_size", "run"]
+__all__ = ["check_configured", "main", "parse_batch", "parse_size", "run", "start_configured"]
 
 log = logging.getLogger("l2tpv3d")
 
@@ -67,6 +67,7 @@ async def run(
     try:
         gid = group_id(group) if group is not None else None
         tunnels, sessions = load_config(config_path) if config_path is not None else ([], [])
+        check_configured(tunnels, sessions, config_path or "")
         server = await serve(socket_path, handler(daemon), group=gid)
         if drop_privileges:
             if user is not None:
@@ -95,10 +96,7 @@ async def run(
                     socket_path,
                     os.geteuid(),
                 )
-        for tcfg in tunnels:
-            daemon.add_tunnel(tcfg)
-        for scfg in sessions:
-            daemon.add_session(scfg)
+        start_configured(daemon, tunnels, sessions)
         log.info(
             "listening on %s (version %s, pid %d, %s data path)",
             socket_path,
@@ -127,6 +125,56 @@ async def run(
                 log.info("left the control socket %s behind (see above)", socket_path)
         daemon.close()
         notifier.close()
+
+
+def check_configured(
+    tunnels: list[TunnelConfig], sessions: list[SessionConfig], where: str
+) -> None:
+    """What the config file says must hold together (StateError, exit 2): unique tunnel
+    IDs, unique session IDs per tunnel, and every session in one of the file's tunnels."""
+    tids: set[int] = set()
+    for t in tunnels:
+        if t.tunnel_id in tids:
+            raise StateError(f"{where}: tunnel {t.tunnel_id} is configured twice")
+        tids.add(t.tunnel_id)
+    sids: set[tuple[int, int]] = set()
+    for s in sessions:
+        if s.tunnel_id not in tids:
+            raise StateError(
+                f"{where}: session {s.session_id}: tunnel {s.tunnel_id} does not exist"
+            )
+        if (s.tunnel_id, s.session_id) in sids:
+            raise StateError(
+                f"{where}: session {s.session_id} already exists in tunnel {s.tunnel_id}"
+            )
+        sids.add((s.tunnel_id, s.session_id))
+
+
+def start_configured(
+    daemon: Daemon, tunnels: list[TunnelConfig], sessions: list[SessionConfig]
+) -> None:
+    """Create the config file's tunnels and sessions. One that cannot be brought up (its
+    port is taken, a TAP cannot be created, ...) is logged in one line and skipped, with
+    the sessions of a skipped tunnel: the others start (docs/usage.md)."""
+    failed: dict[int, str] = {}
+    for tcfg in tunnels:
+        try:
+            daemon.add_tunnel(tcfg)
+        except L2TPError as exc:
+            failed[tcfg.tunnel_id] = str(exc)
+    for tid, reason in failed.items():
+        skipped = [str(s.session_id) for s in sessions if s.tunnel_id == tid]
+        also = f" (nor its session{'s' * (len(skipped) > 1)} {', '.join(skipped)})"
+        log.error("tunnel %d not started%s: %s", tid, also if skipped else "", reason)
+    for scfg in sessions:
+        if scfg.tunnel_id in failed:
+            continue
+        try:
+            daemon.add_session(scfg)
+        except L2TPError as exc:
+            log.error(
+                "session %d in tunnel %d not started: %s", scfg.session_id, scfg.tunnel_id, exc
+            )
 
 
 def _sighup() -> None:
