@@ -79,6 +79,8 @@ def _tunnel_text(state: TunnelState, stats: bool) -> str:
             out += f"  UDP checksum: {'enabled' if cfg.udp_csum else 'disabled'}\n"
         else:
             out += f"  UDP checksum: {_udp6_checksum(cfg.udp6_csum_tx, cfg.udp6_csum_rx)}\n"
+    if state.waiting:
+        out += f"  Waiting for local address {_ntop(cfg.local)}\n"
     if stats:
         out += _stats_text(state.stats) + _drops_text(state.drops)
     return out
@@ -134,6 +136,8 @@ def _tunnel_json(state: TunnelState, stats: bool) -> dict[str, Any]:
         else:
             out["checksum_tx"] = cfg.udp6_csum_tx
             out["checksum_rx"] = cfg.udp6_csum_rx
+    if state.waiting:
+        out["state"] = "waiting for local address"
     if stats:
         out["stats"] = _stats_dict(state.stats)
         out["drops"] = dict(state.drops)

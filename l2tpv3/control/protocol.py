@@ -104,16 +104,22 @@ def _config_fields(state: JSONObject, names: frozenset[str]) -> dict[str, object
 
 @dataclass(frozen=True, slots=True)
 class TunnelState:
-    """One tunnel as ``show_tunnels`` reports it: its config, counters and drops."""
+    """One tunnel as ``show_tunnels`` reports it: its config, counters and drops.
+
+    ``waiting``: its local address is not (yet) usable on the host; the tunnel's socket
+    is bound and it carries traffic once the address appears. Sent only when true."""
 
     config: TunnelConfig
     stats: Mapping[str, int]
     drops: Mapping[str, int]
+    waiting: bool = False
 
     def to_json(self) -> dict[str, object]:
         out: dict[str, object] = self.config.to_dict()
         out["stats"] = dict(self.stats)
         out["drops"] = dict(self.drops)
+        if self.waiting:
+            out["waiting"] = True
         return out
 
     @classmethod
@@ -124,7 +130,10 @@ class TunnelState:
             config = TunnelConfig.from_dict(_config_fields(state, _TUNNEL_FIELDS))
         except (L2TPError, TypeError, ValueError) as exc:
             raise ControlError(f"l2tpv3d sent a malformed tunnel: {exc}") from None
-        return cls(config, _stats(state), _drops(state, DROP_REASONS))
+        waiting = state.get("waiting", False)
+        if not isinstance(waiting, bool):
+            raise ControlError(f'l2tpv3d sent a malformed "waiting": {waiting!r}')
+        return cls(config, _stats(state), _drops(state, DROP_REASONS), waiting)
 
 
 @dataclass(frozen=True, slots=True)

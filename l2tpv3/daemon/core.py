@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import socket
 
 from l2tpv3 import __version__
 from l2tpv3.config import Encap, SessionConfig, TunnelConfig
@@ -17,8 +18,8 @@ from l2tpv3.control.protocol import Pong, SessionState, TunnelState
 from l2tpv3.errors import L2TPError, StateError
 from l2tpv3.io.api import Buffers, Options, SessionPortAPI, TunnelPortAPI
 from l2tpv3.io.datapath import Implementation
-from l2tpv3.io.netlink import LinkChange, LinkEvent, LinkMonitor, query_link
-from l2tpv3.io.sockets import open_socket, path_mtu, peer_address
+from l2tpv3.io.netlink import AddrEvent, LinkChange, LinkEvent, LinkMonitor, query_link
+from l2tpv3.io.sockets import local_address_ready, open_socket, path_mtu, peer_address
 from l2tpv3.io.tap import Tap
 from l2tpv3.proto.api import TunnelAPI
 from l2tpv3.proto.layout import session_mtu
@@ -28,9 +29,9 @@ __all__ = ["Daemon", "session_state", "tunnel_state"]
 log = logging.getLogger("l2tpv3d")
 
 
-def tunnel_state(tunnel: TunnelAPI) -> TunnelState:
+def tunnel_state(tunnel: TunnelAPI, waiting: bool = False) -> TunnelState:
     """``show_tunnels``' record for one tunnel, of either implementation."""
-    return TunnelState(tunnel.config, tunnel.totals().as_dict(), dict(tunnel.drops))
+    return TunnelState(tunnel.config, tunnel.totals().as_dict(), dict(tunnel.drops), waiting)
 
 
 def session_state(port: SessionPortAPI, peer_tunnel_id: int) -> SessionState:
@@ -70,7 +71,12 @@ class Daemon:
         # (`ip link set l2tpethN mtu N | name X`), as the kernel reads the live device.
         self._ifindex: dict[int, tuple[int, int]] = {}
         # Subscribed before the first TAP exists, so no event of one can be missed.
-        self.links = LinkMonitor(loop, self._on_link, on_overrun=self._reread_links)
+        # Tunnels whose local address is not usable yet (absent, or IPv6 in DAD): their
+        # sockets are bound with FREEBIND and work once it is; `show` says they wait.
+        self.waiting: set[int] = set()
+        self.links = LinkMonitor(
+            loop, self._on_link, on_addr=self._on_addr, on_overrun=self._reread_links
+        )
 
     # -- operations, shared by the control socket and the config file ---------------
 
@@ -102,6 +108,7 @@ class Daemon:
             cfg.local,
             cfg.remote,
         )
+        self._check_local(cfg.tunnel_id)
 
     def del_tunnel(self, tunnel_id: int) -> None:
         port = self._tunnel(tunnel_id)
@@ -110,6 +117,7 @@ class Daemon:
             self.del_session(tunnel_id, sid)
         port.close()
         del self.tunnels[tunnel_id]
+        self.waiting.discard(tunnel_id)
         if port.tunnel.config.encap is Encap.IP:
             self.ownership.remove_tunnel(tunnel_id)
         log.info("tunnel %d: deleted", tunnel_id)
@@ -169,7 +177,7 @@ class Daemon:
 
     def show_tunnels(self, tunnel_id: int | None = None) -> list[TunnelState]:
         return [
-            tunnel_state(port.tunnel)
+            tunnel_state(port.tunnel, tid in self.waiting)
             for tid, port in self.tunnels.items()
             if tunnel_id is None or tid == tunnel_id
         ]
@@ -237,8 +245,34 @@ class Daemon:
             port.set_mtu(mtu)
             log.info("interface %s: mtu %d", port.tap.name, mtu)
 
+    def _check_local(self, tunnel_id: int) -> None:
+        """Whether the tunnel's local address is usable now; log when that changes."""
+        port = self.tunnels.get(tunnel_id)
+        if port is None:
+            return
+        cfg = port.tunnel.config
+        ready = local_address_ready(cfg)
+        if not ready and tunnel_id not in self.waiting:
+            self.waiting.add(tunnel_id)
+            log.warning("tunnel %d: waiting for local address %s", tunnel_id, cfg.local)
+        elif ready and tunnel_id in self.waiting:
+            self.waiting.discard(tunnel_id)
+            log.info("tunnel %d: local address %s is up", tunnel_id, cfg.local)
+
+    def _on_addr(self, event: AddrEvent) -> None:
+        # An IPv6 address sends RTM_NEWADDR when added (tentative) and again when DAD
+        # completes; RTM_DELADDR when removed: the tunnel then waits again. Every tunnel
+        # of the family is asked again (a point-to-point IPv4 address carries its peer in
+        # IFA_ADDRESS): one throwaway bind each, on a rare event.
+        version = 6 if event.family == socket.AF_INET6 else 4
+        for tid, port in list(self.tunnels.items()):
+            if port.tunnel.config.family == version:
+                self._check_local(tid)
+
     def _reread_links(self) -> None:
         """Events were lost (the netlink queue overflowed): ask for each interface."""
+        for tid in list(self.tunnels):
+            self._check_local(tid)
         for ifindex in list(self._ifindex):
             try:
                 event = query_link(ifindex)

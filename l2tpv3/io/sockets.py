@@ -24,6 +24,10 @@ from l2tpv3.errors import StateError
 
 DEFAULT_SOCKET_BUFFER = 4 * 1024 * 1024
 
+# linux/in.h and linux/in6.h: bind to an address this host does not have (yet).
+IP_FREEBIND = 15
+IPV6_FREEBIND = 78
+
 
 def open_socket(
     cfg: TunnelConfig,
@@ -37,6 +41,11 @@ def open_socket(
     error, and uvloop stops polling a descriptor after an error: the tunnel would never
     receive again. An unconnected socket gets no such errors; the adapter sends with
     sendto() and checks each datagram's source itself (see :func:`peer_address`).
+
+    The socket binds with IP_FREEBIND / IPV6_FREEBIND, so ``local`` need not exist yet:
+    an IPv6 address still in duplicate address detection (tentative), or one that IPsec
+    or a VPN brings up later. The bound socket receives as soon as the kernel has the
+    address, and sends from it; :func:`local_address_ready` tells whether it has.
     """
     v6 = cfg.family == 6
     family = socket.AF_INET6 if v6 else socket.AF_INET
@@ -66,6 +75,10 @@ def open_socket(
             if udp and not cfg.udp_csum:
                 sock.setsockopt(socket.SOL_SOCKET, SO_NO_CHECK, 1)
         _set_buffers(sock, rcvbuf, sndbuf)
+        if v6:
+            sock.setsockopt(socket.IPPROTO_IPV6, IPV6_FREEBIND, 1)
+        else:
+            sock.setsockopt(socket.IPPROTO_IP, IP_FREEBIND, 1)
         port = cfg.udp_sport if udp else 0
         try:
             sock.bind((str(cfg.local), port))
@@ -87,6 +100,19 @@ def _bind_error(cfg: TunnelConfig, exc: OSError) -> StateError:
     if exc.errno == errno.EADDRNOTAVAIL:
         return StateError(f"local address {cfg.local} is not configured on this host")
     return StateError(f"cannot bind to local {cfg.local}: {exc.strerror}")
+
+
+def local_address_ready(cfg: TunnelConfig) -> bool:
+    """Whether ``local`` is an address of this host now, usable as a source: present and,
+    for IPv6, past duplicate address detection. Asked of the kernel by binding a
+    throwaway UDP socket without FREEBIND (EADDRNOTAVAIL when it is not)."""
+    family = socket.AF_INET6 if cfg.family == 6 else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.bind((str(cfg.local), 0))
+        except OSError as exc:
+            return exc.errno != errno.EADDRNOTAVAIL
+    return True
 
 
 def _set_buffers(sock: socket.socket, rcvbuf: int, sndbuf: int) -> None:

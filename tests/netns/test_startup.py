@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support.netns import Daemon, Netns, daemon_cmd, require_root, veth, workdir
+from tests.support.netns import (
+    Daemon,
+    Netns,
+    daemon_cmd,
+    require_root,
+    veth,
+    wait_until,
+    workdir,
+)
 
 pytestmark = pytest.mark.root
 
@@ -169,3 +179,110 @@ def test_an_inconsistent_file_still_exits_2(
     errors = [line for line in proc.stderr.splitlines() if "INFO" not in line]
     assert len(errors) == 1, proc.stderr
     assert needle in errors[0]
+
+
+# -- a tunnel configured before its local address exists ----------------------------------
+
+WAITING = """
+[[tunnel]]
+tunnel_id = 1
+peer_tunnel_id = 1
+local = "{a}"
+remote = "{b}"
+encap = "{encap}"
+udp_sport = 5000
+udp_dport = 5000
+
+  [[tunnel.session]]
+  session_id = 10
+  peer_session_id = 10
+"""
+
+
+def _peer(peer: Netns, wd: Path, a: str, b: str, encap: str, impl: str) -> Daemon:
+    d = Daemon(peer, wd, impl=impl)
+    d.cli("add", "tunnel", "tid", "1", "ptid", "1", "local", b, "remote", a, "encap", encap,
+          "udp_sport", "5000", "udp_dport", "5000")  # fmt: skip
+    d.cli("add", "session", "tid", "1", "sid", "10", "psid", "10")
+    peer.ip("addr", "add", "192.168.77.2/24", "dev", "l2tpeth0")
+    peer.ip("link", "set", "l2tpeth0", "up")
+    return d
+
+
+def _ping_within(ns: Netns, addr: str, seconds: float) -> float:
+    """Seconds until one ping to ``addr`` is answered; fails after ``seconds``."""
+    start = time.monotonic()
+    while True:
+        ok = ns.run("ping", "-c", "1", "-W", "0.3", addr, check=False).returncode == 0
+        took = time.monotonic() - start
+        if ok:
+            return took
+        assert took < seconds, f"no answer from {addr} within {seconds} s"
+
+
+def _waiting(d: Daemon) -> tuple[bool, bool]:
+    text = d.cli("show", "tunnel").stdout
+    state = json.loads(d.cli("-j", "show", "tunnel").stdout)[0].get("state")
+    return "Waiting for local address" in text, state == "waiting for local address"
+
+
+@pytest.mark.parametrize("encap", ["udp", "ip"])
+def test_tunnel_waits_for_its_local_address(
+    hosts: tuple[Netns, Netns, Path], impl: str, encap: str
+) -> None:
+    ns, peer, wd = hosts
+    daemons = [_peer(peer, wd, A, B, encap, impl)]
+    try:
+        # Before the fix: "local address 10.5.0.1 is not configured on this host", exit 2.
+        d = Daemon(ns, wd, config=WAITING.format(a=A, b=B, encap=encap), impl=impl)
+        daemons.append(d)
+        assert [t["tunnel_id"] for t in d.tunnels()] == [1]
+        assert [s["session_id"] for s in d.sessions()] == [10]
+        assert _waiting(d) == (True, True)
+        assert f"tunnel 1: waiting for local address {A}" in d.log_text()
+        ns.ip("addr", "add", "192.168.77.1/24", "dev", "l2tpeth0")
+        ns.ip("link", "set", "l2tpeth0", "up")
+        ns.ip("addr", "add", f"{A}/24", "dev", "eth0")
+        _ping_within(ns, "192.168.77.2", 2.0)
+        assert wait_until(lambda: _waiting(d) == (False, False), timeout=2)
+        assert f"tunnel 1: local address {A} is up" in d.log_text()
+        # Removed again, the tunnel waits again (RTM_DELADDR).
+        ns.ip("addr", "del", f"{A}/24", "dev", "eth0")
+        assert wait_until(lambda: _waiting(d) == (True, True), timeout=2)
+        ns.ip("addr", "add", f"{A}/24", "dev", "eth0")
+        _ping_within(ns, "192.168.77.2", 2.0)
+    finally:
+        logs = [x.stop() for x in daemons]
+    for log in logs:
+        assert "Traceback" not in log, log
+
+
+def test_tentative_ipv6_local_address(hosts: tuple[Netns, Netns, Path], impl: str) -> None:
+    ns, peer, wd = hosts
+    a6, b6 = "fd00:5::1", "fd00:5::2"
+    peer.ip("addr", "add", f"{b6}/64", "dev", "eth0", "nodad")
+    daemons = [_peer(peer, wd, a6, b6, "udp", impl)]
+    try:
+        # Duplicate address detection for about 4 s: the daemon starts meanwhile.
+        ns.sysctl("net.ipv6.conf.eth0.accept_dad", "1")
+        ns.sysctl("net.ipv6.conf.eth0.dad_transmits", "4")
+        ns.ip("addr", "add", f"{a6}/64", "dev", "eth0")
+        assert "tentative" in ns.ip("-6", "addr", "show", "dev", "eth0").stdout
+        # Before the fix: "local address fd00:5::1 is not configured on this host", exit 2.
+        d = Daemon(ns, wd, config=WAITING.format(a=a6, b=b6, encap="udp"), impl=impl)
+        daemons.append(d)
+        assert f"tunnel 1: waiting for local address {a6}" in d.log_text()
+        if "tentative" in ns.ip("-6", "addr", "show", "dev", "eth0").stdout:
+            assert _waiting(d) == (True, True)
+        ns.ip("addr", "add", "192.168.77.1/24", "dev", "l2tpeth0")
+        ns.ip("link", "set", "l2tpeth0", "up")
+        assert wait_until(
+            lambda: "tentative" not in ns.ip("-6", "addr", "show", "dev", "eth0").stdout,
+            timeout=10,
+        )
+        _ping_within(ns, "192.168.77.2", 2.0)
+        assert wait_until(lambda: _waiting(d) == (False, False), timeout=2)
+    finally:
+        logs = [x.stop() for x in daemons]
+    for log in logs:
+        assert "Traceback" not in log, log

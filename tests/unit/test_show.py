@@ -184,6 +184,26 @@ def test_ip_encap_tunnel() -> None:
     assert obj["encap"] == "IP"
 
 
+def test_tunnel_waiting_for_its_local_address() -> None:
+    state = tunnel_state(2000, 2000, "10.200.100.6", "10.200.100.10", encap=Encap.IP)
+    normal_text = format_tunnels([state], stats=False)
+    normal_json = json.loads(json_tunnels([state], stats=False))
+    assert "waiting" not in state  # a normal tunnel's answer and output are unchanged
+    assert "Waiting" not in normal_text
+    assert "state" not in normal_json[0]
+    waiting = {**state, "waiting": True}
+    assert format_tunnels([waiting], stats=False) == (
+        normal_text + "  Waiting for local address 10.200.100.6\n"
+    )
+    [obj] = json.loads(json_tunnels([waiting], stats=False))
+    assert obj == {**normal_json[0], "state": "waiting for local address"}
+    [record] = tunnel_states([waiting])
+    assert record.waiting
+    assert record.to_json() == waiting
+    with pytest.raises(ControlError, match="waiting"):
+        tunnel_states([{**state, "waiting": "yes"}])
+
+
 def test_cookies_share_a_line() -> None:
     # print_cookie's formats have no newline: cookie, peer cookie and reorder timeout
     # run together on one line in iproute2's output.
