@@ -388,7 +388,8 @@ def ok(run: dict[str, Any]) -> bool:
 
 def markdown(doc: dict[str, Any]) -> str:
     lines = [
-        f"`sudo python3 bench/soak.py --minutes {doc['minutes']:g} --sample {doc['sample']:g}` "
+        f"`sudo python3 bench/soak.py --impl {doc['impl']} --minutes {doc['minutes']:g} "
+        f"--sample {doc['sample']:g}` "
         f"({doc['when']}, kernel {doc['kernel']}, {doc['cpus']} CPUs): bidirectional TCP "
         f"and a 64-byte UDP flood ({doc['flood_pps'] or 'unthrottled'} packets/s offered) "
         f"through one session, a session added and deleted every "
@@ -417,7 +418,9 @@ def markdown(doc: dict[str, Any]) -> str:
         ]  # fmt: skip
         lines += [f"| {r['t']:.0f} | " + " | ".join(str(r[h][m]) for h in HOSTS for m in METRICS)
                   + " |" for r in run["samples"]]  # fmt: skip
-        lines += ["", *(f"- {v}" for v in verdict_lines(run)), ""]
+        last = run["samples"][-1]["t"]
+        lines += ["", f"Growth from t={run['baseline_t']:.0f} s to t={last:.0f} s:", ""]
+        lines += [*(f"- {v}" for v in verdict_lines(run)), ""]
     lines.append("![soak plot](soak-latest.png)")
     return "\n".join(lines) + "\n"
 
@@ -498,6 +501,7 @@ def main(argv: list[str]) -> int:
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "kernel": os.uname().release,
         "cpus": os.cpu_count(),
+        "impl": args.impl,
         "minutes": args.minutes,
         "sample": args.sample,
         "warmup": min(args.warmup, args.minutes * 30),
