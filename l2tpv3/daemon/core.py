@@ -146,6 +146,9 @@ class Daemon:
             if ip:
                 self.ownership.release(sid)
             raise
+        # The TAP's own creation events (MTU 1500, then the session's) are queued
+        # already: handled before the ifindex is known, they cannot set a stale MTU.
+        self.links.drain()
         self._ifindex[tap.ifindex] = (tid, sid)
         log.info(
             "session %d in tunnel %d: interface %s mtu %d",
@@ -156,6 +159,9 @@ class Daemon:
         )
 
     def del_session(self, tunnel_id: int, session_id: int) -> None:
+        self._del_session(tunnel_id, session_id, "deleted")
+
+    def _del_session(self, tunnel_id: int, session_id: int, why: str) -> None:
         tport = self._tunnel(tunnel_id)
         port = tport.ports.get(session_id)
         if port is not None:
@@ -164,16 +170,16 @@ class Daemon:
             raise StateError(f"session {session_id} does not exist in tunnel {tunnel_id}")
         if tport.tunnel.config.encap is Encap.IP:
             self.ownership.release(session_id)
-        log.info("session %d in tunnel %d: deleted", session_id, tunnel_id)
+        log.info("session %d in tunnel %d: %s", session_id, tunnel_id, why)
 
     def _interface_gone(self, tunnel_id: int, session_id: int) -> None:
         tport = self.tunnels.get(tunnel_id)
         port = None if tport is None else tport.ports.get(session_id)
         if port is None:
             return
-        log.info("interface %s was deleted: deleting its session", port.tap.name)
+        # As the kernel's l2tp_eth: the session goes with its netdev (one log line).
         with contextlib.suppress(L2TPError):
-            self.del_session(tunnel_id, session_id)
+            self._del_session(tunnel_id, session_id, f"deleted with its interface {port.tap.name}")
 
     def show_tunnels(self, tunnel_id: int | None = None) -> list[TunnelState]:
         return [

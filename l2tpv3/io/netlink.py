@@ -186,6 +186,11 @@ class LinkMonitor:
         self.sock = _netlink_socket(RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR)
         loop.add_reader(self.sock.fileno(), self._on_readable)
 
+    def drain(self) -> None:
+        """Handle every event queued now (the kernel queues one before the system call
+        that caused it returns)."""
+        self._on_readable()
+
     def _on_readable(self) -> None:
         while True:
             try:
