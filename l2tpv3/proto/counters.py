@@ -63,3 +63,7 @@ FRAME_TOO_SHORT: Final = "frame_too_short"
 FRAME_TOO_LONG: Final = "frame_too_long"
 TAP_WRITE_FAILED: Final = "tap_write_failed"
 SESSION_DROP_REASONS: Final = (FRAME_TOO_SHORT, FRAME_TOO_LONG, TAP_WRITE_FAILED)
+
+# TEMPORARY (espc local testing only; the esp branch defines these)
+ESP_COUNTER_NAMES: Final = ("tx_packets", "tx_bytes", "tx_errors", "rx_packets", "rx_bytes")
+ESP_DROP_REASONS: Final = ("too_short", "auth_failed", "replayed", "bad_padding", "bad_next_header", "unknown_spi", "plaintext")
