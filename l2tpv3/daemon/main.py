@@ -104,6 +104,8 @@ async def run(
             os.getpid(),
             impl.name,
         )
+        if impl.esp_fallback:
+            log.info("encrypted tunnels (ESP SAs) use the Python data path: %s", impl.esp_fallback)
         notifier.ready(f"listening on {socket_path}")
         watchdog = asyncio.create_task(notifier.watchdog())
         await stop.wait()

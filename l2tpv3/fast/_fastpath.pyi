@@ -85,3 +85,32 @@ class Tunnel:
     @property
     def follows_links(self) -> bool: ...
     def take_gone(self) -> list[int]: ...
+
+# ESP (issue 9): True when built with OpenSSL's libcrypto; EspSA raises ValueError
+# otherwise.
+HAVE_ESP: bool
+
+class EspSA:
+    def __init__(
+        self,
+        spi: int,
+        alg: str,
+        key: bytes,
+        auth_key: bytes | None = None,
+        auth: str | None = None,
+        *,
+        esn: bool = False,
+        replay_window: int = 0,
+    ) -> None: ...
+    @property
+    def spi(self) -> int: ...
+    seq: int
+    iv_counter: int
+    @property
+    def top(self) -> int: ...
+    @property
+    def counters(self) -> dict[str, int]: ...
+    @property
+    def drops(self) -> dict[str, int]: ...
+    def seal(self, payload: bytes, next_header: int, iv: bytes | None = None) -> bytes | None: ...
+    def open(self, packet: bytes) -> tuple[bytes, int] | str: ...
