@@ -1,6 +1,8 @@
 # ESP (issue 9): the SA of proto/esp.py on fp_esp.c (libcrypto). Included by
 # _fastpath.pyx; kept in its own file so the ESP binding stays apart from the rest.
 
+from libc.stdint cimport UINT64_MAX
+
 from l2tpv3.fast.fp_shared cimport FP_NESPCOUNTERS, FP_NESPDROPS
 
 cdef extern from "fp_esp.h" nogil:
@@ -16,8 +18,11 @@ cdef extern from "fp_esp.h" nogil:
         uint32_t window
         int iv_len
         int icv_len
+        int block
+        int aead
         uint64_t seq
         uint64_t iv_ctr
+        uint64_t iv_limit
         uint64_t top
         uint64_t c[FP_NESPCOUNTERS]
         uint64_t drops[FP_NESPDROPS]
@@ -37,56 +42,105 @@ cdef extern from "fp_esp.h" nogil:
 # SA class cannot be made and encrypted tunnels run on the Python path.
 HAVE_ESP = bool(fp_esp_available())
 
-# `ip xfrm` algorithm names -> fp_esp.h. CBC is named by its authentication algorithm.
-cdef dict _ESP_ALGS = {
-    "rfc4106(gcm(aes))": FP_ESP_AES_GCM,
-    "rfc7539esp(chacha20,poly1305)": FP_ESP_CHACHA20_POLY1305,
-    "hmac(sha256)": FP_ESP_AES_CBC_SHA256,
-    "hmac(sha1)": FP_ESP_AES_CBC_SHA1,
-}
+cdef object _esp_mod = None
+
+
+cdef object _esp():
+    """proto/esp.py (the reference: names, key lengths, error type), imported when the
+    first SA is made: it needs the `cryptography` package, the rest of the fast path
+    does not."""
+    global _esp_mod
+    if _esp_mod is None:
+        from l2tpv3.proto import esp
+        _esp_mod = esp
+    return _esp_mod
 
 
 cdef class EspSA:
-    """One ESP SA in C (fp_esp.c): see proto/esp.py for the semantics."""
+    """proto/esp.py EspSA on a C struct (fp_esp.c, libcrypto): the same constructor,
+    attributes, seal/open, counters and drop reasons; see that class for the rules."""
 
     cdef fp_esp_sa sa
     cdef bint _init
+    cdef readonly str alg
+    cdef readonly object auth
+    cdef readonly bint esn
+    cdef readonly uint32_t replay_window
+    cdef readonly int iv_len
+    cdef readonly int icv_len
+    cdef readonly int block
+    cdef readonly bint aead
 
     def __cinit__(self):
         self._init = False
 
-    def __init__(self, uint32_t spi, str alg, key, auth_key=None, str auth=None, *,
-                 bint esn=False, uint32_t replay_window=0):
+    def __init__(self, spi, str alg, key, auth_key=None, auth=None, *, esn=False,
+                 replay_window=0):
         cdef char err[200]
-        cdef const uint8_t[:] k = key
+        cdef const uint8_t[:] k
         cdef const uint8_t[:] a
         cdef const uint8_t *ap = NULL
         cdef size_t alen = 0
-        code = _ESP_ALGS.get(auth if alg == "cbc(aes)" else alg)
-        if code is None:
-            raise ValueError(f"unknown ESP algorithm {alg!r}")
-        if auth_key is not None and len(auth_key):
+        cdef int code
+        m = _esp()
+        # The reference's checks and messages, in its order (never a key byte).
+        if not 0 <= spi <= 0xFFFFFFFF:
+            raise m.EspKeyError("SPI must be 0..0xffffffff")
+        if not 0 <= replay_window <= m.MAX_REPLAY_WINDOW:
+            raise m.EspKeyError(f"replay_window must be 0..{m.MAX_REPLAY_WINDOW}")
+        if alg in m.AEAD_ALGS:
+            if auth is not None or auth_key:
+                raise m.EspKeyError(f"{alg} is an AEAD: no auth algorithm")
+            if len(key) not in m.AEAD_KEY_LENS[alg]:
+                raise m.EspKeyError(_esp_len_error(m, alg, len(key)))
+            code = FP_ESP_AES_GCM if alg == m.AEAD_GCM else FP_ESP_CHACHA20_POLY1305
+        elif alg in m.ENC_ALGS:
+            if auth not in m.AUTH_ALGS:
+                raise m.EspKeyError(f"{alg} needs auth {' or '.join(m.AUTH_ALGS)}")
+            if len(key) not in m.ENC_KEY_LENS[alg]:
+                raise m.EspKeyError(_esp_len_error(m, alg, len(key)))
+            if auth_key is None or len(auth_key) not in m.AUTH_KEY_LENS[auth]:
+                raise m.EspKeyError(
+                    _esp_len_error(m, auth, 0 if auth_key is None else len(auth_key)))
+            code = FP_ESP_AES_CBC_SHA256 if auth == m.AUTH_SHA256 else FP_ESP_AES_CBC_SHA1
             a = auth_key
             ap = &a[0]
             alen = a.shape[0]
-        if k.shape[0] == 0:
-            raise ValueError("empty ESP key")
+        else:
+            raise m.EspKeyError(f"unknown algorithm {alg}")
+        k = key
         if fp_esp_init(&self.sa, spi, code, &k[0], k.shape[0], ap, alen, esn, replay_window,
                        err, sizeof(err)) < 0:
-            raise ValueError(err.decode())
+            raise m.EspKeyError(err.decode())
         self._init = True
+        self.alg = alg
+        self.auth = auth
+        self.esn = bool(esn)
+        self.replay_window = replay_window
+        self.iv_len = self.sa.iv_len
+        self.icv_len = self.sa.icv_len
+        self.block = self.sa.block
+        self.aead = bool(self.sa.aead)
 
     def __dealloc__(self):
         if self._init:
             fp_esp_clear(&self.sa)
+
+    def __repr__(self):
+        # No key material, ever (docs/security.md).
+        return f"EspSA(spi=0x{self.sa.spi:08x}, alg={self.alg!r}, auth={self.auth!r})"
 
     @property
     def spi(self):
         return self.sa.spi
 
     @property
+    def overhead(self):
+        return 8 + self.iv_len + self.block - 1 + 2 + self.icv_len
+
+    @property
     def seq(self):
-        """The last sequence number sealed (the next is seq + 1)."""
+        """The last sequence number sent; the first packet carries 1."""
         return self.sa.seq
 
     @seq.setter
@@ -95,11 +149,33 @@ cdef class EspSA:
 
     @property
     def iv_counter(self):
+        """The last AEAD IV used."""
         return self.sa.iv_ctr
 
     @iv_counter.setter
     def iv_counter(self, uint64_t value):
         self.sa.iv_ctr = value
+
+    @property
+    def iv_limit(self):
+        return None if self.sa.iv_limit == UINT64_MAX else self.sa.iv_limit
+
+    @iv_limit.setter
+    def iv_limit(self, value):
+        self.sa.iv_limit = UINT64_MAX if value is None else value
+
+    def grant_ivs(self, first, last):
+        """Allow the AEAD IVs first..last (from a reservation already on disk)."""
+        if not 1 <= first <= last <= UINT64_MAX:
+            raise ValueError("bad IV range")
+        self.sa.iv_ctr = first - 1
+        self.sa.iv_limit = last
+
+    @property
+    def ivs_left(self):
+        if not self.sa.aead or self.sa.iv_limit == UINT64_MAX:
+            return None
+        return self.sa.iv_limit - self.sa.iv_ctr
 
     @property
     def top(self):
@@ -108,21 +184,28 @@ cdef class EspSA:
 
     @property
     def counters(self):
-        return {name: self.sa.c[i] for i, name in enumerate(ESP_COUNTER_NAMES)}
+        return _esp().EspCounters(
+            **{name: self.sa.c[i] for i, name in enumerate(ESP_COUNTER_NAMES)})
 
     @property
     def drops(self):
         return {name: self.sa.drops[i] for i, name in enumerate(ESP_DROP_REASONS)}
 
+    def drop(self, str reason):
+        """Count a drop of this SA's traffic (also the callers': bad Next Header)."""
+        self.sa.drops[ESP_DROP_REASONS.index(reason)] += 1
+        return reason
+
     def seal(self, payload, int next_header, iv=None):
-        """The ESP packet (header, IV, ciphertext, ICV) for payload; None when the SA
-        cannot send (its sequence numbers are used up: counted in tx_errors)."""
+        """The ESP packet for payload, or None when this SA cannot send (counted in
+        tx_errors): see proto/esp.py EspSA.seal."""
         cdef const uint8_t[:] view = payload
         cdef const uint8_t[:] ivv
         cdef const uint8_t *ivp = NULL
         cdef size_t n = view.shape[0]
         cdef size_t head = fp_esp_head(&self.sa)
-        if iv is not None:
+        cdef uint64_t last = UINT64_MAX if self.sa.esn else 0xFFFFFFFFu
+        if iv is not None and self.sa.seq < last and n <= 65535:
             ivv = iv
             if ivv.shape[0] != self.sa.iv_len:
                 raise ValueError(f"the IV is {self.sa.iv_len} bytes")
@@ -131,13 +214,13 @@ cdef class EspSA:
         cdef uint8_t[:] out = buf
         if n:
             memcpy(&out[head], &view[0], n)
-        cdef long r = fp_esp_seal(&self.sa, &out[head], n, <uint8_t>next_header, ivp)
+        cdef long r = fp_esp_seal(&self.sa, &out[head], n, <uint8_t>(next_header & 0xFF), ivp)
         if r < 0:
             return None
         return bytes(buf[:r])
 
     def open(self, packet):
-        """(payload, next header), or the drop reason (counted) as a str."""
+        """(payload, Next Header), or the reason it is dropped (already counted)."""
         cdef bytearray buf = bytearray(packet)
         cdef uint8_t empty = 0
         cdef uint8_t *p = &empty
@@ -151,3 +234,8 @@ cdef class EspSA:
             return ESP_DROP_REASONS[reason]
         cdef size_t off = pl - p
         return bytes(buf[off:off + plen]), nh
+
+
+cdef str _esp_len_error(object m, str alg, int got):
+    want = " or ".join(str(n * 8) for n in m.key_lengths(alg))
+    return f"{alg} needs a {want}-bit key, not {got * 8} bits"

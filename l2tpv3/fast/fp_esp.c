@@ -87,6 +87,7 @@ int fp_esp_init(struct fp_esp_sa *sa, uint32_t spi, int alg, const uint8_t *enc_
     memset(sa, 0, sizeof(*sa));
     sa->spi = spi;
     sa->alg = alg;
+    sa->iv_limit = UINT64_MAX;
     sa->esn = !!esn;
     if (window > FP_ESP_MAX_WINDOW) return fail(sa, err, errlen, "replay window too large");
     sa->window = window;
@@ -143,8 +144,10 @@ static int next_iv(struct fp_esp_sa *sa, uint64_t seq, uint8_t *iv)
 {
     (void)seq;
     if (sa->aead) {
-        /* RFC 4106 §3.1 / RFC 7634 §2: the IV must never repeat under one key;
-         * a counter does that (the reference sets where it starts). */
+        /* RFC 4106 §3.1 / RFC 7634 §2: the IV must never repeat under one key; a
+         * counter within the range granted from a reservation on disk does that
+         * (proto/esp.py, docs/security.md). */
+        if (sa->iv_ctr >= sa->iv_limit) return -1;
         put64(iv, ++sa->iv_ctr);
         return 0;
     }

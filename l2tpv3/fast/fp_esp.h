@@ -33,9 +33,6 @@ enum {
 /* The longest anti-replay window kept (bits of the bitmap). */
 #define FP_ESP_MAX_WINDOW 4096
 
-/* IV of the CBC algorithms: how proto/esp.py makes them (fp_esp_sa.cbc_iv). */
-enum { FP_ESP_IV_RANDOM = 0, FP_ESP_IV_COUNTER = 1 };
-
 struct fp_esp_sa {
     uint32_t spi;
     int alg;
@@ -43,11 +40,11 @@ struct fp_esp_sa {
     uint32_t window; /* anti-replay window in packets, 0 = no check (ip xfrm's default) */
     int iv_len, icv_len, block, aead;
     uint8_t salt[4]; /* AEAD: the last 4 bytes of the key (RFC 4106 §8.1, RFC 7634 §2) */
-    int cbc_iv;      /* FP_ESP_IV_* */
-    /* send side: the last sequence number and IV counter used (the next are +1). An
-     * AEAD IV is iv_hi:32 | low 32 bits of iv_ctr, big-endian (see proto/esp.py) */
+    /* send side: the last sequence number and AEAD IV used (the next are +1); the IV
+     * is iv_ctr, 8 bytes big-endian. CBC IVs are random (RFC 3602 §2.3). */
     uint64_t seq;
     uint64_t iv_ctr;
+    uint64_t iv_limit; /* the highest AEAD IV granted (EspSA.grant_ivs); UINT64_MAX: none */
     /* receive side: highest authenticated sequence number and the window behind it;
      * bit i of bitmap is top - i */
     uint64_t top;
