@@ -63,8 +63,8 @@ AUTH_ALGS: Final = (AUTH_SHA256, AUTH_SHA1)
 
 # Key lengths in bytes. AEAD keys carry the 4-byte salt at their end (RFC 4106 §8.1,
 # RFC 7634 §2), as `ip xfrm` expects them.
-AEAD_KEY_LENS: Final[dict[str, tuple[int, ...]]] = {AEAD_GCM: (20, 36), AEAD_CHACHA: (36,)}
-ENC_KEY_LENS: Final[dict[str, tuple[int, ...]]] = {ENC_CBC: (16, 32)}
+AEAD_KEY_LENS: Final[dict[str, tuple[int, ...]]] = {AEAD_GCM: (20, 28, 36), AEAD_CHACHA: (36,)}
+ENC_KEY_LENS: Final[dict[str, tuple[int, ...]]] = {ENC_CBC: (16, 24, 32)}
 # RFC 4868 §2.1.1: the HMAC-SHA-256 key is 256 bits; RFC 2404 §3: HMAC-SHA-1 160 bits.
 AUTH_KEY_LENS: Final[dict[str, tuple[int, ...]]] = {AUTH_SHA256: (32,), AUTH_SHA1: (20,)}
 # ICV lengths: 128 bits for the AEADs, RFC 4868 HMAC-SHA-256-128, RFC 2404 HMAC-SHA-1-96.
