@@ -182,6 +182,11 @@ cdef class EspSA:
         """The highest sequence number received and authenticated."""
         return self.sa.top
 
+    @top.setter
+    def top(self, uint64_t value):
+        # As the reference: moves the window's right edge, keeps its bits.
+        self.sa.top = value
+
     @property
     def counters(self):
         return _esp().EspCounters(
