@@ -71,6 +71,8 @@ void fp_esp_clear(struct fp_esp_sa *sa)
     EVP_MAC_CTX_free(sa->open_mac);
     sa->seal_cipher = sa->open_cipher = sa->iv_cipher = sa->seal_mac = sa->open_mac = NULL;
     OPENSSL_cleanse(sa->salt, sizeof(sa->salt));
+    OPENSSL_cleanse(sa->iv_pool, sizeof(sa->iv_pool));
+    sa->iv_pool_used = sizeof(sa->iv_pool);
 }
 
 static int fail(struct fp_esp_sa *sa, char *err, size_t errlen, const char *msg)
@@ -88,6 +90,7 @@ int fp_esp_init(struct fp_esp_sa *sa, uint32_t spi, int alg, const uint8_t *enc_
     sa->spi = spi;
     sa->alg = alg;
     sa->iv_limit = UINT64_MAX;
+    sa->iv_pool_used = sizeof(sa->iv_pool); /* drawn at the first seal */
     sa->esn = !!esn;
     if (window > FP_ESP_MAX_WINDOW) return fail(sa, err, errlen, "replay window too large");
     sa->window = window;
@@ -151,8 +154,15 @@ static int next_iv(struct fp_esp_sa *sa, uint64_t seq, uint8_t *iv)
         put64(iv, ++sa->iv_ctr);
         return 0;
     }
-    /* CBC: an unpredictable IV (RFC 3602 §2.3). */
-    return RAND_bytes(iv, sa->iv_len) == 1 ? 0 : -1;
+    /* CBC: an unpredictable IV (RFC 3602 §2.3), from the DRBG as the reference's
+     * os.urandom; unused pool bytes are wiped with the SA. */
+    if (sa->iv_pool_used + 16 > sizeof(sa->iv_pool)) {
+        if (RAND_bytes(sa->iv_pool, (int)sizeof(sa->iv_pool)) != 1) return -1;
+        sa->iv_pool_used = 0;
+    }
+    memcpy(iv, sa->iv_pool + sa->iv_pool_used, 16);
+    sa->iv_pool_used += 16;
+    return 0;
 }
 
 /* AAD of the AEAD algorithms: SPI, (ESN high half,) sequence number (RFC 4106 §5). */

@@ -51,6 +51,10 @@ struct fp_esp_sa {
     uint64_t bitmap[FP_ESP_MAX_WINDOW / 64];
     volatile uint64_t c[FP_NESPCOUNTERS];
     volatile uint64_t drops[FP_NESPDROPS];
+    /* CBC: random IVs drawn from the DRBG 64 at a time (one RAND_bytes call per
+     * packet cost more than the cipher on small packets); used once each, in order */
+    uint8_t iv_pool[64 * 16];
+    size_t iv_pool_used;
     /* libcrypto contexts (EVP_CIPHER_CTX *, EVP_MAC_CTX *), keyed once */
     void *seal_cipher, *seal_mac, *open_cipher, *open_mac, *iv_cipher;
 };
