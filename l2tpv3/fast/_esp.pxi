@@ -1,7 +1,7 @@
 # ESP (issue 9): the SA of proto/esp.py on fp_esp.c (libcrypto). Included by
 # _fastpath.pyx; kept in its own file so the ESP binding stays apart from the rest.
 
-from libc.stdint cimport UINT64_MAX
+from libc.stdint cimport UINT64_MAX, uint16_t
 
 from l2tpv3.fast.fp_shared cimport FP_NESPCOUNTERS, FP_NESPDROPS
 
@@ -37,6 +37,24 @@ cdef extern from "fp_esp.h" nogil:
                      const uint8_t *iv)
     int fp_esp_open(fp_esp_sa *sa, uint8_t *pkt, size_t len, uint8_t **payload,
                     size_t *plen, uint8_t *next_header, int *reason)
+    enum:
+        FP_ESP_MAX_IN
+    struct fp_esp_path:
+        int udp
+        int family
+        uint8_t local[16]
+        uint8_t remote[16]
+        uint16_t sport
+        uint16_t dport
+        int csum
+        fp_esp_sa *out
+        fp_esp_sa *in_ "in"[FP_ESP_MAX_IN]
+        int nin
+        uint64_t drops[FP_NESPDROPS]
+    size_t fp_esp_path_head(const fp_esp_path *p)
+    long fp_esp_path_seal(fp_esp_path *p, uint8_t *d, size_t len, uint8_t **pkt)
+    int fp_esp_path_open(fp_esp_path *p, uint8_t *pkt, size_t len, uint8_t **d, size_t *dlen,
+                         int *reason)
 
 # Built with libcrypto: ESP runs in C. Without it (no openssl/evp.h at build time) the
 # SA class cannot be made and encrypted tunnels run on the Python path.
@@ -244,6 +262,99 @@ cdef class EspSA:
 cdef str _esp_len_error(object m, str alg, int got):
     want = " or ".join(str(n * 8) for n in m.key_lengths(alg))
     return f"{alg} needs a {want}-bit key, not {got * 8} bits"
+
+
+cdef class EspTunnel:
+    """One tunnel's ESP packet work in C (fp_esp_path): what io/espport.py EspPath does
+    between the tunnel's datagrams and the ESP socket, without the socket. ``sa_out``
+    and ``inbound`` hold the EspSA objects (the C struct points into them)."""
+
+    cdef fp_esp_path p
+    cdef readonly object config
+    cdef readonly EspSA sa_out
+    cdef readonly dict inbound
+
+    def __init__(self, config):
+        memset(&self.p, 0, sizeof(self.p))
+        self.config = config
+        self.inbound = {}
+        v6 = config.family == 6
+        self.p.udp = config.encap is Encap.UDP
+        self.p.family = 6 if v6 else 4
+        local, remote = config.local.packed, config.remote.packed
+        memcpy(self.p.local, <const char *>local, len(local))
+        memcpy(self.p.remote, <const char *>remote, len(remote))
+        if self.p.udp:
+            self.p.sport = config.udp_sport
+            self.p.dport = config.udp_dport
+        self.p.csum = bool(config.udp6_csum_tx if v6 else config.udp_csum)
+
+    def set_out(self, EspSA sa):
+        """The outbound SA, or None."""
+        self.sa_out = sa
+        self.p.out = NULL if sa is None else &sa.sa
+
+    def add_in(self, EspSA sa not None):
+        if sa.spi in self.inbound:
+            raise ValueError(f"inbound SA spi 0x{sa.spi:08x} is there already")
+        if self.p.nin >= FP_ESP_MAX_IN:
+            raise ValueError(f"at most {FP_ESP_MAX_IN} inbound SAs per tunnel")
+        self.inbound[sa.spi] = sa
+        self.p.in_[self.p.nin] = &sa.sa
+        self.p.nin += 1
+
+    def remove_in(self, uint32_t spi):
+        cdef EspSA sa = self.inbound.pop(spi)
+        cdef int i, j = 0
+        for i in range(self.p.nin):
+            if self.p.in_[i] != &sa.sa:
+                self.p.in_[j] = self.p.in_[i]
+                j += 1
+        self.p.nin = j
+        return sa
+
+    @property
+    def drops(self):
+        """Drops that belong to no SA (EspInbound.drops): unknown SPI, too short."""
+        return {name: self.p.drops[i] for i, name in enumerate(ESP_DROP_REASONS)}
+
+    def seal(self, datagram):
+        """The ESP packet (what goes after the IP header) for one L2TPv3 datagram, or
+        None when it cannot go (no outbound SA, sequence numbers or IVs used up)."""
+        cdef const uint8_t[:] view = datagram
+        cdef size_t n = view.shape[0]
+        cdef size_t head = fp_esp_path_head(&self.p)
+        cdef uint8_t *pkt = NULL
+        if self.sa_out is None:
+            return None
+        buf = bytearray(head + n + fp_esp_tail(&self.sa_out.sa))
+        cdef uint8_t[:] out = buf
+        if n:
+            memcpy(&out[head], &view[0], n)
+        cdef long r = fp_esp_path_seal(&self.p, &out[head], n, &pkt)
+        if r < 0:
+            return None
+        cdef size_t off = pkt - &out[0]
+        return bytes(buf[off:off + r])
+
+    def open(self, packet):
+        """The L2TPv3 datagram, a drop reason (counted), or None for another flow's
+        (authenticated, encap udp ports not this tunnel's: not counted)."""
+        cdef bytearray buf = bytearray(packet)
+        cdef uint8_t empty = 0
+        cdef uint8_t *p = &empty
+        cdef uint8_t *d = NULL
+        cdef size_t dlen = 0
+        cdef int reason = 0
+        if len(buf):
+            p = <uint8_t *>(<char *>buf)
+        rc = fp_esp_path_open(&self.p, p, len(buf), &d, &dlen, &reason)
+        if rc < 0:
+            return ESP_DROP_REASONS[reason]
+        if rc > 0:
+            return None
+        cdef size_t off = d - p
+        return bytes(buf[off:off + dlen])
 
 
 cdef extern from "<time.h>" nogil:

@@ -104,4 +104,40 @@ static inline uint32_t fp_esp_spi(const uint8_t *p, size_t len)
                              : (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
+/* One tunnel's ESP in transport mode (the C side of io/espport.py EspPath's packet
+ * work, sans I/O): its outbound SA, its inbound SAs by SPI, the UDP header built for
+ * encap udp, and the drops that belong to no SA (proto/esp.py EspInbound). The SAs are
+ * owned by the caller. */
+#define FP_ESP_MAX_IN 16
+struct fp_esp_path {
+    int udp;    /* encap udp: IP | ESP | UDP | L2TPv3 (Next Header 17); else 115 */
+    int family; /* 4 or 6 */
+    uint8_t local[16], remote[16];
+    uint16_t sport, dport; /* the tunnel's UDP ports */
+    int csum;              /* send a UDP checksum (udp_csum / udp6_csum_tx) */
+    struct fp_esp_sa *out;
+    struct fp_esp_sa *in[FP_ESP_MAX_IN];
+    int nin;
+    volatile uint64_t drops[FP_NESPDROPS];
+};
+
+/* Room fp_esp_path_seal needs in front of the datagram. */
+static inline size_t fp_esp_path_head(const struct fp_esp_path *p)
+{
+    return (p->udp ? 8 : 0) + (p->out ? fp_esp_head(p->out) : FP_ESP_HLEN + FP_ESP_MAX_IV);
+}
+/* Seal the L2TPv3 datagram d[0..len) (a UDP header is put in front for encap udp):
+ * fp_esp_path_head(p) bytes before d and fp_esp_tail(p->out) after it must be there.
+ * Returns the ESP packet's length, *pkt its start; -1 (counted in the SA's tx_errors,
+ * or no outbound SA) if it cannot go. */
+long fp_esp_path_seal(struct fp_esp_path *p, uint8_t *d, size_t len, uint8_t **pkt);
+/* Open the ESP packet pkt[0..len) in place: 0 with the L2TPv3 datagram in *d, *dlen;
+ * -1 dropped (reason in *reason, counted on the SA or the path); 1 authenticated but
+ * another flow's (encap udp ports not the tunnel's: not counted, as espport.py). */
+int fp_esp_path_open(struct fp_esp_path *p, uint8_t *pkt, size_t len, uint8_t **d, size_t *dlen,
+                     int *reason);
+/* RFC 768 / RFC 8200 §8.1 checksum of a UDP segment whose checksum field is zero. */
+uint16_t fp_udp_checksum(int family, const uint8_t *src, const uint8_t *dst,
+                         const uint8_t *seg, size_t len);
+
 #endif
