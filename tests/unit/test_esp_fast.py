@@ -46,3 +46,13 @@ _TESTS: dict[str, Callable[..., None]] = {
     name: fn for name, fn in vars(reference).items() if name.startswith("test_") and callable(fn)
 }
 globals().update(_TESTS)
+
+
+def test_the_chooser_says_where_encrypted_tunnels_run() -> None:
+    """The daemon logs Implementation.esp_fallback once at start: the fast path's
+    engine threads do not run ESP yet (and without libcrypto it says that instead)."""
+    from l2tpv3.io.datapath import PYTHON, choose
+
+    assert PYTHON.esp_fallback is None
+    reason = choose("cython").esp_fallback
+    assert reason is not None and "engine" in reason
