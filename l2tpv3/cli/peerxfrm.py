@@ -102,9 +102,11 @@ def xfrm_lines(tunnels: Sequence[TunnelConfig], sas: Sequence[SaView]) -> str:
                 words.append("flag esn")
             words.append(_alg_words(s))
             if s.encap_sport is not None:
+                sport: int | None
+                dport: int | None
                 sport, dport = s.encap_sport, s.encap_dport
                 if s.dir == "in":
-                    sport, dport = dport, s.encap_sport
+                    sport, dport = s.encap_dport, s.encap_sport
                 words.append(f"encap espinudp {sport} {dport} 0.0.0.0")
             out.append(" ".join(words))
         if t.encap is Encap.UDP:
