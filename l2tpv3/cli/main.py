@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from l2tpv3 import __version__
-from l2tpv3.cli import grammar, peerconfig, sa, show
+from l2tpv3.cli import grammar, peerconfig, peerxfrm, sa, show
 from l2tpv3.config import SessionConfig, TunnelConfig
 from l2tpv3.config import file as configfile
 from l2tpv3.constants import CONTROL_SOCKET_ENV, DEFAULT_CONTROL_SOCKET
@@ -259,6 +259,13 @@ def _our_configs(
     return [t.config for t in tunnels], [s.config for s in sessions]
 
 
+def _our_sas(options: Options, config_file: str | None) -> list[peerxfrm.SaView]:
+    """ESP SAs to mirror: with their keys from the TOML file, else without from l2tpv3d."""
+    if config_file is not None:
+        return [peerxfrm.view_of_config(c) for c in configfile.load_sas(config_file)]
+    return [peerxfrm.view_of_state(s.info) for s in client.call(options.socket, ShowSas())]
+
+
 def run_peer_config(options: Options, argv: list[str]) -> int:
     """``peer-config --for linux|qemu|cisco [tunnel_id ID] [session_id ID]``."""
     try:
@@ -295,6 +302,11 @@ def run_peer_config(options: Options, argv: list[str]) -> int:
             text, notes = peerconfig.qemu(tunnels, sessions, args.get("id", "l2tpv3"))
         else:
             text, notes = peerconfig.render(args["for"], tunnels, sessions)
+        if args["for"] is peerconfig.Target.LINUX:
+            text += peerxfrm.xfrm_lines(tunnels, _our_sas(options, args.get("config")))
+    except ControlError as exc:
+        _error(exc)
+        return EXIT_UNREACHABLE
     except L2TPError as exc:
         _error(exc)
         return EXIT_USAGE
