@@ -2,7 +2,10 @@
 
 import importlib.util
 import os
+import subprocess
 import sys
+import sysconfig
+import tempfile
 from pathlib import Path
 
 from Cython.Build import cythonize
@@ -38,6 +41,38 @@ def generate_shared() -> None:
 
 generate_shared()
 
+
+def have_libcrypto() -> bool:
+    """OpenSSL >= 3.0 headers and libcrypto to link (Debian: libssl-dev).
+
+    Without them the fast path is built without ESP (FP_HAVE_ESP undefined,
+    _fastpath.HAVE_ESP False) and encrypted tunnels run on the Python path (issue 9).
+    L2TPV3_NO_LIBCRYPTO=1 builds that way on purpose (the CI checks the fallback)."""
+    if os.environ.get("L2TPV3_NO_LIBCRYPTO") == "1":
+        return False
+    probe = (
+        "#include <openssl/evp.h>\n#include <openssl/core_names.h>\n"
+        "#if OPENSSL_VERSION_NUMBER < 0x30000000L\n#error OpenSSL 3 needed (EVP_MAC)\n#endif\n"
+        'int main(void) { EVP_MAC *m = EVP_MAC_fetch(NULL, "HMAC", NULL); '
+        "EVP_MAC_free(m); return 0; }\n"
+    )
+    cc = (sysconfig.get_config_var("CC") or "cc").split()
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "probe.c"
+        src.write_text(probe)
+        cmd = [*cc, str(src), "-o", str(Path(tmp) / "probe"), "-lcrypto"]
+        try:
+            done = subprocess.run(cmd, capture_output=True, check=False)
+        except OSError:
+            return False
+    return done.returncode == 0
+
+
+LIBCRYPTO = have_libcrypto()
+if not LIBCRYPTO:
+    print("l2tpv3: OpenSSL headers (libssl-dev) not found: the fast path is built without "
+          "ESP; encrypted tunnels use the Python path", file=sys.stderr)  # fmt: skip
+
 EXTENSIONS = [
     # fastpath: the per-packet engine, one C file per job, with the offloads compiled in
     Extension(
@@ -50,6 +85,7 @@ EXTENSIONS = [
             "l2tpv3/fast/fp_engine.c",
             "l2tpv3/fast/fp_netio.c",
             "l2tpv3/fast/offload.c",
+            "l2tpv3/fast/fp_esp.c",
         ],
         include_dirs=["l2tpv3/fast"],
         depends=[
@@ -60,9 +96,13 @@ EXTENSIONS = [
             "l2tpv3/fast/fp_netio.h",
             "l2tpv3/fast/fp_shared.h",
             "l2tpv3/fast/offload.h",
+            "l2tpv3/fast/fp_esp.h",
+            "l2tpv3/fast/_esp.pxi",
         ],
         extra_compile_args=C_FLAGS,
-        libraries=["m"],
+        # ESP (fp_esp.c) with OpenSSL's libcrypto when its headers are there.
+        define_macros=[("FP_HAVE_ESP", "1")] if LIBCRYPTO else [],
+        libraries=["m", "crypto"] if LIBCRYPTO else ["m"],
     ),
 ]
 

@@ -30,6 +30,11 @@ MODULES = (
     "virtio_pci", "virtio_net",
     "l2tp_core", "l2tp_netlink", "l2tp_eth", "l2tp_ip", "l2tp_ip6", "l2tp_debugfs",
     "sch_netem",  # to reorder what the kernel sends (tests of our sequencer)
+    # ESP (issue 9): xfrm and the algorithms of `ip xfrm state`, loaded by hand (the
+    # guest has no modprobe); xfrm SAs also need drbg and jitterentropy_rng.
+    "xfrm_user", "esp4", "esp6", "authenc", "authencesn", "seqiv", "echainiv",
+    "ctr", "ghash_generic", "gcm", "chacha_generic", "poly1305_generic", "chacha20poly1305",
+    "jitterentropy_rng", "drbg",
 )  # fmt: skip
 # iproute2 binaries copied in with their shared libraries (busybox has weaker ones).
 IPROUTE2 = ("ip", "tc")

@@ -28,12 +28,12 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from l2tpv3 import __version__
-from l2tpv3.cli import grammar, peerconfig, show
+from l2tpv3.cli import grammar, peerconfig, peerxfrm, sa, show
 from l2tpv3.config import SessionConfig, TunnelConfig
 from l2tpv3.config import file as configfile
 from l2tpv3.constants import CONTROL_SOCKET_ENV, DEFAULT_CONTROL_SOCKET
 from l2tpv3.control import client
-from l2tpv3.control.protocol import SessionState, ShowSessions, ShowTunnels, TunnelState
+from l2tpv3.control.protocol import SessionState, ShowSas, ShowSessions, ShowTunnels, TunnelState
 from l2tpv3.errors import ConfigError, ControlError, L2TPError, MissingArgument, RefusedError
 
 __all__ = ["SUBCOMMANDS", "USAGE", "Options", "Subcommand", "main", "run_l2tp"]
@@ -60,6 +60,12 @@ Usage: {PROG} [ OPTIONS ] add session [ name NAME ]
        {PROG} [ OPTIONS ] del session tunnel_id ID session_id ID
        {PROG} [ OPTIONS ] show tunnel [ tunnel_id ID ]
        {PROG} [ OPTIONS ] show session [ tunnel_id ID ] [ session_id ID ]
+       {PROG} [ OPTIONS ] add sa tunnel_id ID dir {{ in | out }} spi SPI
+                 {{ aead ALG key KEY | enc ALG key KEY auth ALG auth_key KEY }}
+                 [ replay_window N ] [ esn ] [ encap espinudp SPORT DPORT ]
+       {PROG} [ OPTIONS ] del sa tunnel_id ID dir {{ in | out }} spi SPI
+       {PROG} [ OPTIONS ] show sa [ tunnel_id ID ]
+       {PROG} genkey ALG
        {PROG} [ OPTIONS ] peer-config --for {{ linux | qemu | cisco | tshark }}
                  [ tunnel_id ID ] [ session_id ID ] [ --config FILE ] [ --id NETDEV_ID ]
 
@@ -253,6 +259,13 @@ def _our_configs(
     return [t.config for t in tunnels], [s.config for s in sessions]
 
 
+def _our_sas(options: Options, config_file: str | None) -> list[peerxfrm.SaView]:
+    """ESP SAs to mirror: with their keys from the TOML file, else without from l2tpv3d."""
+    if config_file is not None:
+        return [peerxfrm.view_of_config(c) for c in configfile.load_sas(config_file)]
+    return [peerxfrm.view_of_state(s.info) for s in client.call(options.socket, ShowSas())]
+
+
 def run_peer_config(options: Options, argv: list[str]) -> int:
     """``peer-config --for linux|qemu|cisco [tunnel_id ID] [session_id ID]``."""
     try:
@@ -289,6 +302,11 @@ def run_peer_config(options: Options, argv: list[str]) -> int:
             text, notes = peerconfig.qemu(tunnels, sessions, args.get("id", "l2tpv3"))
         else:
             text, notes = peerconfig.render(args["for"], tunnels, sessions)
+        if args["for"] is peerconfig.Target.LINUX:
+            text += peerxfrm.xfrm_lines(tunnels, _our_sas(options, args.get("config")))
+    except ControlError as exc:
+        _error(exc)
+        return EXIT_UNREACHABLE
     except L2TPError as exc:
         _error(exc)
         return EXIT_USAGE
@@ -306,7 +324,41 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     # `l2tpv3 l2tp add ...`, for lines written for `ip l2tp`.
     "l2tp": run_l2tp,
     "peer-config": run_peer_config,
+    "genkey": lambda options, argv: sa.run_genkey(argv),
 }
+
+
+def run_sa(options: Options, argv: list[str]) -> int:
+    """``add|del|show sa ...`` (ESP, issue 9; l2tpv3/cli/sa.py)."""
+    action = "add" if grammar.matches(argv[0], "add") else "del"
+    if grammar.matches(argv[0], "show") or grammar.matches(argv[0], "list"):
+        action = "show"
+    try:
+        request, warnings = sa.parse_sa(action, argv[2:])
+    except sa.SaUsageError as exc:
+        sys.stderr.write(sa.SA_USAGE)
+        return EXIT_OK if str(exc) == "help" else EXIT_USAGE
+    except L2TPError as exc:
+        _error(exc)
+        return EXIT_USAGE
+    for warning in warnings:
+        print(warning, file=sys.stderr)
+    text = ""
+    try:
+        if isinstance(request, ShowSas):
+            states = client.call(options.socket, request)
+            text = (sa.json_sas if options.json else sa.format_sas)(states, options.stats)
+        else:
+            client.call(options.socket, request)
+    except RefusedError as exc:
+        _error(exc)
+        return EXIT_USAGE
+    except ControlError as exc:
+        _error(exc)
+        return EXIT_UNREACHABLE
+    sys.stdout.write(text)
+    sys.stdout.flush()
+    return EXIT_OK
 
 
 def _main(argv: list[str]) -> int:
@@ -318,6 +370,8 @@ def _main(argv: list[str]) -> int:
     if not rest:
         _usage()
         return EXIT_USAGE
+    if len(rest) >= 2 and rest[1] == "sa":
+        return run_sa(options, rest)
     handler = SUBCOMMANDS.get(rest[0])
     if handler is not None:
         return handler(options, rest[1:])

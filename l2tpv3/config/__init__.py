@@ -8,12 +8,14 @@ and the bad value (:class:`~l2tpv3.errors.ConfigError`).
 from __future__ import annotations
 
 import ipaddress
+import os
+import stat
 from dataclasses import asdict, dataclass, fields
 from enum import StrEnum
 from typing import Any, TypeVar
 
 from l2tpv3.constants import COOKIE_LENGTHS, ID_MAX, ID_MIN, IFNAMSIZ
-from l2tpv3.errors import ConfigError, MissingArgument
+from l2tpv3.errors import ConfigError, L2TPError, MissingArgument
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 _E = TypeVar("_E", bound=StrEnum)
@@ -270,3 +272,204 @@ def _known_fields(cls: type, data: dict[str, Any], what: str) -> dict[str, Any]:
         if key not in names:
             raise ConfigError(what, key, "unknown option")
     return dict(data)
+
+
+# -- ESP security associations (issue 9; l2tpv3/proto/esp.py) ----------------------------
+
+# Algorithm names as `ip xfrm state` takes them, with their key lengths in bytes (AEAD
+# keys carry the 4-byte salt at their end: RFC 4106 §8.1, RFC 7634 §2).
+SA_AEAD_ALGS: dict[str, tuple[int, ...]] = {
+    "rfc4106(gcm(aes))": (20, 28, 36),
+    "rfc7539esp(chacha20,poly1305)": (36,),
+}
+SA_ENC_ALGS: dict[str, tuple[int, ...]] = {"cbc(aes)": (16, 24, 32)}
+SA_AUTH_ALGS: dict[str, tuple[int, ...]] = {"hmac(sha256)": (32,), "hmac(sha1)": (20,)}
+SA_MAX_REPLAY_WINDOW = 4096
+
+
+class SaDir(StrEnum):
+    IN = "in"
+    OUT = "out"
+
+
+class SecretKey:
+    """Key bytes that never show: repr, str and format give only the length."""
+
+    __slots__ = ("_raw",)
+
+    def __init__(self, raw: bytes) -> None:
+        self._raw = bytes(raw)
+
+    def reveal(self) -> bytes:
+        return self._raw
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SecretKey) and other._raw == self._raw
+
+    def __hash__(self) -> int:
+        return hash(("SecretKey", len(self._raw)))
+
+    def __repr__(self) -> str:
+        return f"<key, {len(self._raw) * 8} bits>"
+
+    __str__ = __repr__
+
+
+def parse_key(field: str, value: object) -> SecretKey:
+    """A key as `ip xfrm` writes it: 0x and hex digits (or bytes). Errors never echo it."""
+    if isinstance(value, SecretKey):
+        return value
+    if isinstance(value, bytes):
+        return SecretKey(value)
+    if isinstance(value, str):
+        text = "".join(value.split())
+        if text[:2] in ("0x", "0X"):
+            text = text[2:]
+        try:
+            if text:
+                return SecretKey(bytes.fromhex(text))
+        except ValueError:
+            pass
+    raise ConfigError(field, "(hidden)", "must be 0x followed by an even number of hex digits")
+
+
+def _key_bits(lengths: tuple[int, ...]) -> str:
+    return " or ".join(str(n * 8) for n in lengths)
+
+
+@dataclass(frozen=True, slots=True)
+class SaConfig:
+    """``l2tpv3 add sa``: one direction of an ESP SA of one tunnel, as ``ip xfrm state``.
+
+    Either ``aead`` (with ``key``), or ``enc`` and ``auth`` (with ``key`` and
+    ``auth_key``). ``replay_window`` 0 turns the anti-replay check off (the kernel's
+    default for manual keys). ``encap_sport``/``encap_dport``: ESP in UDP (RFC 3948,
+    ``encap espinudp SPORT DPORT``). Keys are :class:`SecretKey`: they never show in
+    repr, errors or :meth:`to_dict` unless asked for with ``keys=True``.
+    """
+
+    tunnel_id: int
+    dir: SaDir
+    spi: int
+    key: SecretKey
+    aead: str | None = None
+    enc: str | None = None
+    auth: str | None = None
+    auth_key: SecretKey | None = None
+    replay_window: int = 0
+    esn: bool = False
+    encap_sport: int | None = None
+    encap_dport: int | None = None
+
+    def __post_init__(self) -> None:
+        check_id("tunnel_id", self.tunnel_id)
+        object.__setattr__(self, "dir", check_enum("dir", self.dir, SaDir))
+        spi = self.spi
+        # RFC 4303 §2.1: 0 is never sent; 1..255 are reserved by IANA.
+        if isinstance(spi, bool) or not isinstance(spi, int) or not 256 <= spi <= ID_MAX:
+            raise ConfigError("spi", spi, "must be 256..4294967295 (RFC 4303 §2.1)")
+        object.__setattr__(self, "key", parse_key("key", self.key))
+        if self.auth_key is not None:
+            object.__setattr__(self, "auth_key", parse_key("auth_key", self.auth_key))
+        if self.aead is not None:
+            if self.enc is not None or self.auth is not None or self.auth_key is not None:
+                raise ConfigError("aead", self.aead, "cannot be combined with enc or auth")
+            lengths = SA_AEAD_ALGS.get(self.aead)
+            if lengths is None:
+                raise ConfigError("aead", self.aead, f"must be one of {' | '.join(SA_AEAD_ALGS)}")
+            if len(self.key) not in lengths:
+                raise ConfigError(
+                    "key",
+                    f"{len(self.key) * 8} bits",
+                    f"{self.aead} needs {_key_bits(lengths)} bits (key and 4-byte salt)",
+                )
+        else:
+            if self.enc is None:
+                raise MissingArgument("aead or enc")
+            lengths = SA_ENC_ALGS.get(self.enc)
+            if lengths is None:
+                raise ConfigError("enc", self.enc, f"must be one of {' | '.join(SA_ENC_ALGS)}")
+            if len(self.key) not in lengths:
+                raise ConfigError(
+                    "key",
+                    f"{len(self.key) * 8} bits",
+                    f"{self.enc} needs {_key_bits(lengths)} bits",
+                )
+            if self.auth is None:
+                raise MissingArgument("auth")
+            alengths = SA_AUTH_ALGS.get(self.auth)
+            if alengths is None:
+                raise ConfigError("auth", self.auth, f"must be one of {' | '.join(SA_AUTH_ALGS)}")
+            if self.auth_key is None:
+                raise MissingArgument("auth_key")
+            if len(self.auth_key) not in alengths:
+                raise ConfigError(
+                    "auth_key",
+                    f"{len(self.auth_key) * 8} bits",
+                    f"{self.auth} needs {_key_bits(alengths)} bits",
+                )
+        rw = self.replay_window
+        if isinstance(rw, bool) or not isinstance(rw, int) or not 0 <= rw <= SA_MAX_REPLAY_WINDOW:
+            raise ConfigError("replay_window", rw, f"must be 0..{SA_MAX_REPLAY_WINDOW}")
+        _check_bool("esn", self.esn)
+        if (self.encap_sport is None) != (self.encap_dport is None):
+            raise MissingArgument("encap_dport" if self.encap_dport is None else "encap_sport")
+        if self.encap_sport is not None:
+            check_port("encap_sport", self.encap_sport)
+            check_port("encap_dport", self.encap_dport)
+
+    @property
+    def alg(self) -> str:
+        """The AEAD or the encryption algorithm."""
+        return self.aead if self.aead is not None else str(self.enc)
+
+    @property
+    def espinudp(self) -> bool:
+        return self.encap_sport is not None
+
+    def to_dict(self, keys: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {"tunnel_id": self.tunnel_id, "dir": self.dir.value, "spi": self.spi}
+        for name in ("aead", "enc", "auth"):
+            if getattr(self, name) is not None:
+                out[name] = getattr(self, name)
+        if keys:
+            out["key"] = "0x" + self.key.reveal().hex()
+            if self.auth_key is not None:
+                out["auth_key"] = "0x" + self.auth_key.reveal().hex()
+        out["replay_window"] = self.replay_window
+        out["esn"] = self.esn
+        if self.encap_sport is not None:
+            out["encap_sport"] = self.encap_sport
+            out["encap_dport"] = self.encap_dport
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SaConfig:
+        return cls(**_known_fields(cls, data, "sa"))
+
+
+def check_private(path: str, what: str = "key file") -> None:
+    """Refuse a file holding keys that group or others may read (one line)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        raise L2TPError(f"cannot read {what} {path}: {exc.strerror}") from None
+    if stat.S_IMODE(mode) & 0o077:
+        raise L2TPError(
+            f"{what} {path} is readable by group or others (mode {stat.S_IMODE(mode):04o}): "
+            f"chmod 600 {path}"
+        )
+
+
+def read_key_file(field: str, path: str) -> SecretKey:
+    """KEY := @FILE: the file holds 0xHEX (as `l2tpv3 genkey` prints); it must be private."""
+    check_private(path)
+    try:
+        with open(path) as fh:
+            text = fh.read(4096)
+    except OSError as exc:
+        raise L2TPError(f"cannot read key file {path}: {exc.strerror}") from None
+    return parse_key(field, text)

@@ -20,6 +20,17 @@
     peer_session_id = 2001
 
 Switches take ``true``/``false`` or iproute2's ``"on"``/``"off"``.
+
+ESP SAs (docs/security.md), as ``l2tpv3 add sa``; a file holding keys must not be
+readable by group or others (it is refused)::
+
+    [[sa]]
+    tunnel_id = 3000
+    dir = "out"
+    spi = 0x1000
+    aead = "rfc4106(gcm(aes))"
+    key = "0x..."                 # l2tpv3 genkey 'rfc4106(gcm(aes))'
+    replay_window = 64
 """
 
 from __future__ import annotations
@@ -27,7 +38,7 @@ from __future__ import annotations
 import tomllib
 from typing import Any, TypeVar
 
-from l2tpv3.config import SessionConfig, TunnelConfig
+from l2tpv3.config import SaConfig, SessionConfig, TunnelConfig, check_private
 from l2tpv3.errors import ConfigError, L2TPError
 
 _Cfg = TypeVar("_Cfg", TunnelConfig, SessionConfig)
@@ -49,7 +60,7 @@ def load_config(path: str) -> tuple[list[TunnelConfig], list[SessionConfig]]:
 def parse_config(
     data: dict[str, Any], where: str = "config"
 ) -> tuple[list[TunnelConfig], list[SessionConfig]]:
-    unknown = set(data) - {"tunnel", "session"}
+    unknown = set(data) - {"tunnel", "session", "sa"}
     if unknown:
         raise L2TPError(f"{where}: unknown section [{sorted(unknown)[0]}]")
     tunnels: list[TunnelConfig] = []
@@ -102,3 +113,33 @@ def _missing(exc: TypeError) -> str:
     if "'" in text:
         return f'argument "{text.split(chr(39))[1]}" is required'
     return text
+
+
+def load_sas(path: str) -> list[SaConfig]:
+    """The file's ``[[sa]]`` tables; a file with any is refused unless private."""
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except OSError as exc:
+        raise L2TPError(f"cannot read config file {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise L2TPError(f"config file {path}: {exc}") from None
+    return parse_sas(data, path)
+
+
+def parse_sas(data: dict[str, Any], where: str = "config") -> list[SaConfig]:
+    tables = _tables(data, "sa", where)
+    if tables and where != "config":
+        check_private(where, "config file with keys")
+    out = []
+    for i, raw in enumerate(tables):
+        entry = dict(raw)
+        if "esn" in entry:
+            entry["esn"] = _switch("esn", entry["esn"])
+        try:
+            out.append(SaConfig.from_dict(entry))
+        except TypeError as exc:
+            raise L2TPError(f"{where}: sa #{i + 1}: {_missing(exc)}") from None
+        except L2TPError as exc:
+            raise L2TPError(f"{where}: sa #{i + 1}: {exc}") from None
+    return out

@@ -31,16 +31,23 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import ClassVar, Final, Protocol, TypeVar
 
-from l2tpv3.config import SessionConfig, TunnelConfig
+from l2tpv3.config import SaConfig, SaDir, SessionConfig, TunnelConfig
 from l2tpv3.errors import ControlError, L2TPError, StateError
-from l2tpv3.proto.counters import COUNTER_NAMES, DROP_REASONS
+from l2tpv3.proto.counters import (
+    COUNTER_NAMES,
+    DROP_REASONS,
+    ESP_COUNTER_NAMES,
+    ESP_DROP_REASONS,
+)
 
 __all__ = [
     "MAX_MESSAGE",
     "MAX_REQUEST",
     "OPS",
+    "AddSa",
     "AddSession",
     "AddTunnel",
+    "DelSa",
     "DelSession",
     "DelTunnel",
     "JSONObject",
@@ -48,11 +55,14 @@ __all__ = [
     "Ping",
     "Pong",
     "Request",
+    "SaState",
     "SessionState",
+    "ShowSas",
     "ShowSessions",
     "ShowTunnels",
     "TunnelState",
     "decode_request",
+    "sa_states",
     "session_states",
     "tunnel_states",
 ]
@@ -250,6 +260,9 @@ class Operations(Protocol):
         self, tunnel_id: int | None = None, session_id: int | None = None
     ) -> list[SessionState]: ...
     def ping(self) -> Pong: ...
+    def add_sa(self, config: SaConfig) -> None: ...
+    def del_sa(self, tunnel_id: int, dir: str, spi: int) -> None: ...
+    def show_sas(self, tunnel_id: int | None = None) -> list[SaState]: ...
 
 
 # -- requests -------------------------------------------------------------------------
@@ -439,6 +452,10 @@ OPS: Final[Mapping[str, Callable[[JSONObject], Request[object]]]] = {
     ShowTunnels.op: ShowTunnels.from_json,
     ShowSessions.op: ShowSessions.from_json,
     Ping.op: Ping.from_json,
+    # ESP (issue 9)
+    "add_sa": lambda msg: AddSa.from_json(msg),
+    "del_sa": lambda msg: DelSa.from_json(msg),
+    "show_sas": lambda msg: ShowSas.from_json(msg),
 }
 
 
@@ -450,3 +467,130 @@ def decode_request(msg: JSONObject) -> Request[object]:
     if reader is None:
         raise StateError(f'unknown operation "{op}"')
     return reader(msg)
+
+
+# -- ESP security associations (issue 9) ------------------------------------------------
+#
+# add_sa    ``config`` (SaConfig.to_dict(keys=True): the keys travel to the daemon over
+#           the private control socket, and nowhere else)                  null
+# del_sa    ``tunnel_id``, ``dir``, ``spi``                                 null
+# show_sas  optional ``tunnel_id``                        list of :class:`SaState`
+
+_SA_SHOWN = (
+    "tunnel_id",
+    "dir",
+    "spi",
+    "aead",
+    "enc",
+    "auth",
+    "replay_window",
+    "esn",
+    "encap_sport",
+    "encap_dport",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SaState:
+    """One SA as ``show_sas`` reports it: what it is (never its keys), its counters
+    (``ESP_COUNTER_NAMES``) and drops (``ESP_DROP_REASONS``; for an inbound SA also
+    the tunnel's unknown-SPI and plaintext drops)."""
+
+    info: Mapping[str, object]
+    stats: Mapping[str, int]
+    drops: Mapping[str, int]
+
+    @property
+    def tunnel_id(self) -> int:
+        value = self.info.get("tunnel_id")
+        return value if isinstance(value, int) else 0
+
+    def to_json(self) -> dict[str, object]:
+        out = {k: v for k, v in self.info.items() if k in _SA_SHOWN}
+        out["stats"] = dict(self.stats)
+        out["drops"] = dict(self.drops)
+        return out
+
+    @classmethod
+    def from_json(cls, state: object) -> SaState:
+        if not isinstance(state, Mapping):
+            raise ControlError("l2tpv3d sent a malformed answer: expected a list of objects")
+        info = {k: v for k, v in state.items() if k in _SA_SHOWN}
+        for key in ("tunnel_id", "spi"):
+            value = info.get(key)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ControlError(f"l2tpv3d sent a malformed SA: {key} {value!r}")
+        if info.get("dir") not in ("in", "out"):
+            raise ControlError(f"l2tpv3d sent a malformed SA: dir {info.get('dir')!r}")
+        stats = {name: _counter(state, "stats", name) for name in ESP_COUNTER_NAMES}
+        return cls(info, stats, _drops(state, ESP_DROP_REASONS))
+
+
+def sa_states(result: object) -> list[SaState]:
+    """The ``show_sas`` result, validated."""
+    return [SaState.from_json(s) for s in _states(result)]
+
+
+@dataclass(frozen=True, slots=True)
+class AddSa:
+    op: ClassVar[str] = "add_sa"
+    config: SaConfig
+
+    def to_json(self) -> dict[str, object]:
+        return {"op": self.op, "config": self.config.to_dict(keys=True)}
+
+    @classmethod
+    def from_json(cls, msg: JSONObject) -> AddSa:
+        return cls(SaConfig.from_dict(_config(msg)))
+
+    def run(self, ops: Operations) -> None:
+        ops.add_sa(self.config)
+
+    def result(self, result: object) -> None:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class DelSa:
+    op: ClassVar[str] = "del_sa"
+    tunnel_id: int
+    dir: SaDir
+    spi: int
+
+    def to_json(self) -> dict[str, object]:
+        return {"op": self.op, "tunnel_id": self.tunnel_id, "dir": self.dir.value, "spi": self.spi}
+
+    @classmethod
+    def from_json(cls, msg: JSONObject) -> DelSa:
+        direction = msg.get("dir")
+        if direction not in ("in", "out"):
+            raise StateError('argument "dir" is required: in or out')
+        return cls(_int(msg, "tunnel_id"), SaDir(str(direction)), _int(msg, "spi"))
+
+    def run(self, ops: Operations) -> None:
+        ops.del_sa(self.tunnel_id, self.dir.value, self.spi)
+
+    def result(self, result: object) -> None:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class ShowSas:
+    op: ClassVar[str] = "show_sas"
+    tunnel_id: int | None = None
+
+    def to_json(self) -> dict[str, object]:
+        out: dict[str, object] = {"op": self.op}
+        if self.tunnel_id is not None:
+            out["tunnel_id"] = self.tunnel_id
+        return out
+
+    @classmethod
+    def from_json(cls, msg: JSONObject) -> ShowSas:
+        return cls(_opt_int(msg, "tunnel_id"))
+
+    def run(self, ops: Operations) -> list[dict[str, object]]:
+        return [state.to_json() for state in ops.show_sas(self.tunnel_id)]
+
+    def result(self, result: object) -> list[SaState]:
+        return sa_states(result)

@@ -13,12 +13,14 @@ import os
 import socket
 
 from l2tpv3 import __version__
-from l2tpv3.config import Encap, SessionConfig, TunnelConfig
-from l2tpv3.control.protocol import Pong, SessionState, TunnelState
+from l2tpv3.config import Encap, SaConfig, SaDir, SessionConfig, TunnelConfig
+from l2tpv3.control.protocol import Pong, SaState, SessionState, TunnelState
 from l2tpv3.errors import L2TPError, StateError
 from l2tpv3.io.api import Buffers, Options, SessionPortAPI, TunnelPortAPI
-from l2tpv3.io.datapath import Implementation
+from l2tpv3.io.datapath import PYTHON, Implementation
+from l2tpv3.io.ivstate import DEFAULT_STATE_DIR, IvStore
 from l2tpv3.io.netlink import AddrEvent, LinkChange, LinkEvent, LinkMonitor, query_link
+from l2tpv3.io.ports import TunnelPort
 from l2tpv3.io.sockets import local_address_ready, open_socket, path_mtu, peer_address
 from l2tpv3.io.tap import Tap
 from l2tpv3.proto.api import TunnelAPI
@@ -57,11 +59,16 @@ class Daemon:
         loop: asyncio.AbstractEventLoop,
         impl: Implementation,
         options: Options | None = None,
+        state_dir: str = DEFAULT_STATE_DIR,
     ) -> None:
         self.loop = loop
         self.impl = impl
         self.options = options or Options()
         self._vnet_hdr = impl.offloads.tap_vnet_hdr and self.options.offload
+        # ESP (issue 9): tunnels with SAs run on the pure-Python ports (the engine has
+        # no ESP yet); their implementation per tunnel, and the durable IV reservations.
+        self._impl_of: dict[int, Implementation] = {}
+        self.ivs = IvStore(state_dir)
         # The pure-Python ports' packet buffers, one per direction for the daemon.
         self.buffers = Buffers()
         # IP-encap session IDs and peers: the one registry, shared by every tunnel.
@@ -80,8 +87,9 @@ class Daemon:
 
     # -- operations, shared by the control socket and the config file ---------------
 
-    def add_tunnel(self, config: TunnelConfig) -> None:
+    def add_tunnel(self, config: TunnelConfig, impl: Implementation | None = None) -> None:
         cfg = config
+        impl = impl or self.impl
         if cfg.tunnel_id in self.tunnels:
             raise StateError(f"tunnel {cfg.tunnel_id} already exists")
         opts = self.options
@@ -91,16 +99,15 @@ class Daemon:
             host = peer_address(cfg)[0]
             self.ownership.add_tunnel(cfg.tunnel_id, cfg.family, str(cfg.local), host)
         try:
-            tunnel = self.impl.tunnel(cfg, self.ownership)
-            port = self.impl.tunnel_port(
-                self.loop, tunnel, sock, self.ownership, opts, self.buffers
-            )
+            tunnel = impl.tunnel(cfg, self.ownership)
+            port = impl.tunnel_port(self.loop, tunnel, sock, self.ownership, opts, self.buffers)
         except BaseException:
             if ip:
                 self.ownership.remove_tunnel(cfg.tunnel_id)
             sock.close()
             raise
         self.tunnels[cfg.tunnel_id] = port
+        self._impl_of[cfg.tunnel_id] = impl
         log.info(
             "tunnel %d: encap %s from %s to %s",
             cfg.tunnel_id,
@@ -117,6 +124,7 @@ class Daemon:
             self.del_session(tunnel_id, sid)
         port.close()
         del self.tunnels[tunnel_id]
+        self._impl_of.pop(tunnel_id, None)
         self.waiting.discard(tunnel_id)
         if port.tunnel.config.encap is Encap.IP:
             self.ownership.remove_tunnel(tunnel_id)
@@ -133,10 +141,12 @@ class Daemon:
         if ip:
             # StateError if another IP-encap tunnel has this session ID.
             self.ownership.claim(tid, sid)
+        impl = self._impl_of.get(tid, self.impl)
+        vnet_hdr = impl.offloads.tap_vnet_hdr and self.options.offload
         try:
-            session = self.impl.session(tcfg, cfg)
+            session = impl.session(tcfg, cfg)
             mtu = session_mtu(tcfg, cfg, path_mtu(tcfg))
-            tap = Tap(cfg.name, mtu, vnet_hdr=self._vnet_hdr)
+            tap = Tap(cfg.name, mtu, vnet_hdr=vnet_hdr)
             try:
                 tport.open_session(session, tap, lambda: self._interface_gone(tid, sid))
             except BaseException:
@@ -201,6 +211,66 @@ class Daemon:
 
     def ping(self) -> Pong:
         return Pong(__version__, os.getpid())
+
+    # -- ESP security associations (issue 9) -----------------------------------------
+
+    def _python_port(self, tunnel_id: int) -> TunnelPort:
+        """The tunnel's port on the pure-Python path, moving it there if needed: the
+        C engine has no ESP yet. Its sessions are made again (same configs and names)."""
+        port = self._tunnel(tunnel_id)
+        if isinstance(port, TunnelPort):
+            return port
+        cfg = port.tunnel.config
+        sessions = [sp.session.config for sp in port.ports.values()]
+        log.info("tunnel %d: ESP runs on the Python path", tunnel_id)
+        self.del_tunnel(tunnel_id)
+        self.add_tunnel(cfg, PYTHON)
+        for scfg in sessions:
+            self.add_session(scfg)
+        new = self.tunnels[tunnel_id]
+        assert isinstance(new, TunnelPort)
+        return new
+
+    def add_sa(self, config: SaConfig) -> None:
+        port = self._python_port(config.tunnel_id)
+        esp = port.esp_path(self.ivs)
+        try:
+            esp.add(config)
+        finally:
+            port.esp_changed()
+        what = config.aead or f"{config.enc} {config.auth}"
+        log.info(
+            "tunnel %d: SA dir %s spi 0x%08x %s%s",
+            config.tunnel_id,
+            config.dir.value,
+            config.spi,
+            what,
+            " espinudp" if config.espinudp else "",
+        )
+
+    def del_sa(self, tunnel_id: int, dir: str, spi: int) -> None:
+        port = self._tunnel(tunnel_id)
+        esp = port.esp if isinstance(port, TunnelPort) else None
+        if esp is None or not isinstance(port, TunnelPort):
+            raise StateError(f"tunnel {tunnel_id} has no SA dir {dir} spi 0x{spi:08x}")
+        esp.remove(SaDir(dir), spi)
+        port.esp_changed()
+        log.info("tunnel %d: SA dir %s spi 0x%08x deleted", tunnel_id, dir, spi)
+
+    def show_sas(self, tunnel_id: int | None = None) -> list[SaState]:
+        out: list[SaState] = []
+        for tid, port in self.tunnels.items():
+            esp = port.esp if isinstance(port, TunnelPort) else None
+            if esp is None or (tunnel_id is not None and tid != tunnel_id):
+                continue
+            if esp.out is not None and esp.out_cfg is not None:
+                sa = esp.out
+                out.append(SaState(esp.out_cfg.to_dict(), sa.counters.as_dict(), dict(sa.drops)))
+            for spi, scfg in esp.in_cfgs.items():
+                sa = esp.inbound.sas[spi]
+                drops = {k: v + esp.inbound.drops[k] for k, v in sa.drops.items()}
+                out.append(SaState(scfg.to_dict(), sa.counters.as_dict(), drops))
+        return out
 
     # -- the interfaces, followed through netlink events ---------------------------
 

@@ -11,7 +11,7 @@ import sys
 
 from l2tpv3 import __version__
 from l2tpv3.config import Encap, SessionConfig, TunnelConfig
-from l2tpv3.config.file import load_config
+from l2tpv3.config.file import load_config, load_sas
 from l2tpv3.constants import CONTROL_SOCKET_ENV, DEFAULT_CONTROL_SOCKET, MAX_BATCH
 from l2tpv3.control.server import ControlServer, group_id, handler, serve
 from l2tpv3.daemon.core import Daemon
@@ -20,6 +20,7 @@ from l2tpv3.daemon.privileges import PrivilegeError, User, drop, lookup_user, ne
 from l2tpv3.errors import L2TPError, StateError
 from l2tpv3.io.api import DEFAULT_BATCH, Options
 from l2tpv3.io.datapath import Implementation, choose
+from l2tpv3.io.ivstate import DEFAULT_STATE_DIR
 from l2tpv3.io.sockets import DEFAULT_SOCKET_BUFFER
 
 __all__ = ["check_configured", "main", "parse_batch", "parse_size", "run", "start_configured"]
@@ -39,6 +40,7 @@ async def run(
     drop_privileges: bool = False,
     user: User | None = None,
     notifier: Notifier | None = None,
+    state_dir: str = DEFAULT_STATE_DIR,
 ) -> int:
     """Run until SIGTERM or SIGINT: then every session and tunnel is deleted, client
     connections are closed and the control socket (only the one this daemon bound) is
@@ -56,7 +58,7 @@ async def run(
     impl = impl or choose()
     notifier = notifier or Notifier({})
     loop = asyncio.get_running_loop()
-    daemon = Daemon(loop, impl, options)
+    daemon = Daemon(loop, impl, options, state_dir=state_dir)
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
@@ -68,6 +70,7 @@ async def run(
         gid = group_id(group) if group is not None else None
         tunnels, sessions = load_config(config_path) if config_path is not None else ([], [])
         check_configured(tunnels, sessions, config_path or "")
+        sas = load_sas(config_path) if config_path is not None else []
         server = await serve(socket_path, handler(daemon), group=gid)
         if drop_privileges:
             if user is not None:
@@ -97,6 +100,17 @@ async def run(
                     os.geteuid(),
                 )
         start_configured(daemon, tunnels, sessions)
+        for sacfg in sas:
+            try:
+                daemon.add_sa(sacfg)
+            except L2TPError as exc:
+                log.error(
+                    "SA dir %s spi 0x%08x of tunnel %d not added: %s",
+                    sacfg.dir.value,
+                    sacfg.spi,
+                    sacfg.tunnel_id,
+                    exc,
+                )
         log.info(
             "listening on %s (version %s, pid %d, %s data path)",
             socket_path,
@@ -104,6 +118,8 @@ async def run(
             os.getpid(),
             impl.name,
         )
+        if impl.esp_fallback:
+            log.info("encrypted tunnels (ESP SAs) use the Python data path: %s", impl.esp_fallback)
         notifier.ready(f"listening on {socket_path}")
         watchdog = asyncio.create_task(notifier.watchdog())
         await stop.wait()
@@ -235,6 +251,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_false",
         help="Cython path: no TAP TSO/checksum offloads, no UDP GSO/GRO",
     )
+    parser.add_argument(
+        "--state-dir",
+        default=DEFAULT_STATE_DIR,
+        metavar="DIR",
+        help=f"ESP IV reservations (private; default {DEFAULT_STATE_DIR}, docs/security.md)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     parser.add_argument("--version", action="version", version=f"l2tpv3d {__version__}")
     args = parser.parse_args(argv)
@@ -265,6 +287,7 @@ def main(argv: list[str] | None = None) -> int:
             drop_privileges=True,
             user=user,
             notifier=Notifier(),
+            state_dir=args.state_dir,
         )
         return int(runner(coro))
     except KeyboardInterrupt:

@@ -23,6 +23,8 @@ from l2tpv3.fast import cgen as _cgen
 from l2tpv3.proto.counters import (
     COUNTER_NAMES,
     DROP_REASONS,
+    ESP_COUNTER_NAMES,
+    ESP_DROP_REASONS,
     SESSION_DROP_REASONS,
     SHARED_COUNTERS,
     Counters,
@@ -162,6 +164,8 @@ cdef extern from "fp_engine.h" nogil:
     int fp_engine_notify_fd(const fp_tunnel *t)
     int fp_engine_follows_links(const fp_tunnel *t)
     int fp_engine_take_gone(fp_tunnel *t, uint32_t *out, int max)
+
+include "_esp.pxi"
 
 # The C core was compiled with the values of a header generated from the Python source:
 # a build from other values must not run (ImportError, never an assert).

@@ -72,6 +72,9 @@ ENUMS = (
     ("COUNTER_NAMES", "FP_", "FP_NCOUNTERS"),
     ("DROP_REASONS", "FP_DROP_", "FP_NTDROPS"),
     ("SESSION_DROP_REASONS", "FP_", "FP_NSDROPS"),
+    # ESP (issue 9, fp_esp.c): per-SA counters and drop reasons
+    ("ESP_COUNTER_NAMES", "FP_ESP_", "FP_NESPCOUNTERS"),
+    ("ESP_DROP_REASONS", "FP_ESP_DROP_", "FP_NESPDROPS"),
 )
 
 

@@ -7,6 +7,15 @@ this module raises ImportError when it is not built, which the chooser
 
 from __future__ import annotations
 
-from l2tpv3.fast._fastpath import IpOwnership, Session, Tunnel
+from l2tpv3.fast._fastpath import (
+    HAVE_ESP,
+    EspSA,
+    EspTunnel,
+    IpOwnership,
+    Session,
+    Tunnel,
+    bench_esp,
+)
 
-__all__ = ["IpOwnership", "Session", "Tunnel"]
+# HAVE_ESP: built with libcrypto (EspSA works); False when its headers were missing.
+__all__ = ["HAVE_ESP", "EspSA", "EspTunnel", "IpOwnership", "Session", "Tunnel", "bench_esp"]

@@ -45,6 +45,9 @@ class Implementation:
     ownership: Callable[[], IpOwnershipAPI]
     tunnel_port: TunnelPortFactory
     offloads: Offloads
+    # Why tunnels with ESP SAs run on the Python path under this implementation (the
+    # daemon logs it once), or None when its ports carry ESP themselves (issue 9).
+    esp_fallback: str | None = None
 
 
 PYTHON = Implementation(
@@ -71,6 +74,12 @@ def _cython() -> Implementation:
         native.IpOwnership,
         CythonTunnelPort,
         Offloads(tap_vnet_hdr=True, udp_gso=True, udp_gro=True),
+        esp_fallback=(
+            "the engine threads do not run ESP yet"
+            if native.HAVE_ESP
+            else "the fast path was built without OpenSSL's libcrypto (install libssl-dev "
+            "and rebuild)"
+        ),
     )
 
 

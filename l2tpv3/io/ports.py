@@ -17,6 +17,8 @@ from collections.abc import Callable, Mapping
 from l2tpv3.config import Encap
 from l2tpv3.constants import HEADROOM
 from l2tpv3.io.api import Buffers, Options, SessionPortAPI
+from l2tpv3.io.espport import EspPath
+from l2tpv3.io.ivstate import IvStore
 from l2tpv3.io.sockets import ipv4_payload_offset, peer_address
 from l2tpv3.io.tap import Tap
 from l2tpv3.proto.api import IpOwnershipAPI, Payload, SessionAPI, TunnelAPI
@@ -56,7 +58,7 @@ class SessionPort:
     def _on_tap_readable(self) -> None:
         fd = self.tap.fd
         readv = os.readv
-        send = self.tunnel.sock.sendto
+        send = self.tunnel.sendto
         peer = self.tunnel.peer
         next_header = self.session.next_header
         buffers = self.buffers
@@ -149,6 +151,9 @@ class TunnelPort:
         # Unused: the tunnel consults the ownership it was made with (receive_foreign).
         self.ownership = ownership
         self._strip_ip = cfg.encap is Encap.IP and cfg.family == 4
+        # Where a session's datagrams go: the socket, or sealed in ESP (set_esp).
+        self.sendto: Callable[[bytes | memoryview, tuple[str, int]], object] = sock.sendto
+        self.esp: EspPath | None = None
         loop.add_reader(sock.fileno(), self._on_sock_readable)
 
     def _on_sock_readable(self) -> None:
@@ -158,6 +163,7 @@ class TunnelPort:
         ports = self._ports
         strip_ip = self._strip_ip
         peer_host, peer_port = self.peer
+        esp = self.esp
         now = self.loop.time()
         touched: set[SessionPort] = set()
         for _ in range(self.batch):
@@ -180,6 +186,10 @@ class TunnelPort:
                 # wrong_source, or over IP maybe another tunnel's to count.
                 self.tunnel.receive_foreign(data, source[0])
                 continue
+            if esp is not None and esp.requires_esp:
+                # An inbound SA: the peer's L2TPv3 must come in ESP (docs/security.md).
+                esp.inbound.plaintext()
+                continue
             session, frames = receive(data, now)
             if session is None:
                 continue
@@ -190,6 +200,32 @@ class TunnelPort:
                 touched.add(port)
         for port in touched:
             port.rearm()
+
+    def _deliver(self, data: bytes) -> None:
+        """One L2TPv3 datagram that arrived in ESP, now opened."""
+        session, frames = self.tunnel.receive(data, self.loop.time())
+        if session is None:
+            return
+        port = self._ports[session.session_id]
+        if frames:
+            port.write(frames)
+        if port.reorders:
+            port.rearm()
+
+    def esp_path(self, ivs: IvStore) -> EspPath:
+        """This tunnel's ESP state, made on first use (add sa)."""
+        if self.esp is None:
+            self.esp = EspPath(self.loop, self.tunnel.config, self._deliver, ivs)
+        return self.esp
+
+    def esp_changed(self) -> None:
+        """After an SA was added or deleted: send in ESP exactly while an outbound SA
+        exists."""
+        esp = self.esp
+        if esp is not None and not esp.active:
+            esp.close()
+            self.esp = esp = None
+        self.sendto = esp.sendto if esp is not None and esp.out is not None else self.sock.sendto
 
     @property
     def ports(self) -> Mapping[int, SessionPortAPI]:
@@ -220,5 +256,8 @@ class TunnelPort:
     def close(self) -> None:
         for sid in list(self._ports):
             self.close_session(sid)
+        if self.esp is not None:
+            self.esp.close()
+            self.esp = None
         self.loop.remove_reader(self.sock.fileno())
         self.sock.close()

@@ -63,3 +63,25 @@ FRAME_TOO_SHORT: Final = "frame_too_short"
 FRAME_TOO_LONG: Final = "frame_too_long"
 TAP_WRITE_FAILED: Final = "tap_write_failed"
 SESSION_DROP_REASONS: Final = (FRAME_TOO_SHORT, FRAME_TOO_LONG, TAP_WRITE_FAILED)
+
+# ESP (RFC 4303, l2tpv3/proto/esp.py), per SA, as `ip -s xfrm state` counts: packets,
+# and bytes of payload (the transport header onwards, before padding), each way.
+ESP_COUNTER_NAMES: Final = ("tx_packets", "tx_bytes", "tx_errors", "rx_packets", "rx_bytes")
+
+# Why a received ESP packet (or a plaintext one where ESP is required) was dropped.
+ESP_TOO_SHORT: Final = "too_short"
+ESP_AUTH_FAILED: Final = "auth_failed"  # ICV (or AEAD tag) did not verify: wrong key, bit flip
+ESP_REPLAYED: Final = "replayed"  # duplicate, or left of the anti-replay window (§3.4.3)
+ESP_BAD_PADDING: Final = "bad_padding"  # Pad Length leaves no payload, or pad bytes not 1, 2, ...
+ESP_BAD_NEXT_HEADER: Final = "bad_next_header"  # not what the tunnel carries (17 or 115)
+ESP_UNKNOWN_SPI: Final = "unknown_spi"  # no inbound SA of the tunnel has this SPI
+ESP_PLAINTEXT: Final = "plaintext"  # L2TPv3 without ESP on a tunnel with an inbound SA
+ESP_DROP_REASONS: Final = (
+    ESP_TOO_SHORT,
+    ESP_AUTH_FAILED,
+    ESP_REPLAYED,
+    ESP_BAD_PADDING,
+    ESP_BAD_NEXT_HEADER,
+    ESP_UNKNOWN_SPI,
+    ESP_PLAINTEXT,
+)
