@@ -263,7 +263,11 @@ def _our_sas(options: Options, config_file: str | None) -> list[peerxfrm.SaView]
     """ESP SAs to mirror: with their keys from the TOML file, else without from l2tpv3d."""
     if config_file is not None:
         return [peerxfrm.view_of_config(c) for c in configfile.load_sas(config_file)]
-    return [peerxfrm.view_of_state(s.info) for s in client.call(options.socket, ShowSas())]
+    try:
+        states = client.call(options.socket, ShowSas())
+    except RefusedError:
+        return []  # a daemon without ESP (no show_sas operation)
+    return [peerxfrm.view_of_state(s.info) for s in states]
 
 
 def run_peer_config(options: Options, argv: list[str]) -> int:

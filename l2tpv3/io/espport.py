@@ -121,14 +121,18 @@ class EspPath:
 
     def add(self, cfg: SaConfig) -> None:
         if cfg.dir is SaDir.OUT:
-            if self.out_cfg is not None:
+            # A new outbound SA replaces the old one in one step (key rotation: nothing
+            # is sent in clear or dropped in between); the same SPI again is refused.
+            if self.out_cfg is not None and self.out_cfg.spi == cfg.spi:
                 raise StateError(
-                    f"tunnel {cfg.tunnel_id} already has outbound SA spi 0x{self.out_cfg.spi:08x}: "
-                    "delete it first"
+                    f"tunnel {cfg.tunnel_id} already has outbound SA spi 0x{cfg.spi:08x}"
                 )
         elif cfg.spi in self.in_cfgs:
             raise StateError(f"tunnel {cfg.tunnel_id} already has inbound SA spi 0x{cfg.spi:08x}")
-        for other in [self.out_cfg, *self.in_cfgs.values()]:
+        others = [*self.in_cfgs.values()]
+        if cfg.dir is SaDir.IN and self.out_cfg is not None:
+            others.append(self.out_cfg)
+        for other in others:
             if other is not None and (other.encap_sport, other.encap_dport) != (
                 cfg.encap_sport,
                 cfg.encap_dport,
@@ -204,6 +208,7 @@ class EspPath:
         Raises OSError when it cannot go (counted by the caller as tx_errors)."""
         sa, sock, cfg = self.out, self.sock, self.cfg
         if sa is None or sock is None:
+            # Inbound SAs but no outbound one: never fall back to clear text.
             raise OSError("no outbound SA")
         payload = bytes(datagram)
         if cfg.encap is Encap.UDP:

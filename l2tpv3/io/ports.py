@@ -219,13 +219,16 @@ class TunnelPort:
         return self.esp
 
     def esp_changed(self) -> None:
-        """After an SA was added or deleted: send in ESP exactly while an outbound SA
-        exists."""
+        """After an SA was added or deleted. While the tunnel has any SA, only ESP
+        leaves it: with no outbound SA (only inbound ones, or between a `del sa dir out`
+        and the next `add sa`) its frames are dropped as tx_errors, never sent in
+        clear. With no SA left it is a plain L2TPv3 tunnel again."""
         esp = self.esp
         if esp is not None and not esp.active:
             esp.close()
             self.esp = esp = None
-        self.sendto = esp.sendto if esp is not None and esp.out is not None else self.sock.sendto
+        # Any SA at all: only ESP leaves (without an outbound SA, nothing: tx_errors).
+        self.sendto = esp.sendto if esp is not None else self.sock.sendto
 
     @property
     def ports(self) -> Mapping[int, SessionPortAPI]:

@@ -188,6 +188,10 @@ def test_esp_pseudowire(lab: tuple[Daemon, Daemon, Path], alg: str, encap: str, 
         assert out_b["tx_packets"] == in_a["rx_packets"] > 500
         for s in (sa_a[("in", spi_ba)], sa_b[("in", spi_ab)]):
             assert all(v == 0 for v in s["drops"].values()), s
+        # With the compiled data path chosen, the tunnel moved to the Python one, once.
+        for d in (a, b):
+            if "cython data path" in d.log_text():
+                assert d.log_text().count(f"tunnel {tid}: ESP runs on the Python path") == 1
         # Keys never show, in any output.
         for d in (a, b):
             text = d.cli("-j", "-s", "show", "sa").stdout + d.cli("show", "sa").stdout

@@ -338,6 +338,7 @@ def fake() -> Iterator[FakeDaemon]:
         daemon = FakeDaemon(str(Path(d) / "d.sock"))
         daemon.answers["show_tunnels"] = {"ok": True, "result": [TUNNEL_STATE]}
         daemon.answers["show_sessions"] = {"ok": True, "result": [SESSION_STATE]}
+        daemon.answers["show_sas"] = {"ok": True, "result": []}
         daemon.start()
         yield daemon
         daemon.stop()
@@ -351,7 +352,7 @@ def test_subcommand_reads_the_daemon(fake: FakeDaemon, capsys: pytest.CaptureFix
         "remote 1.1.1.2 udp_sport 5000 udp_dport 6000",
         "ip l2tp add session tunnel_id 2000 session_id 4000 peer_session_id 3000",
     ]
-    assert [r["op"] for r in fake.requests] == ["show_tunnels", "show_sessions"]
+    assert [r["op"] for r in fake.requests] == ["show_tunnels", "show_sessions", "show_sas"]
 
 
 def test_subcommand_qemu_notes_on_stderr(
