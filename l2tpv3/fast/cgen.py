@@ -65,6 +65,9 @@ CONSTANTS = (
     "UDP_GRO",
     "IP_MTU_DISCOVER",
     "IPV6_MTU_DISCOVER",
+    "MSS_IPV4_OVERHEAD",
+    "MSS_IPV6_OVERHEAD",
+    "TCP_MIN_MSS",
 )
 
 # Index enums: (Python tuple in counters.py, prefix of each C name, C name of the count).
@@ -72,6 +75,7 @@ ENUMS = (
     ("COUNTER_NAMES", "FP_", "FP_NCOUNTERS"),
     ("DROP_REASONS", "FP_DROP_", "FP_NTDROPS"),
     ("SESSION_DROP_REASONS", "FP_", "FP_NSDROPS"),
+    ("SESSION_FEATURE_COUNTERS", "FP_", "FP_NFEATURES"),
 )
 
 

@@ -63,3 +63,8 @@ FRAME_TOO_SHORT: Final = "frame_too_short"
 FRAME_TOO_LONG: Final = "frame_too_long"
 TAP_WRITE_FAILED: Final = "tap_write_failed"
 SESSION_DROP_REASONS: Final = (FRAME_TOO_SHORT, FRAME_TOO_LONG, TAP_WRITE_FAILED)
+
+# Per-session counts of what the daemon's own per-packet features did to frames that
+# still went on (neither kernel statistics nor drops); `show -s` prints the non-zero ones.
+MSS_CLAMPED: Final = "mss_clamped"
+SESSION_FEATURE_COUNTERS: Final = (MSS_CLAMPED,)
