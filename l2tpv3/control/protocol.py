@@ -33,7 +33,7 @@ from typing import ClassVar, Final, Protocol, TypeVar
 
 from l2tpv3.config import SessionConfig, TunnelConfig
 from l2tpv3.errors import ControlError, L2TPError, StateError
-from l2tpv3.proto.counters import COUNTER_NAMES, DROP_REASONS
+from l2tpv3.proto.counters import COUNTER_NAMES, DROP_REASONS, SESSION_FEATURE_COUNTERS
 
 __all__ = [
     "MAX_MESSAGE",
@@ -98,6 +98,14 @@ def _drops(state: JSONObject, known: tuple[str, ...]) -> dict[str, int]:
     return {name: _counter(state, "drops", name) for name in names}
 
 
+def _features(state: JSONObject) -> dict[str, int]:
+    table = state.get("features") or {}
+    if not isinstance(table, Mapping):
+        raise ControlError('l2tpv3d sent a malformed "features" table')
+    names = list(SESSION_FEATURE_COUNTERS) + [n for n in table if n not in SESSION_FEATURE_COUNTERS]
+    return {name: _counter(state, "features", name) for name in names}
+
+
 def _config_fields(state: JSONObject, names: frozenset[str]) -> dict[str, object]:
     return {k: v for k, v in state.items() if k in names}
 
@@ -153,6 +161,8 @@ class SessionState:
     recv_seq: bool
     stats: Mapping[str, int]
     drops: Mapping[str, int] | None
+    # What the daemon's own features did (proto.counters.SESSION_FEATURE_COUNTERS).
+    features: Mapping[str, int] | None = None
 
     def to_json(self) -> dict[str, object]:
         out: dict[str, object] = self.config.to_dict()
@@ -165,6 +175,8 @@ class SessionState:
         out["stats"] = dict(self.stats)
         if self.drops is not None:
             out["drops"] = dict(self.drops)
+        if self.features is not None:
+            out["features"] = dict(self.features)
         return out
 
     @classmethod
@@ -195,6 +207,7 @@ class SessionState:
             bool(state.get("recv_seq", config.seq.recv)),
             _stats(state),
             _drops(state, ()) if "drops" in state else None,
+            _features(state) if "features" in state else None,
         )
 
 

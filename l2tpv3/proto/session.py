@@ -10,14 +10,18 @@ from __future__ import annotations
 
 from l2tpv3.config import SessionConfig, TunnelConfig
 from l2tpv3.constants import ETH_HLEN, L2SPEC_S_BIT, MAX_MTU, RX_FRAME_SLACK, SEQ_MASK
+from l2tpv3.proto import mss as _mss_rule
 from l2tpv3.proto.api import Payload as Payload  # defined there, for both implementations
 from l2tpv3.proto.counters import FRAME_TOO_LONG as FRAME_TOO_LONG
 from l2tpv3.proto.counters import FRAME_TOO_SHORT as FRAME_TOO_SHORT
-from l2tpv3.proto.counters import SESSION_DROP_REASONS, Counters
+from l2tpv3.proto.counters import (
+    MSS_CLAMPED,
+    SESSION_DROP_REASONS,
+    SESSION_FEATURE_COUNTERS,
+    Counters,
+)
 from l2tpv3.proto.counters import TAP_WRITE_FAILED as TAP_WRITE_FAILED
 from l2tpv3.proto.layout import HeaderLayout
-from l2tpv3.proto import mss as _mss_rule
-from l2tpv3.proto.counters import MSS_CLAMPED, SESSION_FEATURE_COUNTERS
 from l2tpv3.proto.sequence import RxSequencer
 
 _S_BIT = L2SPEC_S_BIT

@@ -39,16 +39,16 @@ def _opt_bytes() -> st.SearchStrategy[bytes]:
     ts = st.binary(min_size=8, max_size=8).map(lambda v: b"\x08\x0a" + v)
     junk = st.binary(max_size=6)
     usual = st.one_of(mss, mss, mss, nop, nop, ws, sack, ts)
-    return st.lists(st.one_of(usual, usual, usual, usual, eol, junk), max_size=6).map(
-        b"".join
-    )
+    return st.lists(st.one_of(usual, usual, usual, usual, eol, junk), max_size=6).map(b"".join)
 
 
 @st.composite
 def frames(draw: st.DrawFn) -> bytes:
     eth = b"\x02\x00\x00\x00\x00\x02\x02\x00\x00\x00\x00\x01"
     for _ in range(draw(st.sampled_from([0, 0, 1, 2, 3]))):
-        eth += draw(st.sampled_from([b"\x81\x00", b"\x88\xa8"])) + draw(st.binary(min_size=2, max_size=2))
+        eth += draw(st.sampled_from([b"\x81\x00", b"\x88\xa8"])) + draw(
+            st.binary(min_size=2, max_size=2)
+        )
     v6 = draw(st.booleans())
     opts = draw(_opt_bytes())
     if draw(st.booleans()):

@@ -15,7 +15,7 @@ from scapy.layers.l2 import Dot1AD, Dot1Q, Ether
 from scapy.packet import Packet
 
 from l2tpv3.config import SessionConfig, TunnelConfig
-from l2tpv3.errors import ConfigError
+from l2tpv3.errors import ConfigError, L2TPError
 from l2tpv3.io.datapath import Implementation
 from l2tpv3.proto import mss
 from l2tpv3.proto.api import SessionAPI
@@ -54,16 +54,15 @@ def _rx(sansio: Implementation, s: SessionAPI, frame: bytes) -> bytes:
 TAGS = {
     "untagged": lambda: Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02"),
     "802.1Q": lambda: Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / Dot1Q(vlan=5),
-    "QinQ": lambda: Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
-    / Dot1AD(vlan=100)
-    / Dot1Q(vlan=5),
+    "QinQ": lambda: (
+        Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / Dot1AD(vlan=100) / Dot1Q(vlan=5)
+    ),
 }
-OPTIONS = {
+OPTIONS: dict[str, list[tuple[str, object]]] = {
     "mss-only": [("MSS", 1460)],
     # One NOP first puts the value on an odd offset: the checksum words straddle it.
     "nop-odd": [("NOP", None), ("MSS", 1460), ("WScale", 7)],
-    "linux": [("MSS", 1460), ("SAckOK", b""), ("Timestamp", (1, 0)), ("NOP", None),
-              ("WScale", 7)],  # fmt: skip
+    "linux": [("MSS", 1460), ("SAckOK", b""), ("Timestamp", (1, 0)), ("NOP", None), ("WScale", 7)],
     "late": [("SAckOK", b""), ("Timestamp", (1, 0)), ("NOP", None), ("MSS", 1460)],
 }
 
@@ -311,3 +310,97 @@ def test_limits() -> None:
     assert mss.limits("auto", 1446) == (1406, 1386)
     assert mss.limits("auto", 100) == (88, 88)
     assert mss.limits("1300", 9000) == (1300, 1300)
+
+
+# -- the option through the command line, show, the control protocol, peer-config --------
+
+
+def test_grammar_and_round_trip() -> None:
+    from l2tpv3.cli import grammar
+
+    words = "add session tunnel_id 1 session_id 3000 peer_session_id 4000 mss_clamp auto"
+    cmd = grammar.parse(words.split())
+    assert cmd.session is not None
+    assert cmd.session.mss_clamp == "auto"
+    assert grammar.argv_for(cmd.session)[-2:] == ["mss_clamp", "auto"]
+    plain = grammar.parse(words.split()[:-2])
+    assert plain.session is not None
+    assert plain.session.mss_clamp == "off"
+    assert "mss_clamp" not in grammar.argv_for(plain.session)
+    with pytest.raises(ConfigError, match='invalid mss_clamp "1"'):
+        grammar.parse([*words.split()[:-1], "1"])
+
+
+def test_show_text_json_and_protocol() -> None:
+    import json
+
+    from l2tpv3.cli import show
+    from l2tpv3.control.protocol import SessionState, session_states
+
+    cfg = SessionConfig(tunnel_id=1, session_id=3000, peer_session_id=4000, mss_clamp="auto")
+    from l2tpv3.proto.counters import COUNTER_NAMES
+
+    zero = dict.fromkeys(COUNTER_NAMES, 0)
+    state = SessionState(cfg, "l2tpeth0", 2, 1446, False, False, zero, {}, {"mss_clamped": 7})
+    (back,) = session_states([json.loads(json.dumps(state.to_json()))])
+    assert back == state
+    text = show.format_sessions([back], stats=True)
+    assert "  mss clamp: auto (1406 IPv4, 1386 IPv6)\n" in text
+    assert "    mss_clamped 7\n" in text
+    (obj,) = json.loads(show.json_sessions([back], stats=True))
+    assert obj["mss_clamp"] == "auto"
+    assert (obj["mss_ipv4"], obj["mss_ipv6"]) == (1406, 1386)
+    assert obj["features"] == {"mss_clamped": 7}
+    # Off (the default): nothing added, ip l2tp's output unchanged.
+    off = SessionState(replace_cfg(cfg, "off"), "l2tpeth0", 2, 1446, False, False, {}, None)
+    assert "mss" not in show.format_sessions([off], stats=False)
+    assert "mss_clamp" not in show.json_sessions([off], stats=False)
+
+
+def replace_cfg(cfg: SessionConfig, clamp: str) -> SessionConfig:
+    from dataclasses import replace
+
+    return replace(cfg, mss_clamp=clamp)
+
+
+def test_peer_config_prints_tcpmss_rule_for_kernel_peer() -> None:
+    from l2tpv3.cli import peerconfig
+
+    t = TunnelConfig(tunnel_id=1000, peer_tunnel_id=2000, local=ip_address("1.1.1.2"),
+                     remote=ip_address("2.2.2.2"), udp_sport=6000, udp_dport=5000)  # fmt: skip
+    s = SessionConfig(tunnel_id=1000, session_id=3000, peer_session_id=4000, mss_clamp="auto")
+    text = peerconfig.linux([t], [s])
+    # The seed's rule, with the far end's numbers: MTU 1446 with a 1500-byte path.
+    assert (
+        "iptables -A FORWARD -p tcp --tcp-flags SYN,RST SYN -m tcpmss --mss 1407:65535 "
+        "-j TCPMSS --set-mss 1406\n" in text
+    )
+    assert "ip6tables -A FORWARD" in text and "--set-mss 1386" in text
+    # The far end's ip l2tp line has no mss_clamp (the kernel has no such word).
+    assert "ip l2tp add session tunnel_id 2000 session_id 4000 peer_session_id 3000\n" in text
+    assert "TCPMSS" not in peerconfig.linux([t], [replace_cfg(s, "off")])
+
+
+@pytest.mark.parametrize(("toml", "want"), [('"auto"', "auto"), ("1406", "1406"), ('"off"', "off")])
+def test_toml_config(toml: str, want: str) -> None:
+    import tomllib
+
+    from l2tpv3.config.file import parse_config
+
+    text = f"""
+[[tunnel]]
+tunnel_id = 1
+peer_tunnel_id = 2
+local = "10.0.0.1"
+remote = "10.0.0.2"
+udp_sport = 1
+udp_dport = 2
+  [[tunnel.session]]
+  session_id = 3
+  peer_session_id = 4
+  mss_clamp = {toml}
+"""
+    _, (s,) = parse_config(tomllib.loads(text))
+    assert s.mss_clamp == want
+    with pytest.raises(L2TPError, match='session #1: invalid mss_clamp "on"'):
+        parse_config(tomllib.loads(text.replace(f"mss_clamp = {toml}", 'mss_clamp = "on"')))
