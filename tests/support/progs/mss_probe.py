@@ -1,0 +1,160 @@
+"""TCP traffic and SYN capture for the MSS clamping namespace test (tests/netns/test_mss.py).
+
+    mss_probe.py server ADDR PORT SECONDS      one connection: "bulk N" or "chat R"
+    mss_probe.py bulk ADDR PORT N SECONDS      send N random bytes (seed 1)
+    mss_probe.py chat ADDR PORT R SECONDS      R ssh-like request/response rounds
+    mss_probe.py capture DEV PORT              MSS option of SYNs to / SYN-ACKs from PORT
+
+Nothing waits forever: every socket has a deadline, and a transfer that does not finish
+in time is reported ("stalled", with the bytes that did arrive), not hung on. The server
+prints one line: "done BYTES SHA256 SECONDS" or "stalled BYTES". The capture prints
+"ready", then on SIGINT one line per SYN seen: "syn MSS csum-ok" / "synack MSS csum-ok"
+(or csum-bad: the TCP checksum recomputed by scapy differs).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import select
+import socket
+import sys
+import time
+
+from scapy.layers.inet import TCP
+from scapy.layers.l2 import Ether
+
+CHUNK = 65536
+
+
+def _serve(addr: str, port: int, seconds: float) -> int:
+    fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
+    ls = socket.socket(fam, socket.SOCK_STREAM)
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind((addr, port))
+    ls.listen(1)
+    ls.settimeout(seconds)
+    print("ready", flush=True)
+    conn, _ = ls.accept()
+    start = time.monotonic()
+    deadline = start + seconds
+    f = conn.makefile("rb")
+    conn.settimeout(seconds)
+    got = 0
+    try:
+        head = f.readline().split()
+        if head[0] == b"bulk":
+            want = int(head[1])
+            h = hashlib.sha256()
+            while got < want:
+                conn.settimeout(max(0.01, deadline - time.monotonic()))
+                data = f.read1(min(CHUNK, want - got))
+                if not data:
+                    break
+                h.update(data)
+                got += len(data)
+            if got == want:
+                print(f"done {got} {h.hexdigest()} {time.monotonic() - start:.2f}", flush=True)
+                return 0
+        else:
+            # An interactive session: short requests; mostly short answers, now and then
+            # a screenful or a file listing (the replies that stall without clamping).
+            rounds = int(head[1])
+            for _ in range(rounds):
+                conn.settimeout(max(0.01, deadline - time.monotonic()))
+                req = f.readline()
+                if not req:
+                    break
+                size = int(req.split()[1])
+                conn.sendall(bytes(random.Random(size).randbytes(size)))
+                got += len(req)
+            else:
+                print(f"done {got} - {time.monotonic() - start:.2f}", flush=True)
+                return 0
+    except (TimeoutError, OSError, IndexError, ValueError):
+        pass
+    print(f"stalled {got}", flush=True)
+    return 0
+
+
+def _connect(addr: str, port: int, seconds: float) -> socket.socket:
+    fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
+    s = socket.socket(fam, socket.SOCK_STREAM)
+    s.settimeout(seconds)
+    s.connect((addr, port))
+    return s
+
+
+def _bulk(addr: str, port: int, n: int, seconds: float) -> int:
+    s = _connect(addr, port, seconds)
+    data = random.Random(1).randbytes(n)
+    try:
+        s.sendall(f"bulk {n}\n".encode() + data)
+        s.shutdown(socket.SHUT_WR)
+        print("sent", flush=True)
+    except (TimeoutError, OSError):
+        print("stalled", flush=True)
+    return 0
+
+
+def _chat(addr: str, port: int, rounds: int, seconds: float) -> int:
+    s = _connect(addr, port, seconds)
+    deadline = time.monotonic() + seconds
+    f = s.makefile("rb")
+    try:
+        s.sendall(f"chat {rounds}\n".encode())
+        for i in range(rounds):
+            size = 20000 + i if i % 10 == 9 else 40 + i % 50
+            s.sendall(f"req {size} {'k' * (i % 30)}\n".encode())
+            s.settimeout(max(0.01, deadline - time.monotonic()))
+            if f.read(size) != random.Random(size).randbytes(size):
+                print(f"stalled {i}", flush=True)
+                return 0
+        print(f"done {rounds}", flush=True)
+    except (TimeoutError, OSError):
+        print("stalled", flush=True)
+    return 0
+
+
+def _capture(dev: str, port: int) -> int:
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
+    s.bind((dev, 0))
+    print("ready", flush=True)
+    seen: list[str] = []
+    while True:
+        try:
+            r, _, _ = select.select([s], [], [], 300)
+        except KeyboardInterrupt:  # SIGINT: the test is done
+            break
+        if not r:
+            break
+        pkt = Ether(s.recv(65535))
+        if TCP not in pkt or not pkt[TCP].flags.S:
+            continue
+        tcp = pkt[TCP]
+        kind = "synack" if tcp.flags.A else "syn"
+        if (kind == "syn" and tcp.dport != port) or (kind == "synack" and tcp.sport != port):
+            continue
+        mss = [v for k, v in tcp.options if k == "MSS"]
+        # The checksum as scapy computes it from scratch over the received bytes.
+        got = tcp.chksum
+        del tcp.chksum
+        ok = Ether(bytes(pkt))[TCP].chksum == got
+        seen.append(f"{kind} {mss[0] if mss else 'none'} {'csum-ok' if ok else 'csum-bad'}")
+    print("\n".join(seen), flush=True)
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    mode = argv[0]
+    if mode == "server":
+        return _serve(argv[1], int(argv[2]), float(argv[3]))
+    if mode == "bulk":
+        return _bulk(argv[1], int(argv[2]), int(argv[3]), float(argv[4]))
+    if mode == "chat":
+        return _chat(argv[1], int(argv[2]), int(argv[3]), float(argv[4]))
+    return _capture(argv[1], int(argv[2]))
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
