@@ -25,6 +25,7 @@ from tests.support.progs import prog
 pytestmark = pytest.mark.root
 
 H1, H2 = "192.168.0.1", "192.168.0.4"
+H1_6, H2_6 = "fd00:168::1", "fd00:168::4"
 SIZE = 50 * 1024 * 1024
 STALL_SECONDS = 8.0
 
@@ -61,9 +62,9 @@ def seed(impl: str) -> Iterator[Seed]:
             veth(h1, "eth0", t1, "eth1")
             veth(t1, "wan", t2, "wan")
             veth(t2, "eth1", h2, "eth0")
-            for host, addr in ((h1, H1), (h2, H2)):
-                host.sysctl("net.ipv6.conf.all.disable_ipv6", "1")
+            for host, addr, addr6 in ((h1, H1, H1_6), (h2, H2, H2_6)):
                 host.ip("addr", "add", f"{addr}/24", "dev", "eth0")
+                host.add_addrs("eth0", f"{addr6}/64")
                 host.run("ethtool", "-K", "eth0", "tso", "off", "gso", "off")
             t1.ip("addr", "add", "1.1.1.2/30", "dev", "wan")
             t2.ip("addr", "add", "1.1.1.1/30", "dev", "wan")
@@ -108,14 +109,15 @@ def _captured(seed: Seed, run: object) -> tuple[list[str], list[str]]:
     return syns, synacks
 
 
-def _exchange(seed: Seed, mode: str, arg: int, seconds: float) -> tuple[str, str, float]:
+def _exchange(seed: Seed, mode: str, arg: int, seconds: float, to: str = H2
+              ) -> tuple[str, str, float]:  # fmt: skip
     """Run one client/server exchange host01 -> host02: (server line, client line, s)."""
-    srv = seed.h2.popen(*prog("mss_probe"), "server", H2, "5001", str(seconds))
+    srv = seed.h2.popen(*prog("mss_probe"), "server", to, "5001", str(seconds))
     try:
         assert srv.stdout is not None
         assert srv.stdout.readline().strip() == "ready"
         start = time.monotonic()
-        cli = seed.h1.run(*prog("mss_probe"), mode, H2, "5001", str(arg), str(seconds),
+        cli = seed.h1.run(*prog("mss_probe"), mode, to, "5001", str(arg), str(seconds),
                           timeout=seconds + 30).stdout.strip()  # fmt: skip
         out, _ = srv.communicate(timeout=seconds + 30)
         elapsed = time.monotonic() - start
@@ -175,3 +177,29 @@ def test_without_clamping_tcp_stalls(seed: Seed, impl: str) -> None:
     # The short requests and answers cross; the first 20 kB answer never does.
     assert client.startswith("stalled"), (server, client)
     print(f"\n[{impl}] mss_clamp off: bulk {server!r}, chat {client!r} after {STALL_SECONDS} s")
+
+
+def test_mss_clamp_ipv6_and_mtu_change(seed: Seed, impl: str) -> None:
+    """IPv6 SYNs get MTU - 60; `auto` follows `ip link set l2tpeth0 mtu` (netlink)."""
+    seed.sessions("auto")
+    result: dict[str, tuple[str, str, float]] = {}
+
+    def chat(to: str) -> None:
+        result[to] = _exchange(seed, "chat", 50, 60, to)
+
+    syns, synacks = _captured(seed, lambda: chat(H2_6))
+    assert syns == ["syn 1386 csum-ok"], syns
+    assert synacks == ["synack 1386 csum-ok"], synacks
+    assert result[H2_6][1] == "done 50", result
+    for d in (seed.t1, seed.t2):
+        d.ns.ip("link", "set", "l2tpeth0", "mtu", "1400")
+    try:
+        syns, synacks = _captured(seed, lambda: chat(H2))
+        assert syns == ["syn 1360 csum-ok"], syns
+        assert synacks == ["synack 1360 csum-ok"], synacks
+        assert result[H2][1] == "done 50", result
+        state = seed.t1.session(3000)
+        assert (state["mtu"], state["mss_ipv4"], state["mss_ipv6"]) == (1400, 1360, 1340)
+    finally:
+        for d in (seed.t1, seed.t2):
+            d.ns.ip("link", "set", "l2tpeth0", "mtu", "1446")

@@ -86,9 +86,9 @@ def _connect(addr: str, port: int, seconds: float) -> socket.socket:
 
 
 def _bulk(addr: str, port: int, n: int, seconds: float) -> int:
-    s = _connect(addr, port, seconds)
     data = random.Random(1).randbytes(n)
     try:
+        s = _connect(addr, port, seconds)
         s.sendall(f"bulk {n}\n".encode() + data)
         s.shutdown(socket.SHUT_WR)
         print("sent", flush=True)
@@ -98,10 +98,10 @@ def _bulk(addr: str, port: int, n: int, seconds: float) -> int:
 
 
 def _chat(addr: str, port: int, rounds: int, seconds: float) -> int:
-    s = _connect(addr, port, seconds)
     deadline = time.monotonic() + seconds
-    f = s.makefile("rb")
     try:
+        s = _connect(addr, port, seconds)
+        f = s.makefile("rb")
         s.sendall(f"chat {rounds}\n".encode())
         for i in range(rounds):
             size = 20000 + i if i % 10 == 9 else 40 + i % 50
