@@ -94,7 +94,9 @@ def seed(impl: str) -> Iterator[Seed]:
 
 def _captured(seed: Seed, run: object) -> tuple[list[str], list[str]]:
     """SYNs seen by host02 and SYN-ACKs seen by host01 while ``run()`` runs."""
-    caps = [ns.popen(*prog("mss_probe"), "capture", "eth0", "5001") for ns in (seed.h2, seed.h1)]
+    caps = [
+        ns.popen(*prog("mss_probe"), "capture", "eth0", "5001", "in") for ns in (seed.h2, seed.h1)
+    ]
     try:
         for c in caps:
             assert c.stdout is not None

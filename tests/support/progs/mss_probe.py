@@ -3,7 +3,11 @@
     mss_probe.py server ADDR PORT SECONDS      one connection: "bulk N" or "chat R"
     mss_probe.py bulk ADDR PORT N SECONDS      send N random bytes (seed 1)
     mss_probe.py chat ADDR PORT R SECONDS      R ssh-like request/response rounds
-    mss_probe.py capture DEV PORT              MSS option of SYNs to / SYN-ACKs from PORT
+    mss_probe.py capture DEV PORT in|out|any [L2TP_HLEN]
+                                               MSS option of SYNs to / SYN-ACKs from PORT
+                                               received by / sent from DEV
+                                               (in L2TP-over-UDP datagrams: inner frames
+                                               after L2TP_HLEN bytes of L2TP header)
 
 Nothing waits forever: every socket has a deadline, and a transfer that does not finish
 in time is reported ("stalled", with the bytes that did arrive), not hung on. The server
@@ -16,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-import select
+import signal
 import socket
 import sys
 import time
@@ -116,19 +120,56 @@ def _chat(addr: str, port: int, rounds: int, seconds: float) -> int:
     return 0
 
 
-def _capture(dev: str, port: int) -> int:
+def _inner(frame: bytes, decap: int | None) -> bytes | None:
+    """The Ethernet frame to look at (inside the L2TP datagram with ``decap``), or None
+    when it is plainly not a TCP SYN: a cheap look first, so the capture keeps up."""
+    if decap is not None:
+        if len(frame) < 34 or frame[12:14] != b"\x08\x00" or frame[23] != 17:
+            return None
+        frame = frame[14 + (frame[14] & 15) * 4 + 8 + decap :]
+    if len(frame) < 14:
+        return None
+    et = frame[12:14]
+    if et == b"\x08\x00" and len(frame) >= 34 and frame[23] == 6:
+        l4 = 14 + (frame[14] & 15) * 4
+    elif et == b"\x86\xdd" and len(frame) >= 54 and frame[20] == 6:
+        l4 = 54
+    else:
+        return None
+    if len(frame) < l4 + 14 or not frame[l4 + 13] & 0x02:
+        return None
+    return frame
+
+
+def _capture(dev: str, port: int, direction: str, decap: int | None) -> int:
+    stop = False
+
+    def _stop(signum: int, frame: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGINT, _stop)
     s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
     s.bind((dev, 0))
+    s.settimeout(0.2)
     print("ready", flush=True)
     seen: list[str] = []
-    while True:
+    quiet_until = time.monotonic() + 300
+    while not stop and time.monotonic() < quiet_until:
         try:
-            r, _, _ = select.select([s], [], [], 300)
-        except KeyboardInterrupt:  # SIGINT: the test is done
-            break
-        if not r:
-            break
-        pkt = Ether(s.recv(65535))
+            raw, addr = s.recvfrom(65535)
+        except TimeoutError:
+            continue
+        except InterruptedError:
+            continue
+        outgoing = addr[2] == socket.PACKET_OUTGOING
+        if (direction == "in" and outgoing) or (direction == "out" and not outgoing):
+            continue
+        inner = _inner(raw, decap)
+        if inner is None:
+            continue
+        pkt = Ether(inner)
         if TCP not in pkt or not pkt[TCP].flags.S:
             continue
         tcp = pkt[TCP]
@@ -153,7 +194,7 @@ def main(argv: list[str]) -> int:
         return _bulk(argv[1], int(argv[2]), int(argv[3]), float(argv[4]))
     if mode == "chat":
         return _chat(argv[1], int(argv[2]), int(argv[3]), float(argv[4]))
-    return _capture(argv[1], int(argv[2]))
+    return _capture(argv[1], int(argv[2]), argv[3], int(argv[4]) if len(argv) > 4 else None)
 
 
 if __name__ == "__main__":
