@@ -86,6 +86,7 @@ EXTENSIONS = [
             "l2tpv3/fast/fp_netio.c",
             "l2tpv3/fast/offload.c",
             "l2tpv3/fast/fp_esp.c",
+            "l2tpv3/fast/fp_mss.c",
         ],
         include_dirs=["l2tpv3/fast"],
         depends=[

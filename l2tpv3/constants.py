@@ -89,3 +89,10 @@ IP_MTU: Final = 14
 IPV6_MTU_DISCOVER: Final = 23
 IPV6_PMTUDISC_DONT: Final = 0
 IPV6_MTU: Final = 24
+
+# TCP MSS clamping (proto/mss.py): `mss_clamp auto` is the session's MTU minus the IP and
+# TCP headers without options (RFC 879 / RFC 8200 section 8.3: 20 + 20, 40 + 20), never
+# below Linux's TCP_MIN_MSS (include/net/tcp.h), which is also the lowest fixed value.
+MSS_IPV4_OVERHEAD: Final = 40
+MSS_IPV6_OVERHEAD: Final = 60
+TCP_MIN_MSS: Final = 88

@@ -14,8 +14,8 @@ This follows iproute2's ip/ipl2tp.c:
   leading-zero octal); IDs must be 1..4294967295 and ports 1..65535;
 - ``offset`` and ``peer_offset`` take a value and are ignored with a warning.
 
-Our extensions: ``reorder_timeout MS`` (the kernel's netlink-only option) and
-``seq_policy kernel|rfc3931``.
+Our extensions: ``reorder_timeout MS`` (the kernel's netlink-only option),
+``seq_policy kernel|rfc3931`` and ``mss_clamp off|auto|MSS``.
 
 Where we differ, on purpose: ``add tunnel ... session`` (both at once) is refused
 instead of creating both; ``del session`` requires ``tunnel_id`` (iproute2 would send
@@ -44,6 +44,7 @@ from l2tpv3.config import (
     check_port,
     parse_address,
     parse_cookie,
+    parse_mss_clamp,
 )
 from l2tpv3.control.protocol import (
     AddSession,
@@ -267,6 +268,9 @@ def _parse_keywords(words: list[str]) -> _Args:
             )
         elif field == "reorder_timeout":
             args.values[field] = parse_u32(field, value(word), "timeout")
+        elif field == "mss_clamp":
+            text = value(word)
+            args.values[field] = _checked(field, text, lambda t: parse_mss_clamp("mss_clamp", t))
         elif field in ("offset", "peer_offset"):
             value(word)
             args.warnings.append(f'Ignoring option "{field}"')
@@ -320,6 +324,7 @@ def _add(args: _Args) -> Command:
             seq=seq,
             reorder_timeout=v.get("reorder_timeout", 0),
             seq_policy=v.get("seq_policy", SeqPolicy.KERNEL),
+            mss_clamp=v.get("mss_clamp", "off"),
         )
         return Command(
             "add",
@@ -444,4 +449,6 @@ def argv_for(config: TunnelConfig | SessionConfig) -> list[str]:
         words += ["reorder_timeout", str(config.reorder_timeout)]
     if config.seq_policy is not SeqPolicy.KERNEL:
         words += ["seq_policy", config.seq_policy.value]
+    if config.mss_clamp != "off":
+        words += ["mss_clamp", config.mss_clamp]
     return words

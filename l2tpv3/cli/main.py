@@ -56,6 +56,7 @@ Usage: {PROG} [ OPTIONS ] add session [ name NAME ]
           [ seq {{ none | send | recv | both }} ]
           [ l2spec_type L2SPEC ]
           [ reorder_timeout MS ] [ seq_policy POLICY ]
+          [ mss_clamp {{ off | auto | MSS }} ]
        {PROG} [ OPTIONS ] del tunnel tunnel_id ID
        {PROG} [ OPTIONS ] del session tunnel_id ID session_id ID
        {PROG} [ OPTIONS ] show tunnel [ tunnel_id ID ]
@@ -80,6 +81,7 @@ Where: OPTIONS := {{ -S SOCKET | -j[son] | -s[tatistics] | -h[elp] | -V[ersion] 
        L2SPEC := {{ none | default }}
        MS     := {{ 0..3600000 }} (milliseconds; 0: no reordering timeout)
        POLICY := {{ kernel | rfc3931 }} (how received sequence numbers are judged)
+       MSS    := {{ 88..65535 }} (TCP SYNs' MSS option lowered to it; auto: MTU - 40 / 60)
 """
 
 EXIT_OK = 0

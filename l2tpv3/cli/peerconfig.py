@@ -46,6 +46,7 @@ from enum import StrEnum
 from l2tpv3.cli import grammar, wireshark
 from l2tpv3.config import Encap, L2SpecType, SeqMode, SeqPolicy, SessionConfig, TunnelConfig
 from l2tpv3.errors import L2TPError
+from l2tpv3.proto import mss
 from l2tpv3.proto.layout import session_mtu
 
 __all__ = [
@@ -185,7 +186,27 @@ def linux(tunnels: Sequence[TunnelConfig], sessions: Sequence[SessionConfig]) ->
                 far_s = replace(far_s, reorder_timeout=0, seq_policy=SeqPolicy.KERNEL)
             out += [f"# {n}" for n in notes]
             out.append(_ip_line(far_s))
+            out += _mss_rules(t, s)
     return "\n".join(out) + "\n"
+
+
+def _mss_rules(t: TunnelConfig, s: SessionConfig) -> list[str]:
+    """The seed's iptables TCPMSS rule, for a kernel peer (which has no mss_clamp) when
+    we clamp: our clamping already covers both directions of the pseudowire; the rule
+    makes the far end clamp too, e.g. for SYNs its host sends another way."""
+    if s.mss_clamp in (mss.OFF, "65535"):
+        return []
+    ours = session_mtu(t, s, None)
+    v4, v6 = mss.limits(s.mss_clamp, ours)
+    return [
+        f"# we clamp TCP MSS on session {s.session_id} (mss_clamp {s.mss_clamp}: {v4} IPv4, "
+        f"{v6} IPv6 with a 1500-byte path) in both directions; the kernel's equivalent "
+        "(bridged frames reach FORWARD with br_netfilter loaded):",
+        f"iptables -A FORWARD -p tcp --tcp-flags SYN,RST SYN -m tcpmss --mss {v4 + 1}:65535 "
+        f"-j TCPMSS --set-mss {v4}",
+        f"ip6tables -A FORWARD -p tcp --tcp-flags SYN,RST SYN -m tcpmss --mss {v6 + 1}:65535 "
+        f"-j TCPMSS --set-mss {v6}",
+    ]
 
 
 # -- qemu ---------------------------------------------------------------------------------

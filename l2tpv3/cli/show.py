@@ -23,6 +23,7 @@ from typing import Any
 
 from l2tpv3.config import Encap, IPAddress
 from l2tpv3.control.protocol import SessionState, TunnelState
+from l2tpv3.proto import mss
 from l2tpv3.proto.counters import COUNTER_NAMES
 
 __all__ = ["format_sessions", "format_tunnels", "json_sessions", "json_tunnels"]
@@ -103,10 +104,24 @@ def _session_text(state: SessionState, stats: bool) -> str:
     if send or recv:
         out += "\n  sequence numbering:" + (" send" if send else "") + (" recv" if recv else "")
     out += "\n"
+    if cfg.mss_clamp != mss.OFF:
+        out += f"  mss clamp: {_mss_text(cfg.mss_clamp, state.mtu)}\n"
     if stats:
         # Sessions count their own drops (a TAP that would not take a frame, ...).
         out += _stats_text(state.stats) + _drops_text(state.drops)
+        nonzero = [f"{k} {n}" for k, n in (state.features or {}).items() if n]
+        if nonzero:
+            out += "    " + " ".join(nonzero) + "\n"
     return out
+
+
+def _mss_text(setting: str, mtu: int | None) -> str:
+    if setting != mss.AUTO:
+        return setting
+    if mtu is None:
+        return "auto (MTU - 40 for IPv4, MTU - 60 for IPv6)"
+    v4, v6 = mss.limits(setting, mtu)
+    return f"auto ({v4} IPv4, {v6} IPv6)"
 
 
 def format_tunnels(states: Sequence[TunnelState], stats: bool) -> str:
@@ -171,6 +186,12 @@ def _session_json(state: SessionState, stats: bool) -> dict[str, Any]:
         out["stats"] = _stats_dict(state.stats)
         if state.drops is not None:
             out["drops"] = dict(state.drops)
+    if cfg.mss_clamp != mss.OFF:
+        out["mss_clamp"] = cfg.mss_clamp
+        if state.mtu is not None:
+            out["mss_ipv4"], out["mss_ipv6"] = mss.limits(cfg.mss_clamp, state.mtu)
+        if stats and state.features is not None:
+            out["features"] = dict(state.features)
     return out
 
 

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, fields
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from l2tpv3.constants import COOKIE_LENGTHS, ID_MAX, ID_MIN, IFNAMSIZ
+from l2tpv3.constants import COOKIE_LENGTHS, ID_MAX, ID_MIN, IFNAMSIZ, TCP_MIN_MSS
 from l2tpv3.errors import ConfigError, L2TPError, MissingArgument
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -232,9 +232,12 @@ class SessionConfig:
     seq: SeqMode = SeqMode.NONE
     reorder_timeout: int = 0
     seq_policy: SeqPolicy = SeqPolicy.KERNEL
+    # Our extension: "off" (the kernel's behaviour), "auto" or an MSS in decimal.
+    mss_clamp: str = "off"
 
     def __post_init__(self) -> None:
         check_id("tunnel_id", self.tunnel_id)
+        object.__setattr__(self, "mss_clamp", parse_mss_clamp("mss_clamp", self.mss_clamp))
         check_id("session_id", self.session_id)
         check_id("peer_session_id", self.peer_session_id)
         if self.name is not None:
@@ -264,6 +267,26 @@ class SessionConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SessionConfig:
         return cls(**_known_fields(cls, data, "session"))
+
+
+def parse_mss_clamp(field: str, value: object) -> str:
+    """``mss_clamp { off | auto | MSS }`` in its canonical form (an MSS as decimal text);
+    TOML may give the MSS as an integer."""
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in ("off", "auto"):
+            return text
+        try:
+            n = int(text, 0)
+        except ValueError:
+            raise ConfigError(field, value, "must be off, auto or an MSS") from None
+    elif isinstance(value, int) and not isinstance(value, bool):
+        n = value
+    else:
+        raise ConfigError(field, value, "must be off, auto or an MSS")
+    if not TCP_MIN_MSS <= n <= 0xFFFF:
+        raise ConfigError(field, value, f"an MSS must be {TCP_MIN_MSS}..65535")
+    return str(n)
 
 
 def _known_fields(cls: type, data: dict[str, Any], what: str) -> dict[str, Any]:

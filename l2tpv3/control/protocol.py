@@ -38,6 +38,7 @@ from l2tpv3.proto.counters import (
     DROP_REASONS,
     ESP_COUNTER_NAMES,
     ESP_DROP_REASONS,
+    SESSION_FEATURE_COUNTERS,
 )
 
 __all__ = [
@@ -108,6 +109,14 @@ def _drops(state: JSONObject, known: tuple[str, ...]) -> dict[str, int]:
     return {name: _counter(state, "drops", name) for name in names}
 
 
+def _features(state: JSONObject) -> dict[str, int]:
+    table = state.get("features") or {}
+    if not isinstance(table, Mapping):
+        raise ControlError('l2tpv3d sent a malformed "features" table')
+    names = list(SESSION_FEATURE_COUNTERS) + [n for n in table if n not in SESSION_FEATURE_COUNTERS]
+    return {name: _counter(state, "features", name) for name in names}
+
+
 def _config_fields(state: JSONObject, names: frozenset[str]) -> dict[str, object]:
     return {k: v for k, v in state.items() if k in names}
 
@@ -163,6 +172,8 @@ class SessionState:
     recv_seq: bool
     stats: Mapping[str, int]
     drops: Mapping[str, int] | None
+    # What the daemon's own features did (proto.counters.SESSION_FEATURE_COUNTERS).
+    features: Mapping[str, int] | None = None
 
     def to_json(self) -> dict[str, object]:
         out: dict[str, object] = self.config.to_dict()
@@ -175,6 +186,8 @@ class SessionState:
         out["stats"] = dict(self.stats)
         if self.drops is not None:
             out["drops"] = dict(self.drops)
+        if self.features is not None:
+            out["features"] = dict(self.features)
         return out
 
     @classmethod
@@ -205,6 +218,7 @@ class SessionState:
             bool(state.get("recv_seq", config.seq.recv)),
             _stats(state),
             _drops(state, ()) if "drops" in state else None,
+            _features(state) if "features" in state else None,
         )
 
 

@@ -48,6 +48,7 @@ def session_state(port: SessionPortAPI, peer_tunnel_id: int) -> SessionState:
         recv_seq=s.recv_seq,
         stats=s.counters.as_dict(),
         drops=dict(s.drops),
+        features=dict(s.features),
     )
 
 

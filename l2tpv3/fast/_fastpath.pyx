@@ -30,10 +30,13 @@ from l2tpv3.proto.counters import (
     Counters,
 )
 from l2tpv3.proto.layout import HeaderLayout
+from l2tpv3.proto.counters import SESSION_FEATURE_COUNTERS
+from l2tpv3.proto.mss import setting_code as _mss_setting_code
 
 # Generated at build time from constants.py and proto/counters.py (cgen.py).
 from l2tpv3.fast.fp_shared cimport (
     FP_NCOUNTERS,
+    FP_NFEATURES,
     FP_NSDROPS,
     FP_NTDROPS,
     FP_RX_FRAME_SLACK,
@@ -103,6 +106,10 @@ cdef extern from "fp_session.h" nogil:
         size_t qlen
         uint64_t c[FP_NCOUNTERS]
         uint64_t drops[FP_NSDROPS]
+        int mss_setting
+        unsigned mss4
+        unsigned mss6
+        uint64_t features[FP_NFEATURES]
     struct fp_layout:
         const uint8_t *tx_prefix
         int tx_prefix_len
@@ -122,6 +129,10 @@ cdef extern from "fp_session.h" nogil:
                             fp_out *out)
     void fp_session_poll(fp_session *s, double now, fp_out *out)
     int fp_session_next_deadline(const fp_session *s, double *deadline)
+    void fp_session_set_mss(fp_session *s, int setting)
+    void fp_session_set_mtu(fp_session *s, int mtu)
+    int fp_session_clamp(fp_session *s, uint8_t *frame, size_t len, int partial,
+                         size_t csum_start, size_t csum_offset)
 
 cdef extern from "fp_tunnel.h" nogil:
     struct fp_tunnel:
@@ -219,6 +230,7 @@ cdef class Session:
         if fp_session_init(&self.s, config.session_id, &cl, config.seq.send, config.seq.recv,
                            policy, timeout) < 0:
             raise ValueError(f"header layout does not fit the fast path: {lay!r}")
+        fp_session_set_mss(&self.s, _mss_setting_code(config.mss_clamp))
 
     def __dealloc__(self):
         fp_session_clear(&self.s)
@@ -281,7 +293,7 @@ cdef class Session:
         return self.s.qlen
 
     def set_mtu(self, int mtu):
-        self.s.max_frame = mtu + FP_RX_FRAME_SLACK
+        fp_session_set_mtu(&self.s, mtu)
 
     def next_header(self, size_t frame_len):
         out = PyBytes_FromStringAndSize(NULL, self.s.tx_hlen)
@@ -296,8 +308,23 @@ cdef class Session:
         cdef uint8_t *p = <uint8_t *>PyBytes_AS_STRING(out)
         if n:
             memcpy(p + h, &view[0], n)
+        fp_session_clamp(&self.s, p + h, n, 0, 0, 0)
         fp_session_header(&self.s, p, n)
         return out
+
+    @property
+    def features(self):
+        return {name: self.s.features[i] for i, name in enumerate(SESSION_FEATURE_COUNTERS)}
+
+    def clamp(self, frame, partial=None):
+        cdef uint8_t[:] view = frame
+        cdef size_t n = view.shape[0]
+        if n == 0:
+            return False
+        if partial is None:
+            return bool(fp_session_clamp(&self.s, &view[0], n, 0, 0, 0))
+        start, offset = partial
+        return bool(fp_session_clamp(&self.s, &view[0], n, 1, start, offset))
 
     def tx_failed(self, size_t length):
         fp_session_tx_failed(&self.s, length)

@@ -65,6 +65,9 @@ CONSTANTS = (
     "UDP_GRO",
     "IP_MTU_DISCOVER",
     "IPV6_MTU_DISCOVER",
+    "MSS_IPV4_OVERHEAD",
+    "MSS_IPV6_OVERHEAD",
+    "TCP_MIN_MSS",
 )
 
 # Index enums: (Python tuple in counters.py, prefix of each C name, C name of the count).
@@ -75,6 +78,7 @@ ENUMS = (
     # ESP (issue 9, fp_esp.c): per-SA counters and drop reasons
     ("ESP_COUNTER_NAMES", "FP_ESP_", "FP_NESPCOUNTERS"),
     ("ESP_DROP_REASONS", "FP_ESP_DROP_", "FP_NESPDROPS"),
+    ("SESSION_FEATURE_COUNTERS", "FP_", "FP_NFEATURES"),
 )
 
 

@@ -154,7 +154,7 @@ static void link_event(struct fp_tunnel *t, const struct nlmsghdr *h)
     if (mtu == 0 || mtu > FP_MAX_MTU || ifi->ifi_index <= 0) return;
     for (size_t i = 0; i < t->nbuckets; i++)
         for (struct fp_session *s = t->buckets[i]; s; s = s->hnext)
-            if (s->ifindex == ifi->ifi_index) s->max_frame = (int)mtu + FP_RX_FRAME_SLACK;
+            if (s->ifindex == ifi->ifi_index) fp_session_set_mtu(s, (int)mtu);
 }
 
 /* Apply the queued link events. Called with rx_lock held. After an overflow (ENOBUFS:
@@ -334,6 +334,12 @@ static void *tx_main(void *arg)
                     if (r < vlen) continue;
                     memcpy(&vh, frame - vlen, sizeof(vh));
                     r -= vlen;
+                    /* Before checksum completion or segmentation, which then sum the
+                     * clamped bytes; a NEEDS_CSUM field keeps its pseudo-header sum. */
+                    if (s->mss_setting)
+                        fp_session_clamp(s, frame, (size_t)r,
+                                         !!(vh.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM),
+                                         vh.csum_start, vh.csum_offset);
                     if (vh.gso_type != VIRTIO_NET_HDR_GSO_NONE && cnt) {
                         /* Its segments go out at once: what was read before goes first,
                          * so the wire keeps the TAP's order (and sequence numbers). */
@@ -341,6 +347,8 @@ static void *tx_main(void *arg)
                         cnt = 0;
                     }
                     if (!tx_offload(e, s, &vh, frame, (size_t)r)) continue;
+                } else if (s->mss_setting) {
+                    fp_session_clamp(s, frame, (size_t)r, 0, 0, 0);
                 }
                 uint8_t *hdr = frame - s->tx_hlen;
                 fp_session_header(s, hdr, (size_t)r);

@@ -1,6 +1,7 @@
 /* See fp_session.h. The protocol logic mirrors the pure-Python reference line by line;
  * comments there say why each rule exists (kernel net/l2tp, RFC 3931, RFC 4719). */
 #include "fp_session.h"
+#include "fp_mss.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -92,6 +93,9 @@ void fp_session_tx_failed(struct fp_session *s, size_t pktlen)
     s->c[FP_TX_ERRORS]++;
 }
 
+static void deliver_clamped(struct fp_session *s, const uint8_t *frame, size_t n,
+                            struct fp_out *out);
+
 /* Session._deliver for one frame, then the frame checks of l2tp_eth_dev_recv. */
 static void deliver(struct fp_session *s, const uint8_t *frame, size_t n, struct fp_out *out)
 {
@@ -103,6 +107,10 @@ static void deliver(struct fp_session *s, const uint8_t *frame, size_t n, struct
     }
     if (n > (size_t)s->max_frame) {
         s->drops[FP_FRAME_TOO_LONG]++;
+        return;
+    }
+    if (s->mss_setting) {
+        deliver_clamped(s, frame, n, out);
         return;
     }
     out->fn(out->ctx, s, frame, n);
@@ -452,4 +460,56 @@ int fp_session_next_deadline(const struct fp_session *s, double *deadline)
             if (e->expires < d) d = e->expires;
     *deadline = nextafter(d, INFINITY);
     return 1;
+}
+
+void fp_session_set_mss(struct fp_session *s, int setting)
+{
+    unsigned a, b;
+    s->mss_setting = setting;
+    fp_mss_limits(setting, s->max_frame - FP_RX_FRAME_SLACK, &a, &b);
+    s->mss4 = a;
+    s->mss6 = b;
+}
+
+void fp_session_set_mtu(struct fp_session *s, int mtu)
+{
+    unsigned a, b;
+    s->max_frame = mtu + FP_RX_FRAME_SLACK;
+    fp_mss_limits(s->mss_setting, mtu, &a, &b);
+    s->mss4 = a;
+    s->mss6 = b;
+}
+
+int fp_session_clamp(struct fp_session *s, uint8_t *frame, size_t len, int partial,
+                     size_t csum_start, size_t csum_offset)
+{
+    if (!s->mss_setting ||
+        !fp_mss_clamp(frame, len, s->mss4, s->mss6, partial, csum_start, csum_offset))
+        return 0;
+    s->features[FP_MSS_CLAMPED]++;
+    return 1;
+}
+
+/* Session._clamp_rx: the frame may be a read-only buffer (the sans-I/O binding hands in
+ * Python bytes), so a SYN to clamp is changed in a copy. */
+static void deliver_clamped(struct fp_session *s, const uint8_t *frame, size_t n,
+                            struct fp_out *out)
+{
+    struct fp_mss_hit h;
+    uint8_t small[2048];
+    if (!fp_mss_find(frame, n, s->mss4, s->mss6, 0, 0, 0, &h)) {
+        out->fn(out->ctx, s, frame, n);
+        return;
+    }
+    uint8_t *copy = n <= sizeof(small) ? small : malloc(n);
+    if (!copy) {
+        /* Out of memory: the frame goes on unclamped rather than being lost. */
+        out->fn(out->ctx, s, frame, n);
+        return;
+    }
+    memcpy(copy, frame, n);
+    fp_mss_apply(copy, &h);
+    s->features[FP_MSS_CLAMPED]++;
+    out->fn(out->ctx, s, copy, n);
+    if (copy != small) free(copy);
 }

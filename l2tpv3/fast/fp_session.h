@@ -64,6 +64,10 @@ struct fp_session {
     int vnet; /* the TAP was opened with IFF_VNET_HDR and offloads */
     int ifindex; /* the TAP's, 0 if unknown: its MTU follows RTM_NEWLINK (fp_engine.c) */
     struct fp_session *hnext;
+    /* MSS clamping (fp_mss.h): setting 0 off, -1 auto, else the MSS; limits follow the MTU */
+    int mss_setting;
+    volatile unsigned mss4, mss6;
+    volatile uint64_t features[FP_NFEATURES];
 };
 
 /* A session's header layout, as proto/layout.py HeaderLayout computes it: the C side
@@ -92,5 +96,15 @@ void fp_session_receive(struct fp_session *s, const uint8_t *p, size_t len, doub
 void fp_session_poll(struct fp_session *s, double now, struct fp_out *out);
 /* 1 and *deadline if something is held. */
 int fp_session_next_deadline(const struct fp_session *s, double *deadline);
+
+/* MSS clamping: set the setting (0 off, -1 auto, else the MSS) after fp_session_init;
+ * set_mtu keeps max_frame and the auto limits in step with the TAP's MTU. */
+void fp_session_set_mss(struct fp_session *s, int setting);
+void fp_session_set_mtu(struct fp_session *s, int mtu);
+/* Clamp a frame read from the TAP in place, before fp_session_header; partial: a
+ * NEEDS_CSUM frame (virtio-net header). Counts mss_clamped; 1 if lowered. Received
+ * frames are clamped in delivery (a copy), so every receive path is covered. */
+int fp_session_clamp(struct fp_session *s, uint8_t *frame, size_t len, int partial,
+                     size_t csum_start, size_t csum_offset);
 
 #endif

@@ -65,6 +65,8 @@ class SessionPort:
         buf = buffers.tx
         view = buffers.tx_view
         into = buffers.tx_frame
+        # MSS clamping in place, before the header (no offloads here: full checksums).
+        clamp = self.session.clamp if self.session.config.mss_clamp != "off" else None
         for _ in range(self.batch):
             try:
                 n = readv(fd, into)
@@ -79,6 +81,8 @@ class SessionPort:
                 else:
                     log.warning("%s: read failed: %s", self.tap.name, exc.strerror)
                 return
+            if clamp is not None:
+                clamp(view[HEADROOM : HEADROOM + n])
             hdr = next_header(n)
             start = HEADROOM - len(hdr)
             buf[start:HEADROOM] = hdr

@@ -51,6 +51,13 @@ class SessionAPI(Protocol):
     def poll(self, now: float) -> list[Payload]: ...
     def next_deadline(self) -> float | None: ...
 
+    # MSS clamping (proto/mss.py): counts of what it did, and the TAP-side entry point.
+    @property
+    def features(self) -> Mapping[str, int]: ...
+    def clamp(
+        self, frame: bytearray | memoryview, partial: tuple[int, int] | None = None
+    ) -> bool: ...
+
 
 class IpOwnershipAPI(Protocol):
     """Which IP-encap tunnel owns which session ID and peer, and so which tunnel counts a

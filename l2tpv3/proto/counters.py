@@ -85,3 +85,8 @@ ESP_DROP_REASONS: Final = (
     ESP_UNKNOWN_SPI,
     ESP_PLAINTEXT,
 )
+
+# Per-session counts of what the daemon's own per-packet features did to frames that
+# still went on (neither kernel statistics nor drops); `show -s` prints the non-zero ones.
+MSS_CLAMPED: Final = "mss_clamped"
+SESSION_FEATURE_COUNTERS: Final = (MSS_CLAMPED,)

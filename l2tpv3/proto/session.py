@@ -10,10 +10,16 @@ from __future__ import annotations
 
 from l2tpv3.config import SessionConfig, TunnelConfig
 from l2tpv3.constants import ETH_HLEN, L2SPEC_S_BIT, MAX_MTU, RX_FRAME_SLACK, SEQ_MASK
+from l2tpv3.proto import mss as _mss_rule
 from l2tpv3.proto.api import Payload as Payload  # defined there, for both implementations
 from l2tpv3.proto.counters import FRAME_TOO_LONG as FRAME_TOO_LONG
 from l2tpv3.proto.counters import FRAME_TOO_SHORT as FRAME_TOO_SHORT
-from l2tpv3.proto.counters import SESSION_DROP_REASONS, Counters
+from l2tpv3.proto.counters import (
+    MSS_CLAMPED,
+    SESSION_DROP_REASONS,
+    SESSION_FEATURE_COUNTERS,
+    Counters,
+)
 from l2tpv3.proto.counters import TAP_WRITE_FAILED as TAP_WRITE_FAILED
 from l2tpv3.proto.layout import HeaderLayout
 from l2tpv3.proto.sequence import RxSequencer
@@ -30,6 +36,8 @@ class Session:
         "_cookie_end",
         "_cookie_off",
         "_l2spec_off",
+        "_mss4",
+        "_mss6",
         "_prefix",
         "_rx_header_len",
         "_tx_l2spec",
@@ -37,6 +45,7 @@ class Session:
         "config",
         "counters",
         "drops",
+        "features",
         "layout",
         "lns_mode",
         "max_frame",
@@ -77,6 +86,9 @@ class Session:
         self._cookie_end = lay.rx_cookie_end
         self._l2spec_off = lay.rx_l2spec_offset
         self._rx_header_len = lay.rx_header_len
+        # MSS clamping (proto/mss.py): the limits follow the MTU (set_mtu); 0 is off.
+        self.features = dict.fromkeys(SESSION_FEATURE_COUNTERS, 0)
+        self._mss4, self._mss6 = _mss_rule.limits(config.mss_clamp, MAX_MTU)
 
     @property
     def session_id(self) -> int:
@@ -98,7 +110,23 @@ class Session:
         If the send then fails the adapter calls :meth:`tx_failed`, so the counters end
         up as the kernel's l2tp_xmit_skb leaves them.
         """
+        if self._mss4:
+            hit = _mss_rule.find(frame, self._mss4, self._mss6)
+            if hit is not None:
+                buf = bytearray(frame)
+                _mss_rule.apply(buf, hit)
+                self.features[MSS_CLAMPED] += 1
+                frame = bytes(buf)
         return self.next_header(len(frame)) + frame
+
+    def clamp(self, frame: bytearray | memoryview, partial: tuple[int, int] | None = None) -> bool:
+        """Clamp the MSS of a frame read from the TAP, in place (writable ``frame``), before
+        :meth:`next_header`; ``partial`` is the (csum_start, csum_offset) of a frame whose
+        checksum is still to be completed (virtio-net NEEDS_CSUM). True if it was lowered."""
+        if self._mss4 and _mss_rule.clamp(frame, self._mss4, self._mss6, partial):
+            self.features[MSS_CLAMPED] += 1
+            return True
+        return False
 
     def next_header(self, frame_len: int) -> bytes:
         """The L2TP header for the next frame of ``frame_len`` bytes; counts it as sent.
@@ -168,7 +196,9 @@ class Session:
             # Fast path: nothing queued, so ordering cannot matter.
             c.rx_packets += 1
             c.rx_bytes += len(payload)
-            return [frame] if self._frame_ok(frame) else []
+            if not self._frame_ok(frame):
+                return []
+            return [self._clamp_rx(frame) if self._mss4 else frame]
         return self._deliver(self.sequencer.push(bytes(frame), ns, now))
 
     def poll(self, now: float) -> list[Payload]:
@@ -186,11 +216,22 @@ class Session:
             c.rx_packets += 1
             c.rx_bytes += len(frame) + hdr
             if self._frame_ok(frame):
-                out.append(frame)
+                out.append(self._clamp_rx(frame) if self._mss4 else frame)
         return out
+
+    def _clamp_rx(self, frame: Payload) -> Payload:
+        # Received frames may be views of a shared buffer, or bytes: a copy is changed.
+        hit = _mss_rule.find(frame, self._mss4, self._mss6)
+        if hit is None:
+            return frame
+        buf = bytearray(frame)
+        _mss_rule.apply(buf, hit)
+        self.features[MSS_CLAMPED] += 1
+        return bytes(buf)
 
     def set_mtu(self, mtu: int) -> None:
         self.max_frame = mtu + RX_FRAME_SLACK
+        self._mss4, self._mss6 = _mss_rule.limits(self.config.mss_clamp, mtu)
 
     def _frame_ok(self, frame: Payload) -> bool:
         # Kernel l2tp_eth_dev_recv: the session has already counted the packet as

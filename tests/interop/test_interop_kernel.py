@@ -449,3 +449,59 @@ def test_cookie_mismatch_counted_alike(lab: Lab) -> None:
         o1["rx_cookie_discards"] - o0["rx_cookie_discards"] == k1["tx_packets"] - k0["tx_packets"]
     )
     assert k1["rx_packets"] == k0["rx_packets"] and o1["rx_packets"] == o0["rx_packets"]
+
+
+def _syn_capture(ns_name: str, dev: str, port: int, direction: str, decap: int | None = None
+                 ) -> subprocess.Popen[str]:  # fmt: skip
+    from tests.support.progs import prog as test_prog
+
+    args = [*test_prog("mss_probe"), "capture", dev, str(port), direction]
+    if decap is not None:
+        args.append(str(decap))
+    proc = subprocess.Popen(["ip", "netns", "exec", ns_name, *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "ready", proc.stderr.read() if proc.stderr else ""
+    return proc
+
+
+def _syns_seen(proc: subprocess.Popen[str]) -> list[str]:
+    import signal
+
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    return [ln for ln in out.splitlines() if ln.startswith("syn")]
+
+
+def test_mss_clamp_on_syns_the_kernel_receives(lab: Lab) -> None:
+    """`mss_clamp 1200` at our end only: the SYN and the SYN-ACK the kernel receives
+    (read off the VM's NIC, inside the L2TP datagrams) carry MSS 1200 with a valid
+    checksum, and so do those the kernel sends once we have passed them to our side;
+    transfers both ways complete. The kernel itself is given only the `ip l2tp` lines
+    (its busybox has no iptables)."""
+    from interop.traffic import PORT
+
+    case = Case("udp", 4, 0, "default", "none")
+    cases.reset(lab.peer, lab.daemon)
+    cases.configure_ours(lab.peer, lab.daemon, case, extra=("mss_clamp", "1200"))
+    lines = cases.kernel_lines(lab.daemon, case)
+    assert any("TCPMSS --set-mss 1200" in ln for ln in lines), lines
+    lab.peer.configure([ln for ln in lines if ln.startswith(("ip l2tp", "#"))])
+    assert wait_until(lambda: ping_guest(lab, INNER_HOST4, count=1), timeout=15), "no path"
+    before = lab.daemon.session(OUR_SID)["features"]["mss_clamped"]
+    # UDP encap, no cookie, default sublayer: 4 + 4 + 4 bytes of L2TP header.
+    to_kernel = _syn_capture(lab.peer.ns.name, "tap0", PORT, "out", 12)
+    to_us = _syn_capture(lab.peer.ns.name, "l2tpeth0", PORT, "in")
+    try:
+        down = host_to_guest(lab.peer, INNER_GUEST4, 1024 * 1024)
+        up = guest_to_host(lab.peer, INNER_HOST4, 1024 * 1024)
+    finally:
+        kernel_saw, we_saw = _syns_seen(to_kernel), _syns_seen(to_us)
+    assert down.ok and up.ok, (down, up)
+    # host -> guest: our SYN (1406 from our l2tpeth0's MTU) clamped on its way out; the
+    # kernel's SYN-ACK (1406) clamped on its way in. guest -> host: the other way round.
+    tx = [ln for ln in kernel_saw if ln.split()[0] in ("syn", "synack")]
+    assert sorted(tx) == ["syn 1200 csum-ok", "synack 1200 csum-ok"], kernel_saw
+    assert sorted(we_saw) == ["syn 1200 csum-ok", "synack 1200 csum-ok"], we_saw
+    assert lab.daemon.session(OUR_SID)["features"]["mss_clamped"] - before == 4
