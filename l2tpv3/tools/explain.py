@@ -346,11 +346,15 @@ def explain(
     """Explain one packet. ``link`` ``"ether"`` or ``"ip"`` skips detection (pcap files
     say it); ExplainError for what cannot be read."""
     settings = settings or Settings()
-    kind = link if link == "ether" else None
-    if kind is None:
+    if link == "ether":
+        kind = "ether"
+    elif link == "ip":
+        version = data[0] >> 4 if data else 0
+        if version not in (4, 6):
+            raise ExplainError(f"not an IP packet: version nibble {version}, not 4 or 6")
+        kind = f"ipv{version}"
+    else:
         kind = detect(data)
-        if link == "ip" and kind == "ether":
-            raise ExplainError("not an IP packet (version nibble neither 4 nor 6)")
     out = Explanation(index, len(data), kind)
     walk = _Walk(data, out)
     try:

@@ -487,3 +487,19 @@ def test_no_traceback_from_the_console(tmp_path: Path) -> None:
 def test_explain_error_is_an_l2tp_error() -> None:
     with pytest.raises(ExplainError, match="neither an IPv4/IPv6 packet"):
         explain(b"\x00\x01")
+
+
+def test_link_option_and_raw_ip_captures(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = VECTORS[8].packet()  # udp6-default
+    pcap = tmp_path / "raw.pcap"
+    wrpcap(str(pcap), [IPv6(data), IPv6(data)])  # a raw-IP link type, no Ethernet header
+    both = explain_json(capsys, "-r", str(pcap))
+    assert [ex["link"] for ex in both] == ["ipv6", "ipv6"]
+    assert [ex["packet"] for ex in both] == [1, 2]
+    assert both[0]["session_id"] == 4000 and both[0]["outer_src"] == "fd00:99::2"
+    [forced] = explain_json(capsys, "--link", "ip", data.hex())
+    assert forced["link"] == "ipv6"
+    status, _, err = run(capsys, "explain", "--link", "ip", bytes(OUTER / IPv6(data)).hex())
+    assert status == 2 and "not an IP packet" in err
