@@ -231,7 +231,7 @@ class _Walk:
 
 # -- input ----------------------------------------------------------------------------------
 
-_OFFSET_COLUMN = re.compile(r"^\s*(?:0x)?[0-9a-fA-F]{4,8}(?::|\s{2,}|\s*$)")
+_OFFSET_COLUMN = re.compile(r"^\s*(?:0x)?[0-9a-fA-F]{4,8}(?::|\s{2,})")
 
 
 def parse_hex(text: str) -> bytes:
@@ -776,10 +776,10 @@ def _receiver(
     name = f"l2tpv3d tunnel {t.tunnel_id}"
     udp = t.encap is Encap.UDP
     if t.encap is not encap:
-        raise ExplainError(
-            f"tunnel {t.tunnel_id} is encap {t.encap.value}, this packet is "
-            f"{'UDP' if encap is Encap.UDP else 'IP protocol 115'}"
-        )
+        # Another tunnel's kind of packet (a capture holds all sorts): its socket never
+        # sees it; read it with the options.
+        packet = "UDP" if encap is Encap.UDP else "IP protocol 115"
+        return _fallback(settings, name, "elsewhere", f"encap {t.encap.value}, not {packet}")
     sent = src == t.local and dst == t.remote and (not udp or (sport, dport) ==
                                                    (t.udp_sport, t.udp_dport))  # fmt: skip
     if sent:

@@ -217,6 +217,12 @@ def test_good_packet_from_the_peer_is_delivered_and_ours_is_sent() -> None:
     assert ex.verdict["action"] == "sent"
     assert (ex.summary["session_id"], ex.summary["cookie"], ex.summary["seq"]) == (
         20, COOKIE_A, 7)  # fmt: skip
+    # Not this tunnel's: another local port, and IP protocol 115 at a UDP tunnel.
+    other = IP(src=B, dst=A) / UDP(sport=6000, dport=5001) / Raw(bytes.fromhex(_udp(10, "")))
+    assert explain(bytes(other), daemon=view).verdict["action"] == "not-for-tunnel"
+    ip115 = _packet(B, "ip", "0000000a" + COOKIE_B + GOOD_SEQ + FRAME)
+    ex = explain(ip115, daemon=view)
+    assert ex.verdict["action"] == "not-for-tunnel" and ex.summary["session_id"] == 10
 
 
 def _states() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -350,6 +356,10 @@ def test_hex_forms() -> None:
     assert parse_hex("45 00:00 0x52") == bytes.fromhex("45000052")
     dump = "0000  45 00 00 52\n0010  0a 63 00 01\n"
     assert parse_hex(dump) == bytes.fromhex("450000520a630001")
+    tcpdump = "\t0x0000:  4500 0052 8e67 0000\n\t0x0010:  0a63 0001\n"
+    assert parse_hex(tcpdump) == bytes.fromhex("450000528e6700000a630001")
+    # Plain hex broken into lines keeps every digit.
+    assert parse_hex("45000052\n0a630001\n") == bytes.fromhex("450000520a630001")
 
 
 # -- overhead ---------------------------------------------------------------------------------
@@ -503,3 +513,33 @@ def test_link_option_and_raw_ip_captures(
     assert forced["link"] == "ipv6"
     status, _, err = run(capsys, "explain", "--link", "ip", bytes(OUTER / IPv6(data)).hex())
     assert status == 2 and "not an IP packet" in err
+
+
+def test_esp_and_vlan_agree_with_tshark(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """ESP's SPI and sequence number, an inner VLAN tag and the outer ports, as tshark
+    reads them."""
+    exe = require_tshark()
+    inner = Ether(src="02:00:00:00:00:0a", dst="02:00:00:00:00:0b") / Dot1Q(vlan=42) / IP()
+    l2tp = bytes.fromhex("0003000000000014") + bytes(4) + bytes(inner)
+    packets = [
+        OUTER / IP(src=B, dst=A, proto=50) / Raw(bytes.fromhex("c0ffee0100000309") + bytes(32)),
+        OUTER / IP(src=B, dst=A) / UDP(sport=6000, dport=5000) / Raw(l2tp),
+    ]
+    pcap = tmp_path / "esp.pcap"
+    wrpcap(str(pcap), packets)
+    mine = explain_json(capsys, "-r", str(pcap))
+    fields = ["esp.spi", "esp.sequence", "vlan.id", "udp.srcport", "udp.dstport"]
+    cmd = [exe, "-n", "-r", str(pcap), *tshark_options(Encap.UDP, 0, L2SpecType.DEFAULT, (5000,))]
+    cmd += ["-T", "fields", "-E", "separator=/t"]
+    for f in fields:
+        cmd += ["-e", f]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    rows = [dict(zip(fields, line.split("\t"), strict=True)) for line in proc.stdout.splitlines()]
+    assert int(rows[0]["esp.spi"], 0) == mine[0]["esp"]["spi"] == 0xC0FFEE01
+    assert int(rows[0]["esp.sequence"], 0) == mine[0]["esp"]["seq"] == 777
+    assert [int(v) for v in rows[1]["vlan.id"].split(",")] == mine[1]["vlans"] == [42]
+    assert (int(rows[1]["udp.srcport"]), int(rows[1]["udp.dstport"])) == (
+        mine[1]["udp_sport"],
+        mine[1]["udp_dport"],
+    )
