@@ -305,8 +305,11 @@ def run_peer_config(options: Options, argv: list[str]) -> int:
 def run_explain(options: Options, argv: list[str]) -> int:
     """``explain ...``: a packet's fields and verdict, or ``--overhead``
     (l2tpv3.tools.explain; imported here only, so scapy loads only for this command)."""
-    from l2tpv3.tools import explain  # the one tools import of the cli: pyproject.toml
-
+    try:
+        from l2tpv3.tools import explain  # the one tools import of the cli: pyproject.toml
+    except ImportError as exc:  # scapy missing from a hand-made environment
+        _error(f"explain needs scapy ({exc}): pip install scapy")
+        return EXIT_USAGE
     return explain.run(argv, options.socket, options.json)
 
 

@@ -991,7 +991,11 @@ EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE = 0, 1, 2
 
 
 class _Help(Exception):
-    pass
+    """Print the usage: status 0 when asked for, 2 when the command is incomplete."""
+
+    def __init__(self, explicit: bool = True) -> None:
+        self.explicit = explicit
+        super().__init__()
 
 
 def _error(message: object) -> None:
@@ -1008,9 +1012,9 @@ def run(argv: Sequence[str], socket_path: str, as_json: bool = False) -> int:
             args.remove("--overhead")
             return _run_overhead(args, socket_path, as_json)
         return _run_explain(args, socket_path, as_json)
-    except _Help:
+    except _Help as help_:
         sys.stderr.write(USAGE)
-        return EXIT_OK
+        return EXIT_OK if help_.explicit else EXIT_USAGE
     except ControlError as exc:
         _error(exc)
         return EXIT_UNREACHABLE
@@ -1091,7 +1095,7 @@ def _run_explain(args: list[str], socket_path: str, as_json: bool) -> int:
     if len(files) > 1:
         raise ExplainError("one -r FILE at a time")
     if not files and not hexwords:
-        raise _Help
+        raise _Help(explicit=False)
     settings = Settings(cookie_len, l2spec, cookie, seq)
     if files:
         packets = read_capture(files[0])

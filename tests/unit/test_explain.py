@@ -543,3 +543,19 @@ def test_esp_and_vlan_agree_with_tshark(tmp_path: Path, capsys: pytest.CaptureFi
         mine[1]["udp_sport"],
         mine[1]["udp_dport"],
     )
+
+
+def test_usage_and_missing_scapy(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    status, out, err = run(capsys, "explain", "help")
+    assert status == 0 and out == "" and err.startswith("Usage: l2tpv3 [ -j ] explain")
+    status, _, err = run(capsys, "explain")  # nothing to explain
+    assert status == 2 and err.startswith("Usage:")
+    # Without scapy (a hand-made environment): one line, not a traceback.
+    import l2tpv3.tools
+
+    monkeypatch.delattr(l2tpv3.tools, "explain")
+    monkeypatch.setitem(sys.modules, "l2tpv3.tools.explain", None)
+    status, _, err = run(capsys, "explain", "4500")
+    assert status == 2 and err.startswith("Error: explain needs scapy") and err.count("\n") == 1
