@@ -127,7 +127,7 @@ class Settings:
         ]  # fmt: skip
         l2spec = self.l2spec or L2SpecType.DEFAULT
         src = f"options {', '.join(given)}" if given else "the defaults of ip l2tp"
-        if given and len(given) < 2 + (self.cookie is not None):
+        if given and (length is None or self.l2spec is None):
             src += ", defaults for the rest"
         return length or 0, l2spec is L2SpecType.DEFAULT, src
 
