@@ -961,6 +961,8 @@ def _verdict_line(v: dict[str, Any]) -> str:
     if action == "drop":
         why = f": {v['why']}" if v.get("why") else ""
         return f"receiver: DROPS it, reason {v['reason']}{why}{counted}"
+    if action == "not-l2tp":
+        return f"receiver: not L2TPv3 ({v['reason']}): no tunnel socket receives it"
     return f"receiver: {v.get('reason', action)}"
 
 
