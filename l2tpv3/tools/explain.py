@@ -725,6 +725,8 @@ def _l4_summary(ip: Packet) -> str:
     if ICMP in ip:
         c = ip[ICMP]
         return f"; ICMP type {c.type} code {c.code} id 0x{int(c.id):04x} seq {c.seq} (RFC 792)"
+    if ip.payload and ip.payload.name not in ("Raw", "Padding", "NoPayload"):
+        return f"; {ip.payload.name}"
     return ""
 
 
