@@ -69,6 +69,9 @@ Usage: {PROG} [ OPTIONS ] add session [ name NAME ]
        {PROG} genkey ALG
        {PROG} [ OPTIONS ] peer-config --for {{ linux | qemu | cisco | tshark }}
                  [ tunnel_id ID ] [ session_id ID ] [ --config FILE ] [ --id NETDEV_ID ]
+       {PROG} [ OPTIONS ] explain [ --cookie-len {{ 0 | 4 | 8 }} ] [ --l2spec L2SPEC ]
+                 {{ HEX | - | -r FILE }} [ tunnel_id ID ]
+       {PROG} [ OPTIONS ] explain --overhead [ SESSION OPTIONS ] [ mtu MTU ] [ esp ALG ]
 
 Where: OPTIONS := {{ -S SOCKET | -j[son] | -s[tatistics] | -h[elp] | -V[ersion] }}
        SOCKET := l2tpv3d's control socket (default: ${CONTROL_SOCKET_ENV},
@@ -323,6 +326,17 @@ def run_peer_config(options: Options, argv: list[str]) -> int:
     return EXIT_OK
 
 
+def run_explain(options: Options, argv: list[str]) -> int:
+    """``explain ...``: a packet's fields and verdict, or ``--overhead``
+    (l2tpv3.tools.explain; imported here only, so scapy loads only for this command)."""
+    try:
+        from l2tpv3.tools import explain  # the one tools import of the cli: pyproject.toml
+    except ImportError as exc:  # scapy missing from a hand-made environment
+        _error(f"explain needs scapy ({exc}): pip install scapy")
+        return EXIT_USAGE
+    return explain.run(argv, options.socket, options.json)
+
+
 # Subcommands by their exact first word; anything else is read by the `ip l2tp`
 # grammar (run_l2tp), which matches add/del/show by prefix.
 # EXTENSION POINT: a subcommand is a function (options, argv) -> exit status.
@@ -331,6 +345,7 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "l2tp": run_l2tp,
     "peer-config": run_peer_config,
     "genkey": lambda options, argv: sa.run_genkey(argv),
+    "explain": run_explain,
 }
 
 

@@ -24,6 +24,8 @@ binds a UDP port. Building needs none of that: a packet is built from the fields
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +44,7 @@ __all__ = [
     "SessionFormat",
     "bind_l2tpv3",
     "reset_l2tpv3",
+    "session_format",
     "unbind_l2tpv3_udp",
 ]
 
@@ -126,6 +129,26 @@ def reset_l2tpv3() -> None:
     _sessions.clear()
     for port in list(_udp_ports):
         unbind_l2tpv3_udp(port)
+
+
+@contextmanager
+def session_format(cookie_len: int, l2spec: bool) -> Iterator[None]:
+    """Dissect with this default format inside the block, then put back what was there.
+
+    For one-off dissection (``l2tpv3 explain``) in a process that may have bound its own
+    formats: every session is read with this format for the duration; the per-session
+    formats and UDP bindings are restored afterwards.
+    """
+    global _default
+    saved, saved_sessions = _default, dict(_sessions)
+    _default = SessionFormat(cookie_len, l2spec)
+    _sessions.clear()
+    try:
+        yield
+    finally:
+        _default = saved
+        _sessions.clear()
+        _sessions.update(saved_sessions)
 
 
 class L2TPv3UDP(Packet):

@@ -5,10 +5,16 @@ refused with exit status 2, one line, and no change of state.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from scapy.layers.inet import IP, UDP
+from scapy.layers.l2 import Ether
+from scapy.packet import Raw
+from scapy.utils import wrpcap
 
 from tests.support.netns import Daemon, two_hosts
 from tests.support.progs import prog
@@ -45,7 +51,7 @@ def _udp(session_id: int, rest: str) -> str:
     return "00030000" + f"{session_id:08x}" + rest
 
 
-def test_malformed_packets_are_counted(wire: tuple[Daemon, Daemon]) -> None:
+def test_malformed_packets_are_counted(wire: tuple[Daemon, Daemon], tmp_path: Path) -> None:
     a, b = wire
     b.ns.ping(INNER[0])
     before_s = a.session(10)["stats"]
@@ -94,6 +100,37 @@ def test_malformed_packets_are_counted(wire: tuple[Daemon, Daemon]) -> None:
     assert ip_drops == {"too_short": 1, "bad_version": 0, "control_message": 1,
                         "unknown_session": 1, "wrong_source": 0}  # fmt: skip
     assert after_t[1]["stats"]["rx_invalid"] - before_t[1]["stats"]["rx_invalid"] == 6
+
+    # `l2tpv3 explain ... tunnel_id` on A's daemon names, packet by packet, the counters
+    # that moved (its verdict is the receive path's, judged as a fresh session).
+    explained: dict[str, int] = {}
+    for tid, encap in ((1, "udp"), (3, "ip")):
+        frames = [
+            Ether() / (IP(src=src, dst=A, proto=115) / Raw(bytes.fromhex(hexs)) if port == "ip"
+                       else IP(src=src, dst=A) / UDP(sport=int(port), dport=5000)
+                       / Raw(bytes.fromhex(hexs)))
+            for src, port, hexs in packets if (port == "ip") == (encap == "ip")
+        ]  # fmt: skip
+        pcap = tmp_path / f"{encap}.pcap"
+        wrpcap(str(pcap), frames)
+        out = a.cli("-j", "explain", "-r", str(pcap), "tunnel_id", str(tid)).stdout
+        for ex in json.loads(out):
+            assert ex["verdict"]["action"] == "drop", ex["verdict"]
+            for name, n in ex["verdict"]["counters"].items():
+                key = f"{tid}.{name}"
+                explained[key] = explained.get(key, 0) + n
+    counted = {
+        f"1.tunnel.drops.{k}": v for k, v in ((k, udp_drops[k] - old[k]) for k in udp_drops) if v
+    }
+    counted |= {f"3.tunnel.drops.{k}": v for k, v in ip_drops.items() if v}
+    counted |= {
+        f"1.session.{k}": v
+        for k, v in delta_s.items()
+        if v and k in ("rx_errors", "rx_cookie_discards", "rx_seq_discards")
+    }
+    counted["1.tunnel.rx_invalid"] = 6
+    counted["3.tunnel.rx_invalid"] = 3
+    assert explained == counted
 
     # The pseudowire still carries traffic, in order, both ways.
     b.ns.ping(INNER[0])
