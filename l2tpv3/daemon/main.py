@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import sys
+import time
 
 from l2tpv3 import __version__
 from l2tpv3.config import Encap, SessionConfig, TunnelConfig
@@ -15,6 +16,8 @@ from l2tpv3.config.file import load_config
 from l2tpv3.constants import CONTROL_SOCKET_ENV, DEFAULT_CONTROL_SOCKET, MAX_BATCH
 from l2tpv3.control.server import ControlServer, group_id, handler, serve
 from l2tpv3.daemon.core import Daemon
+from l2tpv3.daemon.metrics import Endpoint, Facts, MetricsServer, StateCollector, on_loop
+from l2tpv3.daemon.metrics import parse_endpoint as parse_metrics
 from l2tpv3.daemon.notify import Notifier
 from l2tpv3.daemon.privileges import PrivilegeError, User, drop, lookup_user, needed_caps
 from l2tpv3.errors import L2TPError, StateError
@@ -39,6 +42,7 @@ async def run(
     drop_privileges: bool = False,
     user: User | None = None,
     notifier: Notifier | None = None,
+    metrics: Endpoint | None = None,
 ) -> int:
     """Run until SIGTERM or SIGINT: then every session and tunnel is deleted, client
     connections are closed and the control socket (only the one this daemon bound) is
@@ -51,7 +55,11 @@ async def run(
     and the daemon becomes ``user`` if given (docs/operations.md); only then are the
     config's tunnels and sessions created, so no data path thread predates the drop.
     ``notifier`` (sd_notify) hears READY=1 once all that is done, WATCHDOG=1 while the
-    loop runs and STOPPING=1 at the end."""
+    loop runs and STOPPING=1 at the end.
+
+    ``metrics``: serve Prometheus metrics there (l2tpv3.daemon.metrics); bound with the
+    control socket, before the drop, and served from a thread started after it."""
+    started = time.time()
     options = options or Options()
     impl = impl or choose()
     notifier = notifier or Notifier({})
@@ -64,11 +72,14 @@ async def run(
     server: ControlServer | None = None
     watchdog: asyncio.Task[None] | None = None
     socket_stays = False
+    metrics_server: MetricsServer | None = None
     try:
         gid = group_id(group) if group is not None else None
         tunnels, sessions = load_config(config_path) if config_path is not None else ([], [])
         check_configured(tunnels, sessions, config_path or "")
         server = await serve(socket_path, handler(daemon), group=gid)
+        if metrics is not None:
+            metrics_server = MetricsServer.bind(metrics)
         if drop_privileges:
             if user is not None:
                 # The daemon's user owns its socket (it may use it, and may remove it
@@ -104,6 +115,9 @@ async def run(
             os.getpid(),
             impl.name,
         )
+        if metrics_server is not None:
+            facts = Facts(__version__, impl.name, started)
+            metrics_server.start(StateCollector(daemon, facts, on_loop(loop)))
         notifier.ready(f"listening on {socket_path}")
         watchdog = asyncio.create_task(notifier.watchdog())
         await stop.wait()
@@ -119,6 +133,8 @@ async def run(
         notifier.stopping()
         if watchdog is not None:
             watchdog.cancel()
+        if metrics_server is not None:
+            metrics_server.close()
         if server is not None:
             await server.aclose()
             if socket_stays:
@@ -235,6 +251,14 @@ def main(argv: list[str] | None = None) -> int:
         action="store_false",
         help="Cython path: no TAP TSO/checksum offloads, no UDP GSO/GRO",
     )
+    parser.add_argument(
+        "--metrics",
+        metavar="ADDR:PORT",
+        help=(
+            "serve Prometheus metrics at http://ADDR:PORT/metrics (:PORT means 127.0.0.1; "
+            "[ADDR]:PORT for IPv6)"
+        ),
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     parser.add_argument("--version", action="version", version=f"l2tpv3d {__version__}")
     args = parser.parse_args(argv)
@@ -247,6 +271,11 @@ def main(argv: list[str] | None = None) -> int:
         user = lookup_user(args.user) if args.user is not None else None
     except PrivilegeError as exc:
         parser.error(str(exc))
+    try:
+        metrics = parse_metrics(args.metrics) if args.metrics is not None else None
+    except ValueError as exc:
+        print(f'l2tpv3d: --metrics "{args.metrics}": {exc}', file=sys.stderr)
+        return 2
     try:
         import uvloop
     except ImportError:
@@ -265,6 +294,7 @@ def main(argv: list[str] | None = None) -> int:
             drop_privileges=True,
             user=user,
             notifier=Notifier(),
+            metrics=metrics,
         )
         return int(runner(coro))
     except KeyboardInterrupt:
