@@ -134,7 +134,7 @@ class Record:
     """One kind of state record: metric names start with ``l2tpv3_<name>_``."""
 
     name: str
-    what: str  # "an L2TPv3 tunnel": the HELP text's subject
+    what: str  # "per tunnel": how the HELP texts name the series of this record
     labels: tuple[str, ...]
     rows: Callable[[Scrape], Iterable[Row]]
     known_drops: tuple[str, ...] = ()  # exported at 0 before they first count
@@ -211,11 +211,11 @@ def _session_rows(scrape: Scrape) -> Iterator[Row]:
 # associations here (labels such as tunnel_id, session_id, spi, direction), liveness its
 # state (a labelled gauge of the tunnel's or its own record).
 RECORDS: Final[tuple[Record, ...]] = (
-    Record("daemon", "the l2tpv3d process", (), _daemon_rows),
-    Record("tunnel", "an L2TPv3 tunnel", ("tunnel_id",), _tunnel_rows, DROP_REASONS),
+    Record("daemon", "of l2tpv3d", (), _daemon_rows),
+    Record("tunnel", "per tunnel", ("tunnel_id",), _tunnel_rows, DROP_REASONS),
     Record(
         "session",
-        "an L2TPv3 session (pseudowire)",
+        "per session",
         ("tunnel_id", "session_id", "ifname"),
         _session_rows,
         SESSION_DROP_REASONS,
@@ -223,13 +223,13 @@ RECORDS: Final[tuple[Record, ...]] = (
 )
 
 _GAUGE_HELP: Final[Mapping[str, str]] = {
-    "start_time_seconds": "When l2tpv3d started, in seconds since the epoch",
+    "start_time_seconds": "Start time in seconds since the epoch",
     "tunnels": "Tunnels configured",
     "sessions": "Sessions configured",
-    "waiting_for_address": "1 while the tunnel waits for its local address to be usable",
-    "mtu": "The session interface's MTU",
-    "offload": "1 for each offload the tunnel's data path uses now",
-    "sequencing": "1 for each direction in which the session uses sequence numbers",
+    "waiting_for_address": "1 while the local address is not usable yet",
+    "mtu": "The interface's MTU",
+    "offload": "1 for each offload the data path uses now",
+    "sequencing": "1 for each direction that uses sequence numbers",
 }
 
 
@@ -246,26 +246,26 @@ def _families(record: Record, rows: Sequence[Row]) -> Iterator[Metric]:
         for name, value in row.counters.items():
             fam = counters.get(name)
             if fam is None:
-                doc = f"{COUNTER_HELP.get(name, name)}, by {record.what}"
+                doc = f"{COUNTER_HELP.get(name, name)}, {record.what}"
                 fam = counters[name] = CounterMetricFamily(f"{prefix}_{name}", doc, labels=labels)
             fam.add_metric(values, value)
         reasons = dict.fromkeys(record.known_drops, 0) | dict(row.drops)
         if reasons:
             if drops is None:
-                doc = f"Packets dropped, by reason, by {record.what}"
+                doc = f"Packets dropped, by reason, {record.what}"
                 drops = CounterMetricFamily(f"{prefix}_drops", doc, labels=[*labels, "reason"])
             for reason, dropped in reasons.items():
                 drops.add_metric([*values, reason], dropped)
         for name, level in row.gauges.items():
             gauge = gauges.get(name)
             if gauge is None:
-                doc = f"{_GAUGE_HELP.get(name, name)} ({record.what})"
+                doc = f"{_GAUGE_HELP.get(name, name)}, {record.what}"
                 gauge = gauges[name] = GaugeMetricFamily(f"{prefix}_{name}", doc, labels=labels)
             gauge.add_metric(values, level)
         for name, (label, states) in row.labelled.items():
             gauge = gauges.get(name)
             if gauge is None:
-                doc = f"{_GAUGE_HELP.get(name, name)} ({record.what})"
+                doc = f"{_GAUGE_HELP.get(name, name)}, {record.what}"
                 gauge = gauges[name] = GaugeMetricFamily(
                     f"{prefix}_{name}", doc, labels=[*labels, label]
                 )
@@ -273,7 +273,7 @@ def _families(record: Record, rows: Sequence[Row]) -> Iterator[Metric]:
                 gauge.add_metric([*values, state], on)
         if row.info:
             if info is None:
-                doc = f"What {record.what} is (value always 1)"
+                doc = f"What it is, {record.what}, in labels (the value is always 1)"
                 info = InfoMetricFamily(prefix, doc, labels=labels)
             info.add_metric(values, dict(row.info))
     yield from counters.values()

@@ -154,7 +154,7 @@ def test_a_new_record_extends_the_table() -> None:
                 labelled={"state": ("state", {"mature": 1.0, "dying": 0.0})},
             )
 
-    sa = Record("sa", "an ESP security association", ("tunnel_id", "spi", "direction"),
+    sa = Record("sa", "per security association", ("tunnel_id", "spi", "direction"),
                 sa_rows, ("auth_failed", "replay"))  # fmt: skip
     collector = StateCollector(FakeDaemon(), FACTS, direct, (*RECORDS, sa))  # type: ignore[arg-type]
     families = scrape(collector)
