@@ -25,7 +25,15 @@ from l2tpv3.io.api import DEFAULT_BATCH, Options
 from l2tpv3.io.datapath import Implementation, choose
 from l2tpv3.io.sockets import DEFAULT_SOCKET_BUFFER
 
-__all__ = ["check_configured", "main", "parse_batch", "parse_size", "run", "start_configured"]
+__all__ = [
+    "build_parser",
+    "check_configured",
+    "main",
+    "parse_batch",
+    "parse_size",
+    "run",
+    "start_configured",
+]
 
 log = logging.getLogger("l2tpv3d")
 
@@ -197,7 +205,9 @@ def _sighup() -> None:
     log.info("SIGHUP ignored: l2tpv3d does not reload (restart it to apply a changed --config)")
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """``l2tpv3d``'s options: what ``--help`` prints, and the one source of the manual
+    page l2tpv3d(8) and of its bash completion (l2tpv3.tools.manpage, .completion)."""
     parser = argparse.ArgumentParser(
         prog="l2tpv3d", description="Userspace L2TPv3 Ethernet pseudowire daemon."
     )
@@ -220,7 +230,9 @@ def main(argv: list[str] | None = None) -> int:
             "see docs/operations.md)"
         ),
     )
-    parser.add_argument("--config", help="TOML file of tunnels and sessions to bring up")
+    parser.add_argument(
+        "--config", metavar="FILE", help="TOML file of tunnels and sessions to bring up"
+    )
     parser.add_argument(
         "--rcvbuf",
         type=parse_size,
@@ -261,6 +273,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     parser.add_argument("--version", action="version", version=f"l2tpv3d {__version__}")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
