@@ -112,6 +112,26 @@ def _quiet_scrape(a: Daemon) -> tuple[str, list[dict[str, Any]], list[dict[str, 
     raise AssertionError("the counters kept moving: no quiet moment to compare")
 
 
+def _during_traffic(a: Daemon, peer: Netns) -> None:
+    """A scrape while pings flow: each counter lies between show -s -j taken just before
+    and just after it (the scrape reads the live state, not a copy)."""
+    flood = peer.popen("ping", "-q", "-c", "300", "-i", "0.01", "192.168.60.1")
+    try:
+        time.sleep(0.5)
+        before = {s["session_id"]: s["stats"] for s in a.sessions()}
+        found = samples(scrape(a.ns))
+        after = {s["session_id"]: s for s in a.sessions()}
+    finally:
+        flood.communicate(timeout=60)
+    assert after[100]["stats"]["rx_packets"] > before[100]["rx_packets"], "no traffic"
+    for sid, s in after.items():
+        sl = {"tunnel_id": str(s["tunnel_id"]), "session_id": str(sid),
+              "ifname": s["interface"]}  # fmt: skip
+        for name, value in s["stats"].items():
+            got = get(found, f"l2tpv3_session_{name}_total", **sl)
+            assert before[sid][name] <= got <= value, (sid, name)
+
+
 def test_scrape_equals_show(hosts: tuple[Netns, Netns, Path], impl: str) -> None:
     na, nb, wd = hosts
     a = Daemon(na, wd, impl=impl, command=[*daemon_cmd(), "--metrics", f":{PORT}"])
@@ -127,6 +147,7 @@ def test_scrape_equals_show(hosts: tuple[Netns, Netns, Path], impl: str) -> None
         nb.run(sys.executable, "-c", "import socket; s = socket.socket(socket.AF_INET, "
                f"socket.SOCK_DGRAM); s.bind(('{B}', 7777)); "
                f"[s.sendto(bytes(16), ('{A}', 5000)) for _ in range(4)]")  # fmt: skip
+        _during_traffic(a, nb)
         text, tunnels, sessions = _quiet_scrape(a)
     finally:
         log_a = a.stop()
