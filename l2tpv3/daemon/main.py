@@ -25,15 +25,7 @@ from l2tpv3.io.api import DEFAULT_BATCH, Options
 from l2tpv3.io.datapath import Implementation, choose
 from l2tpv3.io.sockets import DEFAULT_SOCKET_BUFFER
 
-__all__ = [
-    "build_parser",
-    "check_configured",
-    "main",
-    "parse_batch",
-    "parse_size",
-    "run",
-    "start_configured",
-]
+__all__ = ["check_configured", "main", "parse_batch", "parse_size", "run", "start_configured"]
 
 log = logging.getLogger("l2tpv3d")
 
