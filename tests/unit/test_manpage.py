@@ -75,7 +75,11 @@ def test_client_page_has_every_command_and_keyword() -> None:
         assert f"\n{section}\n" in text
 
 
-@pytest.mark.parametrize("command", USAGE.commands[:6], ids=lambda c: " ".join(c.words))
+@pytest.mark.parametrize(
+    "command",
+    [c for c in USAGE.commands if c.words[0] in ("add", "del", "show")],
+    ids=lambda c: " ".join(c.words),
+)
 def test_usage_keywords_are_the_grammars(command: Command) -> None:
     """Every keyword the usage text (so the page and the completion) offers is one the
     parser takes: given alone it is never an unknown option."""
