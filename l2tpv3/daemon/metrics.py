@@ -69,10 +69,12 @@ log = logging.getLogger("l2tpv3d")
 NAMESPACE: Final = "l2tpv3"
 # A scrape waits this long for the event loop to take its snapshot.
 SNAPSHOT_TIMEOUT: Final = 5.0
-# Scrapes served at once; more connections are closed at once (a scraper retries).
-MAX_CONCURRENT: Final = 4
-# A connection that sends no complete request within this many seconds is closed.
-REQUEST_TIMEOUT: Final = 10.0
+# Connections served at once (a thread each); more are closed at once (a scraper
+# retries), so stalled clients cannot pile up threads.
+MAX_CONCURRENT: Final = 16
+# A connection that stalls this long (no complete request, or not reading the answer)
+# is closed.
+REQUEST_TIMEOUT: Final = 5.0
 
 # The kernel's counters (l2tpv3.proto.counters), as Prometheus HELP text.
 COUNTER_HELP: Final[Mapping[str, str]] = {

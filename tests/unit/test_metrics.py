@@ -7,7 +7,9 @@ import asyncio
 import ipaddress
 import logging
 import re
+import socket
 import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 
@@ -264,6 +266,44 @@ def test_a_loop_that_does_not_answer_fails_the_scrape_only(
         loop.close()
     assert "metrics: scrape failed: l2tpv3d's event loop did not answer" in caplog.text
     assert "Traceback" not in capfd.readouterr().err
+
+
+def test_connections_beyond_the_limit_are_closed_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Stalled clients cannot pile up threads: past MAX_CONCURRENT a connection is
+    closed at once (not served after the stalled ones time out)."""
+    from l2tpv3.daemon import metrics
+
+    monkeypatch.setattr(metrics._Handler, "timeout", 60)
+    server = MetricsServer.bind(Endpoint("127.0.0.1", 0))
+    stalled = []
+    try:
+        server.start(StateCollector(FakeDaemon(), FACTS, direct))  # type: ignore[arg-type]
+        for _ in range(metrics.MAX_CONCURRENT):
+            stalled.append(socket.create_connection(server.address, timeout=10))
+        time.sleep(0.2)
+        with socket.create_connection(server.address, timeout=10) as extra:
+            assert extra.recv(1) == b""  # closed, where it would wait 60 s if served
+    finally:
+        for conn in stalled:
+            conn.close()
+        server.close()
+
+
+def test_a_stalled_client_is_closed_and_scrapes_go_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    from l2tpv3.daemon import metrics
+
+    monkeypatch.setattr(metrics._Handler, "timeout", 0.5)
+    server = MetricsServer.bind(Endpoint("127.0.0.1", 0))
+    try:
+        server.start(StateCollector(FakeDaemon(), FACTS, direct))  # type: ignore[arg-type]
+        with socket.create_connection(server.address, timeout=10) as conn:
+            conn.sendall(b"GET /metrics HTTP/1.1\r\n")  # and never the rest
+            assert conn.recv(1) == b""  # closed by the server, before our 10 s
+        assert "l2tpv3_tunnel_rx_packets_total" in get(server)
+    finally:
+        server.close()
 
 
 def test_non_loopback_warns_once(caplog: pytest.LogCaptureFixture) -> None:
