@@ -136,4 +136,23 @@ class OptionalBuildExt(build_ext):
             print(f"l2tpv3: {ext.name} not built ({exc}); using pure Python", file=sys.stderr)
 
 
-setup(ext_modules=cythonize(EXTENSIONS, language_level=3), cmdclass={"build_ext": OptionalBuildExt})
+# The manual pages and bash completion scripts, generated from what --help prints
+# (l2tpv3/tools/manpage.py, completion.py) and committed, since an isolated build cannot
+# import the package. Under a venv's prefix, man finds share/man beside the bin/ on PATH.
+DATA_FILES = [
+    ("share/man/man8", ["contrib/man/l2tpv3.8", "contrib/man/l2tpv3d.8"]),
+    (
+        "share/bash-completion/completions",
+        ["contrib/bash-completion/l2tpv3", "contrib/bash-completion/l2tpv3d"],
+    ),
+]
+
+# L2TPV3_NO_EXTENSIONS=1 at build time gives a pure-Python package, as YARL_NO_EXTENSIONS
+# does for yarl (the same variable forces pure Python at run time).
+NO_EXTENSIONS = bool(os.environ.get("L2TPV3_NO_EXTENSIONS"))
+
+setup(
+    ext_modules=[] if NO_EXTENSIONS else cythonize(EXTENSIONS, language_level=3),
+    cmdclass={"build_ext": OptionalBuildExt},
+    data_files=DATA_FILES,
+)

@@ -9,7 +9,8 @@ l2tp show`` and is one compact array, as iproute2's json_writer prints it.
 
 Additions of ours: ``stats`` (the ``-s`` flag) appends the kernel's ten counters and
 the per-reason drop counts (text: only reasons that counted); sessions carry
-``"mtu"`` in JSON only.
+``"mtu"`` in JSON only; with ``stats``, tunnels carry ``"offload"`` (what their data path
+offloads, and what rules UDP GSO out) in JSON only.
 One difference: iproute2 fills ``checksum_rx`` from the tx setting (a bug); we report
 the rx setting.
 """
@@ -156,6 +157,8 @@ def _tunnel_json(state: TunnelState, stats: bool) -> dict[str, Any]:
     if stats:
         out["stats"] = _stats_dict(state.stats)
         out["drops"] = dict(state.drops)
+        if state.offload is not None:
+            out["offload"] = state.offload.to_json()
     return out
 
 

@@ -52,6 +52,7 @@ __all__ = [
     "DelSession",
     "DelTunnel",
     "JSONObject",
+    "OffloadState",
     "Operations",
     "Ping",
     "Pong",
@@ -122,16 +123,59 @@ def _config_fields(state: JSONObject, names: frozenset[str]) -> dict[str, object
 
 
 @dataclass(frozen=True, slots=True)
+class OffloadState:
+    """What a tunnel's data path offloads now (``show -s -j``'s ``"offload"``).
+
+    ``udp_gso``: super-frames leave in one send of many datagrams (UDP_SEGMENT);
+    ``udp_gro``: datagrams arrive many per receive (UDP_GRO); ``tap_tso``: the sessions'
+    TAPs hand over and take TCP super-frames (IFF_VNET_HDR). When UDP GSO is off,
+    ``limited_by`` names what rules it out (an option such as ``udp_csum off``) and
+    ``lifted_by`` what would lift it; both None when nothing limits it."""
+
+    udp_gso: bool
+    udp_gro: bool
+    tap_tso: bool
+    limited_by: str | None = None
+    lifted_by: str | None = None
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "udp_gso": self.udp_gso,
+            "udp_gro": self.udp_gro,
+            "tap_tso": self.tap_tso,
+            "limited_by": self.limited_by,
+            "lifted_by": self.lifted_by,
+        }
+
+    @classmethod
+    def from_json(cls, state: object) -> OffloadState:
+        if isinstance(state, Mapping):
+            gso, gro, tso = state.get("udp_gso"), state.get("udp_gro"), state.get("tap_tso")
+            limit, lift = state.get("limited_by"), state.get("lifted_by")
+            if (
+                isinstance(gso, bool)
+                and isinstance(gro, bool)
+                and isinstance(tso, bool)
+                and (limit is None or isinstance(limit, str))
+                and (lift is None or isinstance(lift, str))
+            ):
+                return cls(gso, gro, tso, limit, lift)
+        raise ControlError(f'l2tpv3d sent a malformed "offload": {state!r}')
+
+
+@dataclass(frozen=True, slots=True)
 class TunnelState:
     """One tunnel as ``show_tunnels`` reports it: its config, counters and drops.
 
     ``waiting``: its local address is not (yet) usable on the host; the tunnel's socket
-    is bound and it carries traffic once the address appears. Sent only when true."""
+    is bound and it carries traffic once the address appears. Sent only when true.
+    ``offload``: what its data path offloads (None when the daemon did not send it)."""
 
     config: TunnelConfig
     stats: Mapping[str, int]
     drops: Mapping[str, int]
     waiting: bool = False
+    offload: OffloadState | None = None
 
     def to_json(self) -> dict[str, object]:
         out: dict[str, object] = self.config.to_dict()
@@ -139,6 +183,8 @@ class TunnelState:
         out["drops"] = dict(self.drops)
         if self.waiting:
             out["waiting"] = True
+        if self.offload is not None:
+            out["offload"] = self.offload.to_json()
         return out
 
     @classmethod
@@ -152,7 +198,14 @@ class TunnelState:
         waiting = state.get("waiting", False)
         if not isinstance(waiting, bool):
             raise ControlError(f'l2tpv3d sent a malformed "waiting": {waiting!r}')
-        return cls(config, _stats(state), _drops(state, DROP_REASONS), waiting)
+        offload = state.get("offload")
+        return cls(
+            config,
+            _stats(state),
+            _drops(state, DROP_REASONS),
+            waiting,
+            None if offload is None else OffloadState.from_json(offload),
+        )
 
 
 @dataclass(frozen=True, slots=True)

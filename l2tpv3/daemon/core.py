@@ -14,7 +14,8 @@ import socket
 
 from l2tpv3 import __version__
 from l2tpv3.config import Encap, SaConfig, SaDir, SessionConfig, TunnelConfig
-from l2tpv3.control.protocol import Pong, SaState, SessionState, TunnelState
+from l2tpv3.control.protocol import OffloadState, Pong, SaState, SessionState, TunnelState
+from l2tpv3.daemon.offloads import cost_note, offload_state
 from l2tpv3.errors import L2TPError, StateError
 from l2tpv3.io.api import Buffers, Options, SessionPortAPI, TunnelPortAPI
 from l2tpv3.io.datapath import PYTHON, Implementation
@@ -31,9 +32,13 @@ __all__ = ["Daemon", "session_state", "tunnel_state"]
 log = logging.getLogger("l2tpv3d")
 
 
-def tunnel_state(tunnel: TunnelAPI, waiting: bool = False) -> TunnelState:
+def tunnel_state(
+    tunnel: TunnelAPI, waiting: bool = False, offload: OffloadState | None = None
+) -> TunnelState:
     """``show_tunnels``' record for one tunnel, of either implementation."""
-    return TunnelState(tunnel.config, tunnel.totals().as_dict(), dict(tunnel.drops), waiting)
+    return TunnelState(
+        tunnel.config, tunnel.totals().as_dict(), dict(tunnel.drops), waiting, offload
+    )
 
 
 def session_state(port: SessionPortAPI, peer_tunnel_id: int) -> SessionState:
@@ -117,6 +122,9 @@ class Daemon:
             cfg.remote,
         )
         self._check_local(cfg.tunnel_id)
+        note = cost_note(cfg, self._offload(port))
+        if note is not None:
+            log.info("%s", note)
 
     def del_tunnel(self, tunnel_id: int) -> None:
         port = self._tunnel(tunnel_id)
@@ -194,7 +202,7 @@ class Daemon:
 
     def show_tunnels(self, tunnel_id: int | None = None) -> list[TunnelState]:
         return [
-            tunnel_state(port.tunnel, tid in self.waiting)
+            tunnel_state(port.tunnel, tid in self.waiting, self._offload(port))
             for tid, port in self.tunnels.items()
             if tunnel_id is None or tid == tunnel_id
         ]
@@ -364,6 +372,11 @@ class Daemon:
         for tid in list(self.tunnels):
             with contextlib.suppress(L2TPError):
                 self.del_tunnel(tid)
+
+    def _offload(self, port: TunnelPortAPI) -> OffloadState:
+        return offload_state(
+            port.tunnel.config, self.impl.offloads, self.options.offload, port.offloads()
+        )
 
     def _tunnel(self, tunnel_id: int) -> TunnelPortAPI:
         port = self.tunnels.get(tunnel_id)

@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import sys
+import time
 
 from l2tpv3 import __version__
 from l2tpv3.config import Encap, SessionConfig, TunnelConfig
@@ -15,6 +16,8 @@ from l2tpv3.config.file import load_config, load_sas
 from l2tpv3.constants import CONTROL_SOCKET_ENV, DEFAULT_CONTROL_SOCKET, MAX_BATCH
 from l2tpv3.control.server import ControlServer, group_id, handler, serve
 from l2tpv3.daemon.core import Daemon
+from l2tpv3.daemon.metrics import Endpoint, Facts, MetricsServer, StateCollector, on_loop
+from l2tpv3.daemon.metrics import parse_endpoint as parse_metrics
 from l2tpv3.daemon.notify import Notifier
 from l2tpv3.daemon.privileges import PrivilegeError, User, drop, lookup_user, needed_caps
 from l2tpv3.errors import L2TPError, StateError
@@ -41,6 +44,7 @@ async def run(
     user: User | None = None,
     notifier: Notifier | None = None,
     state_dir: str = DEFAULT_STATE_DIR,
+    metrics: Endpoint | None = None,
 ) -> int:
     """Run until SIGTERM or SIGINT: then every session and tunnel is deleted, client
     connections are closed and the control socket (only the one this daemon bound) is
@@ -53,7 +57,11 @@ async def run(
     and the daemon becomes ``user`` if given (docs/operations.md); only then are the
     config's tunnels and sessions created, so no data path thread predates the drop.
     ``notifier`` (sd_notify) hears READY=1 once all that is done, WATCHDOG=1 while the
-    loop runs and STOPPING=1 at the end."""
+    loop runs and STOPPING=1 at the end.
+
+    ``metrics``: serve Prometheus metrics there (l2tpv3.daemon.metrics); bound with the
+    control socket, before the drop, and served from a thread started after it."""
+    started = time.time()
     options = options or Options()
     impl = impl or choose()
     notifier = notifier or Notifier({})
@@ -66,12 +74,15 @@ async def run(
     server: ControlServer | None = None
     watchdog: asyncio.Task[None] | None = None
     socket_stays = False
+    metrics_server: MetricsServer | None = None
     try:
         gid = group_id(group) if group is not None else None
         tunnels, sessions = load_config(config_path) if config_path is not None else ([], [])
         check_configured(tunnels, sessions, config_path or "")
         sas = load_sas(config_path) if config_path is not None else []
         server = await serve(socket_path, handler(daemon), group=gid)
+        if metrics is not None:
+            metrics_server = MetricsServer.bind(metrics)
         if drop_privileges:
             if user is not None:
                 # The daemon's user owns its socket (it may use it, and may remove it
@@ -120,6 +131,9 @@ async def run(
         )
         if impl.esp_fallback:
             log.info("encrypted tunnels (ESP SAs) use the Python data path: %s", impl.esp_fallback)
+        if metrics_server is not None:
+            facts = Facts(__version__, impl.name, started)
+            metrics_server.start(StateCollector(daemon, facts, on_loop(loop)))
         notifier.ready(f"listening on {socket_path}")
         watchdog = asyncio.create_task(notifier.watchdog())
         await stop.wait()
@@ -135,6 +149,8 @@ async def run(
         notifier.stopping()
         if watchdog is not None:
             watchdog.cancel()
+        if metrics_server is not None:
+            metrics_server.close()
         if server is not None:
             await server.aclose()
             if socket_stays:
@@ -197,7 +213,9 @@ def _sighup() -> None:
     log.info("SIGHUP ignored: l2tpv3d does not reload (restart it to apply a changed --config)")
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """``l2tpv3d``'s options: what ``--help`` prints, and the one source of the manual
+    page l2tpv3d(8) and of its bash completion (l2tpv3.tools.manpage, .completion)."""
     parser = argparse.ArgumentParser(
         prog="l2tpv3d", description="Userspace L2TPv3 Ethernet pseudowire daemon."
     )
@@ -220,7 +238,9 @@ def main(argv: list[str] | None = None) -> int:
             "see docs/operations.md)"
         ),
     )
-    parser.add_argument("--config", help="TOML file of tunnels and sessions to bring up")
+    parser.add_argument(
+        "--config", metavar="FILE", help="TOML file of tunnels and sessions to bring up"
+    )
     parser.add_argument(
         "--rcvbuf",
         type=parse_size,
@@ -257,8 +277,21 @@ def main(argv: list[str] | None = None) -> int:
         metavar="DIR",
         help=f"ESP IV reservations (private; default {DEFAULT_STATE_DIR}, docs/security.md)",
     )
+    parser.add_argument(
+        "--metrics",
+        metavar="ADDR:PORT",
+        help=(
+            "serve Prometheus metrics at http://ADDR:PORT/metrics (:PORT means 127.0.0.1; "
+            "[ADDR]:PORT for IPv6)"
+        ),
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     parser.add_argument("--version", action="version", version=f"l2tpv3d {__version__}")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
@@ -269,6 +302,11 @@ def main(argv: list[str] | None = None) -> int:
         user = lookup_user(args.user) if args.user is not None else None
     except PrivilegeError as exc:
         parser.error(str(exc))
+    try:
+        metrics = parse_metrics(args.metrics) if args.metrics is not None else None
+    except ValueError as exc:
+        print(f'l2tpv3d: --metrics "{args.metrics}": {exc}', file=sys.stderr)
+        return 2
     try:
         import uvloop
     except ImportError:
@@ -288,6 +326,7 @@ def main(argv: list[str] | None = None) -> int:
             user=user,
             notifier=Notifier(),
             state_dir=args.state_dir,
+            metrics=metrics,
         )
         return int(runner(coro))
     except KeyboardInterrupt:

@@ -97,6 +97,10 @@ class TunnelPortAPI(Protocol):
     def close(self) -> None:
         """Close every session's port and the socket."""
 
+    def offloads(self) -> Offloads:
+        """What this tunnel's data path offloads now (an engine may have fallen back
+        since it started: a kernel without UDP GSO)."""
+
 
 class TunnelPortFactory(Protocol):
     """Opens a tunnel's port: the tunnel (of the same implementation), its bound

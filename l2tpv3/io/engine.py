@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 
 from l2tpv3.errors import StateError
 from l2tpv3.fast import native
-from l2tpv3.io.api import Buffers, Options, SessionPortAPI
+from l2tpv3.io.api import Buffers, Offloads, Options, SessionPortAPI
 from l2tpv3.io.sockets import peer_address
 from l2tpv3.io.tap import Tap
 from l2tpv3.proto.api import IpOwnershipAPI, SessionAPI, TunnelAPI
@@ -82,6 +82,7 @@ class CythonTunnelPort:
         self._engine: native.Tunnel = tunnel
         self.sock: socket.socket = sock
         self._ports: dict[int, CythonSessionPort] = {}
+        self._tap_offload = options.offload
         try:
             tunnel.start(sock, peer_address(tunnel.config), options.batch, options.offload)
         except OSError as exc:
@@ -141,3 +142,11 @@ class CythonTunnelPort:
         # Joins the threads; they wake at once (eventfd), so this does not block long.
         self._engine.stop()
         self.sock.close()
+
+    def offloads(self) -> Offloads:
+        # The engine's own record: UDP GSO falls back for good if the kernel refuses it.
+        # The daemon opens the sessions' TAPs with IFF_VNET_HDR when offloads are on.
+        st = self._engine.offload_stats
+        return Offloads(
+            tap_vnet_hdr=self._tap_offload, udp_gso=bool(st["udp_gso"]), udp_gro=bool(st["udp_gro"])
+        )

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 
 from l2tpv3.config import Encap
 from l2tpv3.constants import HEADROOM
-from l2tpv3.io.api import Buffers, Options, SessionPortAPI
+from l2tpv3.io.api import Buffers, Offloads, Options, SessionPortAPI
 from l2tpv3.io.espport import EspPath
 from l2tpv3.io.ivstate import IvStore
 from l2tpv3.io.sockets import ipv4_payload_offset, peer_address
@@ -268,3 +268,7 @@ class TunnelPort:
             self.esp = None
         self.loop.remove_reader(self.sock.fileno())
         self.sock.close()
+
+    def offloads(self) -> Offloads:
+        # One datagram per system call, one frame per TAP read: nothing offloaded.
+        return Offloads(tap_vnet_hdr=False, udp_gso=False, udp_gro=False)
