@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import l2tpv3
-from l2tpv3.config import SeqMode, SessionConfig, TunnelConfig
+from l2tpv3.config import SaConfig, SeqMode, SessionConfig, TunnelConfig
 from l2tpv3.control import protocol
 from l2tpv3.control.protocol import (
     OPS,
@@ -21,6 +21,7 @@ from l2tpv3.control.protocol import (
     DelTunnel,
     Ping,
     Pong,
+    SaState,
     SessionState,
     ShowSessions,
     ShowTunnels,
@@ -86,6 +87,16 @@ class FakeOps:
 
     def ping(self) -> Pong:
         raise RuntimeError("boom")
+
+    def add_sa(self, config: SaConfig) -> None:
+        self.calls.append(("add_sa", config))
+
+    def del_sa(self, tunnel_id: int, dir: str, spi: int) -> None:
+        self.calls.append(("del_sa", tunnel_id, dir, spi))
+
+    def show_sas(self, tunnel_id: int | None = None) -> list[SaState]:
+        self.calls.append(("show_sas", tunnel_id))
+        return []
 
 
 REQUESTS: list[protocol.Request[object]] = [
