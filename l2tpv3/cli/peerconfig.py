@@ -44,7 +44,15 @@ from dataclasses import replace
 from enum import StrEnum
 
 from l2tpv3.cli import grammar, wireshark
-from l2tpv3.config import Encap, L2SpecType, SeqMode, SeqPolicy, SessionConfig, TunnelConfig
+from l2tpv3.config import (
+    Encap,
+    L2SpecType,
+    LivenessMode,
+    SeqMode,
+    SeqPolicy,
+    SessionConfig,
+    TunnelConfig,
+)
 from l2tpv3.errors import L2TPError
 from l2tpv3.proto.layout import session_mtu
 
@@ -176,6 +184,7 @@ def linux(tunnels: Sequence[TunnelConfig], sessions: Sequence[SessionConfig]) ->
                     "we require sequence numbers but send ours only after hearing the far "
                     "end's: it must send first"
                 )
+            notes += _liveness_notes(s)
             if s.reorder_timeout or s.seq_policy is not SeqPolicy.KERNEL:
                 # `ip l2tp` has no words for these (reorder_timeout is netlink-only).
                 notes.append(
@@ -186,6 +195,26 @@ def linux(tunnels: Sequence[TunnelConfig], sessions: Sequence[SessionConfig]) ->
             out += [f"# {n}" for n in notes]
             out.append(_ip_line(far_s))
     return "\n".join(out) + "\n"
+
+
+def _liveness_notes(s: SessionConfig) -> list[str]:
+    mode = s.liveness
+    if mode is LivenessMode.HELLO:
+        # ip-l2tp(8) INTEROPERABILITY: unmanaged kernel tunnels have no control
+        # connection; HELLOs would sit unread in the kernel tunnel socket.
+        raise PeerConfigError(
+            f"session {s.session_id}: liveness hello needs a peer that answers RFC 3931 "
+            "HELLO; the Linux kernel cannot (ip-l2tp(8) INTEROPERABILITY): use "
+            "liveness arp ADDR or idle"
+        )
+    if mode is LivenessMode.ARP:
+        return [
+            f"our liveness arp {s.liveness_addr}: nothing to set up here; a host with "
+            f"{s.liveness_addr} on this end's bridged segment answers our ARP probes"
+        ]
+    if mode is LivenessMode.IDLE:
+        return ["our liveness idle: this end must send regularly (e.g. STP BPDUs)"]
+    return []
 
 
 # -- qemu ---------------------------------------------------------------------------------

@@ -65,6 +65,10 @@ CONSTANTS = (
     "UDP_GRO",
     "IP_MTU_DISCOVER",
     "IPV6_MTU_DISCOVER",
+    "ETH_P_ARP",
+    "ARPOP_REPLY",
+    "CONTROL_QUEUE_SLOTS",
+    "CONTROL_MAX_LEN",
 )
 
 # Index enums: (Python tuple in counters.py, prefix of each C name, C name of the count).

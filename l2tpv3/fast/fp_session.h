@@ -64,6 +64,11 @@ struct fp_session {
     int vnet; /* the TAP was opened with IFF_VNET_HDR and offloads */
     int ifindex; /* the TAP's, 0 if unknown: its MTU follows RTM_NEWLINK (fp_engine.c) */
     struct fp_session *hnext;
+    /* liveness (proto/liveness.py): `now` of the last packet past the cookie check and
+     * of the last ARP reply to arp_mac (when arp_watch), read by the daemon's timer */
+    volatile double last_rx, last_arp;
+    uint8_t arp_mac[6];
+    volatile int arp_watch;
 };
 
 /* A session's header layout, as proto/layout.py HeaderLayout computes it: the C side

@@ -92,6 +92,12 @@ class SessionPort:
         self.tap.mtu = mtu
         self.session.set_mtu(mtu)
 
+    def inject(self, frame: bytes) -> None:
+        try:
+            self.tunnel.sock.sendto(self.session.encapsulate(frame), self.tunnel.peer)
+        except OSError:
+            self.session.tx_failed(self.session.layout.tx_header_len + len(frame))
+
     def write(self, frames: list[Payload]) -> None:
         fd = self.tap.fd
         write = os.write
@@ -149,6 +155,7 @@ class TunnelPort:
         # Unused: the tunnel consults the ownership it was made with (receive_foreign).
         self.ownership = ownership
         self._strip_ip = cfg.encap is Encap.IP and cfg.family == 4
+        self.on_control: Callable[[list[bytes]], None] | None = None
         loop.add_reader(sock.fileno(), self._on_sock_readable)
 
     def _on_sock_readable(self) -> None:
@@ -160,6 +167,7 @@ class TunnelPort:
         peer_host, peer_port = self.peer
         now = self.loop.time()
         touched: set[SessionPort] = set()
+        dropped = False
         for _ in range(self.batch):
             try:
                 n, source = recv(buf)
@@ -182,6 +190,7 @@ class TunnelPort:
                 continue
             session, frames = receive(data, now)
             if session is None:
+                dropped = True
                 continue
             port = ports[session.session_id]
             if frames:
@@ -190,6 +199,20 @@ class TunnelPort:
                 touched.add(port)
         for port in touched:
             port.rearm()
+        if dropped and self.on_control is not None:
+            msgs = self.tunnel.take_control()
+            if msgs:
+                self.on_control(msgs)
+
+    def send_control(self, payload: bytes) -> None:
+        try:
+            self.sock.sendto(payload, self.peer)
+        except OSError as exc:
+            log.warning(
+                "tunnel %d: cannot send a control message: %s",
+                self.tunnel.config.tunnel_id,
+                exc.strerror,
+            )
 
     @property
     def ports(self) -> Mapping[int, SessionPortAPI]:

@@ -51,6 +51,17 @@ class SessionAPI(Protocol):
     def poll(self, now: float) -> list[Payload]: ...
     def next_deadline(self) -> float | None: ...
 
+    # Liveness (proto/liveness.py): read by the daemon's timer, never a callback.
+    @property
+    def last_rx(self) -> float:
+        """``now`` of the last packet that passed the cookie check (0.0: none)."""
+
+    @property
+    def last_arp(self) -> float:
+        """``now`` of the last ARP reply to the MAC given to watch_arp (0.0: none)."""
+
+    def watch_arp(self, mac: bytes) -> None: ...
+
 
 class IpOwnershipAPI(Protocol):
     """Which IP-encap tunnel owns which session ID and peer, and so which tunnel counts a
@@ -112,3 +123,5 @@ class TunnelAPI(Protocol):
 
     def count_drop(self, reason: str) -> None: ...
     def totals(self) -> Counters: ...
+    def take_control(self) -> list[bytes]:
+        """Control messages from the peer queued since the last call, for the daemon."""
