@@ -81,6 +81,13 @@ def _tunnel_text(state: TunnelState, stats: bool) -> str:
             out += f"  UDP checksum: {_udp6_checksum(cfg.udp6_csum_tx, cfg.udp6_csum_rx)}\n"
     if state.waiting:
         out += f"  Waiting for local address {_ntop(cfg.local)}\n"
+    if state.control:
+        c = state.control
+        out += (
+            f"  control: {c.get('hellos_sent', 0)} hellos sent, {c.get('acks_received', 0)} "
+            f"acked; {c.get('hellos_received', 0)} received, {c.get('acks_sent', 0)} "
+            f"answered; {c.get('control_ignored', 0)} ignored\n"
+        )
     if stats:
         out += _stats_text(state.stats) + _drops_text(state.drops)
     return out
@@ -167,6 +174,8 @@ def _tunnel_json(state: TunnelState, stats: bool) -> dict[str, Any]:
             out["checksum_rx"] = cfg.udp6_csum_rx
     if state.waiting:
         out["state"] = "waiting for local address"
+    if state.control:
+        out["control"] = dict(state.control)
     if stats:
         out["stats"] = _stats_dict(state.stats)
         out["drops"] = dict(state.drops)

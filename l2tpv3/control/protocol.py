@@ -114,6 +114,9 @@ class TunnelState:
     stats: Mapping[str, int]
     drops: Mapping[str, int]
     waiting: bool = False
+    # HELLO counters of the tunnel (proto/liveness.py ControlChannel), sent only when
+    # the peer or we sent any control message.
+    control: Mapping[str, int] | None = None
 
     def to_json(self) -> dict[str, object]:
         out: dict[str, object] = self.config.to_dict()
@@ -121,6 +124,8 @@ class TunnelState:
         out["drops"] = dict(self.drops)
         if self.waiting:
             out["waiting"] = True
+        if self.control:
+            out["control"] = dict(self.control)
         return out
 
     @classmethod
@@ -134,7 +139,19 @@ class TunnelState:
         waiting = state.get("waiting", False)
         if not isinstance(waiting, bool):
             raise ControlError(f'l2tpv3d sent a malformed "waiting": {waiting!r}')
-        return cls(config, _stats(state), _drops(state, DROP_REASONS), waiting)
+        control = state.get("control")
+        if control is not None and (
+            not isinstance(control, Mapping)
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in control.values())
+        ):
+            raise ControlError('l2tpv3d sent a malformed "control" table')
+        return cls(
+            config,
+            _stats(state),
+            _drops(state, DROP_REASONS),
+            waiting,
+            {str(k): int(v) for k, v in control.items()} if control else None,
+        )
 
 
 def _opt_float(state: Mapping[str, object], key: str) -> float | None:

@@ -32,9 +32,18 @@ __all__ = ["Daemon", "session_state", "tunnel_state"]
 log = logging.getLogger("l2tpv3d")
 
 
-def tunnel_state(tunnel: TunnelAPI, waiting: bool = False) -> TunnelState:
+def tunnel_state(
+    tunnel: TunnelAPI, waiting: bool = False, control: ControlChannel | None = None
+) -> TunnelState:
     """``show_tunnels``' record for one tunnel, of either implementation."""
-    return TunnelState(tunnel.config, tunnel.totals().as_dict(), dict(tunnel.drops), waiting)
+    counts = control.stats() if control is not None else {}
+    return TunnelState(
+        tunnel.config,
+        tunnel.totals().as_dict(),
+        dict(tunnel.drops),
+        waiting,
+        counts if any(counts.values()) else None,
+    )
 
 
 def session_state(
@@ -198,7 +207,7 @@ class Daemon:
 
     def show_tunnels(self, tunnel_id: int | None = None) -> list[TunnelState]:
         return [
-            tunnel_state(port.tunnel, tid in self.waiting)
+            tunnel_state(port.tunnel, tid in self.waiting, self.channels.get(tid))
             for tid, port in self.tunnels.items()
             if tunnel_id is None or tid == tunnel_id
         ]

@@ -1,0 +1,217 @@
+"""Liveness through real devices (issue 10 item 2), shaped like the OpenWrt data-centre
+seed (tests/data/seeds.py OPENWRT_MONIT): instead of monit pinging the far side and
+running ``ifup lan``, the near l2tpethN loses its carrier when the far side dies and an
+``on_down`` hook runs; both come back with the far side.
+
+The far daemon is killed with SIGKILL (no goodbye of any kind) and restarted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.netns import Daemon, Netns, require_root, veth, wait_until, workdir
+
+pytestmark = pytest.mark.root
+
+A, B = "10.6.0.1", "10.6.0.2"
+FAR_HOST = "10.99.0.2"  # an address on the far side's segment (its l2tpeth0 here)
+INTERVAL, DEAD = 0.5, 3
+
+# A hook: one line per run, with what the environment says.
+HOOK = (
+    "import os, sys; e = os.environ; open(sys.argv[1], 'a').write("
+    "' '.join([e['L2TPV3_STATE'], e['IFNAME'], e['TUNNEL_ID'], e['SESSION_ID']]) + '\\n')"
+)
+
+
+def config(local: str, remote: str, liveness: str, hooks: Path | None = None) -> str:
+    text = f"""
+[[tunnel]]
+tunnel_id = 1
+peer_tunnel_id = 1
+local = "{local}"
+remote = "{remote}"
+udp_sport = 5000
+udp_dport = 5000
+
+  [[tunnel.session]]
+  session_id = 10
+  peer_session_id = 10
+  name = "l2tpeth0"
+"""
+    if liveness != "off":
+        text += f"""  liveness = "{liveness}"
+  liveness_interval = {INTERVAL}
+  liveness_dead = {DEAD}
+"""
+    if hooks is not None:
+        text += f"""  on_down = {json.dumps([sys.executable, "-c", HOOK, str(hooks)])}
+  on_up = {json.dumps([sys.executable, "-c", HOOK, str(hooks)])}
+"""
+    return text
+
+
+@pytest.fixture
+def hosts() -> Iterator[tuple[Netns, Netns, Path]]:
+    require_root()
+    with workdir() as wd:
+        near, far = Netns("lv-a"), Netns("lv-b")
+        try:
+            veth(near, "eth0", far, "eth0")
+            near.add_addrs("eth0", f"{A}/24")
+            far.add_addrs("eth0", f"{B}/24")
+            yield near, far, wd
+        finally:
+            near.delete()
+            far.delete()
+
+
+def carrier(ns: Netns, dev: str = "l2tpeth0") -> str:
+    # /sys/.../carrier reads "1" or "0" (EINVAL while the device is down).
+    return ns.run("cat", f"/sys/class/net/{dev}/carrier", check=False).stdout.strip()
+
+
+def hook_lines(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def liveness_of(d: Daemon) -> dict[str, object]:
+    live = d.session(10).get("liveness")
+    assert isinstance(live, dict), d.session(10)
+    return live
+
+
+def _kill(d: Daemon) -> None:
+    # SIGKILL by PID (`ip netns exec` execs the daemon): no goodbye of any kind.
+    os.kill(d.proc.pid, 9)
+    d.proc.wait()
+
+
+def _far_segment(far: Netns) -> None:
+    far.ip("link", "set", "l2tpeth0", "up")
+    far.ip("addr", "add", f"{FAR_HOST}/24", "dev", "l2tpeth0")
+
+
+def _run_kill_restart(
+    near: Netns, far: Netns, wd: Path, impl: str, near_live: str, far_live: str,
+    far_setup: bool,
+) -> tuple[Daemon, float]:  # fmt: skip
+    hooks = wd / "hooks.log"
+    # The far side first: the near side is up from its start and stays up.
+    fd = Daemon(far, wd, config(B, A, far_live), impl=impl, tag="far1")
+    try:
+        if far_setup:
+            _far_segment(far)
+        nd = Daemon(near, wd, config(A, B, near_live, hooks), impl=impl, tag="near")
+    except BaseException:
+        fd.stop()
+        raise
+    logs: list[str] = []
+    try:
+        near.ip("link", "set", "l2tpeth0", "up")
+        assert wait_until(lambda: liveness_of(nd)["last_seen_ago"] is not None, timeout=10), (
+            liveness_of(nd),
+            nd.log_text(),
+        )
+        assert liveness_of(nd)["state"] == "up"
+        assert carrier(near) == "1"
+        assert hook_lines(hooks) == []
+
+        t0 = time.monotonic()
+        _kill(fd)
+        logs.append(fd.stop())
+        assert wait_until(lambda: carrier(near) == "0", timeout=INTERVAL * DEAD + 3, interval=0.05)
+        took = time.monotonic() - t0
+        assert "NO-CARRIER" in near.ip("link", "show", "l2tpeth0").stdout
+        assert took <= INTERVAL * DEAD + 1.0, f"NO-CARRIER after {took:.2f} s"
+        assert wait_until(lambda: len(hook_lines(hooks)) == 1, timeout=5)
+        time.sleep(2 * INTERVAL)
+        assert hook_lines(hooks) == ["down l2tpeth0 1 10"]
+        live = liveness_of(nd)
+        assert live["state"] == "down" and live["transitions"] == 1
+
+        fd = Daemon(far, wd, config(B, A, far_live), impl=impl, tag="far2")
+        if far_setup:
+            _far_segment(far)
+        assert wait_until(lambda: carrier(near) == "1", timeout=10), nd.log_text()
+        assert wait_until(lambda: len(hook_lines(hooks)) == 2, timeout=5)
+        time.sleep(2 * INTERVAL)
+        assert hook_lines(hooks) == ["down l2tpeth0 1 10", "up l2tpeth0 1 10"]
+        live = liveness_of(nd)
+        assert live["state"] == "up" and live["transitions"] == 2
+        assert "on_down: " in nd.log_text() and "exited with status 0" in nd.log_text()
+        return fd, took
+    except BaseException:
+        logs.append(fd.stop())
+        raise
+    finally:
+        logs.append(nd.stop())
+        for text in logs:
+            assert "Traceback" not in text, text
+
+
+def test_hello_far_daemon_killed_and_back(hosts: tuple[Netns, Netns, Path], impl: str) -> None:
+    """liveness hello at our end only: the far l2tpv3d (liveness off) answers anyway."""
+    near, far, wd = hosts
+    fd, took = _run_kill_restart(near, far, wd, impl, "hello", "off", far_setup=False)
+    try:
+        # The far end answered our HELLOs though its own liveness is off, and says so.
+        tunnel = json.loads(fd.cli("-j", "show", "tunnel").stdout)[0]
+        assert tunnel["control"]["hellos_received"] > 0
+        assert tunnel["control"]["acks_sent"] == tunnel["control"]["hellos_received"]
+        assert "liveness" not in fd.session(10)
+    finally:
+        text = fd.stop()
+        assert "Traceback" not in text, text
+    print(f"\n[{impl}] hello: NO-CARRIER {took:.2f} s after SIGKILL (budget "
+          f"{INTERVAL * DEAD + 1:.1f} s)")  # fmt: skip
+
+
+def test_arp_far_daemon_killed_and_back(hosts: tuple[Netns, Netns, Path], impl: str) -> None:
+    """liveness arp against a far segment with a host that answers ARP (the far
+    side's own l2tpeth0 with an address), nothing configured for it there."""
+    near, far, wd = hosts
+    fd, took = _run_kill_restart(near, far, wd, impl, f"arp {FAR_HOST}", "off", far_setup=True)
+    try:
+        # Our probes came from our own MAC, with sender address 0.0.0.0: the far host
+        # learnt no address for it.
+        neigh = far.ip("neigh", "show", "dev", "l2tpeth0").stdout
+        assert "0.0.0.0" not in neigh
+    finally:
+        text = fd.stop()
+        assert "Traceback" not in text, text
+    print(f"\n[{impl}] arp: NO-CARRIER {took:.2f} s after SIGKILL (budget "
+          f"{INTERVAL * DEAD + 1:.1f} s)")  # fmt: skip
+
+
+def test_hello_both_ends(hosts: tuple[Netns, Netns, Path], impl: str) -> None:
+    """Two l2tpv3d with liveness hello: each sees the other up, both send and answer."""
+    near, far, wd = hosts
+    nd = Daemon(near, wd, config(A, B, "hello"), impl=impl, tag="near")
+    fd = Daemon(far, wd, config(B, A, "hello"), impl=impl, tag="far")
+    try:
+        for d in (nd, fd):
+            assert wait_until(lambda d=d: liveness_of(d)["last_seen_ago"] is not None), d.log_text()
+        for d in (nd, fd):
+            control = json.loads(d.cli("-j", "show", "tunnel").stdout)[0]["control"]
+            assert control["hellos_sent"] > 0 and control["acks_received"] > 0
+            assert control["hellos_received"] > 0 and control["acks_sent"] > 0
+            assert liveness_of(d)["state"] == "up"
+            text = d.cli("show", "session").stdout
+            assert "liveness hello interval 0.5 dead 3: peer up" in text
+        # HELLOs are never data: counted as control messages, no frame reached the TAPs.
+        tunnel = json.loads(nd.cli("-j", "-s", "show", "tunnel").stdout)[0]
+        assert tunnel["drops"]["control_message"] > 0
+        assert nd.session(10)["stats"]["rx_packets"] == 0
+    finally:
+        for d in (nd, fd):
+            text = d.stop()
+            assert "Traceback" not in text, text
