@@ -13,6 +13,7 @@ import os
 import sys
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -87,6 +88,10 @@ def liveness_of(d: Daemon) -> dict[str, object]:
     live = d.session(10).get("liveness")
     assert isinstance(live, dict), d.session(10)
     return live
+
+
+def _seen(d: Daemon) -> bool:
+    return liveness_of(d)["last_seen_ago"] is not None
 
 
 def _kill(d: Daemon) -> None:
@@ -199,7 +204,7 @@ def test_hello_both_ends(hosts: tuple[Netns, Netns, Path], impl: str) -> None:
     fd = Daemon(far, wd, config(B, A, "hello"), impl=impl, tag="far")
     try:
         for d in (nd, fd):
-            assert wait_until(lambda d=d: liveness_of(d)["last_seen_ago"] is not None), d.log_text()
+            assert wait_until(partial(_seen, d)), d.log_text()
         for d in (nd, fd):
             control = json.loads(d.cli("-j", "show", "tunnel").stdout)[0]["control"]
             assert control["hellos_sent"] > 0 and control["acks_received"] > 0
