@@ -18,12 +18,17 @@ from pathlib import Path
 
 import pytest
 
+from tests.data.seeds import OPENWRT_MONIT
 from tests.support.netns import Daemon, Netns, require_root, veth, wait_until, workdir
 
 pytestmark = pytest.mark.root
 
-A, B = "10.6.0.1", "10.6.0.2"
-FAR_HOST = "10.99.0.2"  # an address on the far side's segment (its l2tpeth0 here)
+L01, L02 = OPENWRT_MONIT["l-01"], OPENWRT_MONIT["l-02"]
+A, B = str(L01["localaddr"]), str(L02["localaddr"])
+# What monit pinged from l-01: l-02's lan address (its l2tpeth0 here).
+FAR_HOST = str(L02["ipaddr"])
+assert L01["monitrc"][0] == f"check host secondary with address {FAR_HOST}"  # type: ignore[index]
+# monit: 5 pings with a 30 s timeout; here a probe every 0.5 s, down after 3 missed.
 INTERVAL, DEAD = 0.5, 3
 
 # A hook: one line per run, with what the environment says.
@@ -34,14 +39,15 @@ HOOK = (
 
 
 def config(local: str, remote: str, liveness: str, hooks: Path | None = None) -> str:
+    site = L01 if local == A else L02
     text = f"""
 [[tunnel]]
 tunnel_id = 1
 peer_tunnel_id = 1
 local = "{local}"
 remote = "{remote}"
-udp_sport = 5000
-udp_dport = 5000
+udp_sport = {site["sport"]}
+udp_dport = {site["dport"]}
 
   [[tunnel.session]]
   session_id = 10
