@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
 import time
 from collections.abc import Iterator
@@ -226,3 +227,25 @@ def test_hello_both_ends(hosts: tuple[Netns, Netns, Path], impl: str) -> None:
         for d in (nd, fd):
             text = d.stop()
             assert "Traceback" not in text, text
+
+
+def test_control_socket_refuses_hooks(hosts: tuple[Netns, Netns, Path]) -> None:
+    """Nothing the control socket says may run a command: an add_session carrying a
+    hook is refused in one line and nothing is created or run."""
+    near, _, wd = hosts
+    marker = wd / "ran"
+    d = Daemon(near, wd, config(A, B, "off"), tag="near")
+    try:
+        cfg = {"tunnel_id": 1, "session_id": 11, "peer_session_id": 11, "liveness": "idle",
+               "on_down": ["/usr/bin/touch", str(marker)]}  # fmt: skip
+        with socket.socket(socket.AF_UNIX) as s:
+            s.connect(d.socket)
+            s.sendall(json.dumps({"op": "add_session", "config": cfg}).encode() + b"\n")
+            answer = json.loads(s.makefile().readline())
+        refusal = "on_up/on_down hooks are taken from the config file only"
+        assert answer == {"ok": False, "error": refusal}
+        assert [x["session_id"] for x in d.sessions()] == [10]
+        assert not marker.exists()
+    finally:
+        text = d.stop()
+        assert "Traceback" not in text, text
