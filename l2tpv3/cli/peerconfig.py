@@ -249,6 +249,11 @@ def qemu_netdev(t: TunnelConfig, s: SessionConfig, netdev_id: str) -> str:
             s, f"our seq {s.seq.value} drops packets without sequence numbers and QEMU "
             "never sends any; use seq none or send",
         )  # fmt: skip
+    if s.liveness is LivenessMode.HELLO:
+        raise _qemu_refuse(
+            s, "QEMU does not answer RFC 3931 HELLO (it has no control connection); use "
+            "liveness arp ADDR (the guest answers ARP) or idle",
+        )  # fmt: skip
     if t.encap is Encap.UDP and t.family == 6 and not t.udp6_csum_tx:
         raise _qemu_refuse(
             s, "QEMU's IPv6 UDP socket drops the zero-checksum datagrams we send with "

@@ -15,7 +15,7 @@ import pytest
 from scapy.layers.l2 import ARP, Ether
 
 from l2tpv3.cli import grammar
-from l2tpv3.cli.peerconfig import PeerConfigError, linux
+from l2tpv3.cli.peerconfig import PeerConfigError, linux, qemu_netdev
 from l2tpv3.config import Encap, LivenessMode, SessionConfig, TunnelConfig
 from l2tpv3.config.file import parse_config
 from l2tpv3.constants import CONTROL_MAX_LEN, CONTROL_QUEUE_SLOTS, LIVENESS_DEAD
@@ -336,6 +336,8 @@ def test_peer_config_refuses_hello_for_linux() -> None:
                      udp_dport=5000)  # fmt: skip
     with pytest.raises(PeerConfigError, match="INTEROPERABILITY"):
         linux([t], [SessionConfig(1, 10, 10, liveness=LivenessMode.HELLO)])
+    with pytest.raises(PeerConfigError, match="HELLO"):
+        qemu_netdev(t, SessionConfig(1, 10, 10, liveness=LivenessMode.HELLO), "n0")
     text = linux([t], [SessionConfig(1, 10, 10, liveness=LivenessMode.ARP,
                                      liveness_addr="10.99.0.2")])  # fmt: skip
     assert "answers our ARP probes" in text and "liveness" not in text.splitlines()[-1]
