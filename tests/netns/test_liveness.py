@@ -39,16 +39,19 @@ HOOK = (
 )
 
 
-def config(local: str, remote: str, liveness: str, hooks: Path | None = None) -> str:
+def config(
+    local: str, remote: str, liveness: str, hooks: Path | None = None, encap: str = "udp"
+) -> str:
     site = L01 if local == A else L02
+    ports = f"udp_sport = {site['sport']}\nudp_dport = {site['dport']}"
     text = f"""
 [[tunnel]]
 tunnel_id = 1
 peer_tunnel_id = 1
 local = "{local}"
 remote = "{remote}"
-udp_sport = {site["sport"]}
-udp_dport = {site["dport"]}
+encap = "{encap}"
+{ports if encap == "udp" else ""}
 
   [[tunnel.session]]
   session_id = 10
@@ -204,11 +207,13 @@ def test_arp_far_daemon_killed_and_back(hosts: tuple[Netns, Netns, Path], impl: 
           f"{INTERVAL * DEAD + 1:.1f} s)")  # fmt: skip
 
 
-def test_hello_both_ends(hosts: tuple[Netns, Netns, Path], impl: str) -> None:
-    """Two l2tpv3d with liveness hello: each sees the other up, both send and answer."""
+@pytest.mark.parametrize("encap", ["udp", "ip"])
+def test_hello_both_ends(hosts: tuple[Netns, Netns, Path], impl: str, encap: str) -> None:
+    """Two l2tpv3d with liveness hello: each sees the other up, both send and answer
+    (over IP the control messages follow a session ID of 0, RFC 3931 §4.1.1.2)."""
     near, far, wd = hosts
-    nd = Daemon(near, wd, config(A, B, "hello"), impl=impl, tag="near")
-    fd = Daemon(far, wd, config(B, A, "hello"), impl=impl, tag="far")
+    nd = Daemon(near, wd, config(A, B, "hello", encap=encap), impl=impl, tag="near")
+    fd = Daemon(far, wd, config(B, A, "hello", encap=encap), impl=impl, tag="far")
     try:
         for d in (nd, fd):
             assert wait_until(partial(_seen, d)), d.log_text()
