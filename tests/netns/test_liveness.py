@@ -138,6 +138,9 @@ def _run_kill_restart(
         )
         assert liveness_of(nd)["state"] == "up"
         assert carrier(near) == "1"
+        if far_setup:
+            # The replies are data packets too: the engine threads' last_rx moved.
+            assert liveness_of(nd)["last_rx_ago"] is not None
         assert hook_lines(hooks) == []
 
         t0 = time.monotonic()
@@ -254,3 +257,34 @@ def test_control_socket_refuses_hooks(hosts: tuple[Netns, Netns, Path]) -> None:
     finally:
         text = d.stop()
         assert "Traceback" not in text, text
+
+
+def test_idle_goes_down_when_traffic_stops(hosts: tuple[Netns, Netns, Path], impl: str) -> None:
+    """liveness idle: the far side's regular traffic (a ping every 0.2 s here) keeps our
+    end up; after the far daemon is killed nothing arrives and the carrier goes."""
+    near, far, wd = hosts
+    fd = Daemon(far, wd, config(B, A, "off"), impl=impl, tag="far")
+    nd = Daemon(near, wd, config(A, B, "idle"), impl=impl, tag="near")
+    pinger = None
+    try:
+        _far_segment(far)
+        near.ip("addr", "add", f"{L01['ipaddr']}/24", "dev", "l2tpeth0")
+        near.ip("link", "set", "l2tpeth0", "up")
+        pinger = far.popen("ping", "-i", "0.2", str(L01["ipaddr"]))
+        assert wait_until(partial(_seen, nd), timeout=10), nd.log_text()
+        time.sleep(INTERVAL * DEAD * 2)  # longer than the budget: still up
+        live = liveness_of(nd)
+        assert live["state"] == "up" and live["transitions"] == 0, live
+        t0 = time.monotonic()
+        _kill(fd)
+        assert wait_until(lambda: carrier(near) == "0", timeout=INTERVAL * DEAD + 3, interval=0.05)
+        took = time.monotonic() - t0
+        assert took <= INTERVAL * DEAD + 1.0, f"NO-CARRIER after {took:.2f} s"
+        print(f"\n[{impl}] idle: NO-CARRIER {took:.2f} s after SIGKILL")
+    finally:
+        if pinger is not None:
+            pinger.kill()  # by PID
+            pinger.communicate()
+        for d in (nd, fd):
+            text = d.stop()
+            assert "Traceback" not in text, text
