@@ -17,6 +17,7 @@ from l2tpv3.config import (
     Encap,
     IPAddress,
     L2SpecType,
+    LivenessMode,
     SeqMode,
     SeqPolicy,
     SessionConfig,
@@ -33,6 +34,7 @@ from l2tpv3.errors import (
 from l2tpv3.proto.api import IpOwnershipAPI, SessionAPI, TunnelAPI
 from l2tpv3.proto.counters import Counters
 from l2tpv3.proto.layout import HeaderLayout, session_mtu
+from l2tpv3.proto.liveness import Liveness
 
 if TYPE_CHECKING:
     from l2tpv3.io.datapath import Implementation, ImplementationUnavailable, choose
@@ -49,6 +51,8 @@ __all__ = [
     "IpOwnershipAPI",
     "L2SpecType",
     "L2TPError",
+    "Liveness",
+    "LivenessMode",
     "MissingArgument",
     "RefusedError",
     "SeqMode",

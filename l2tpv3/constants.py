@@ -96,3 +96,19 @@ IPV6_MTU: Final = 24
 MSS_IPV4_OVERHEAD: Final = 40
 MSS_IPV6_OVERHEAD: Final = 60
 TCP_MIN_MSS: Final = 88
+
+# Liveness (docs/usage.md "Liveness"). ARP (RFC 826) frames the daemon injects and
+# watches for: EtherType and the reply opcode.
+ETH_P_ARP: Final = 0x0806
+ARPOP_REPLY: Final = 2
+# Control messages (T bit over UDP, session ID 0 over IP) the data path hands to the
+# daemon: at most this many queued per tunnel, each at most this long (longer ones, or
+# more, stay counted drops only). HELLO and ZLB ACK are 20 and 12 bytes.
+CONTROL_QUEUE_SLOTS: Final = 8
+CONTROL_MAX_LEN: Final = 256
+# Defaults of `liveness MODE [interval S] [dead N]`: a probe every 2 s, the peer down
+# after 3 intervals (6 s) without a sign of life.
+LIVENESS_INTERVAL: Final = 2.0
+LIVENESS_DEAD: Final = 3
+# Seconds an on_up / on_down hook may run before it is killed.
+HOOK_TIMEOUT: Final = 10.0

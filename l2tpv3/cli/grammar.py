@@ -15,7 +15,9 @@ This follows iproute2's ip/ipl2tp.c:
 - ``offset`` and ``peer_offset`` take a value and are ignored with a warning.
 
 Our extensions: ``reorder_timeout MS`` (the kernel's netlink-only option),
-``seq_policy kernel|rfc3931`` and ``mss_clamp off|auto|MSS``.
+``seq_policy kernel|rfc3931``, ``mss_clamp off|auto|MSS`` and ``liveness { off | idle |
+arp ADDR | hello } [ interval S ] [ dead N ]`` (docs/usage.md "Liveness"; hooks only in
+the config file).
 
 Where we differ, on purpose: ``add tunnel ... session`` (both at once) is refused
 instead of creating both; ``del session`` requires ``tunnel_id`` (iproute2 would send
@@ -34,6 +36,7 @@ from l2tpv3.config import (
     Encap,
     IPAddress,
     L2SpecType,
+    LivenessMode,
     SeqMode,
     SeqPolicy,
     SessionConfig,
@@ -271,6 +274,17 @@ def _parse_keywords(words: list[str]) -> _Args:
         elif field == "mss_clamp":
             text = value(word)
             args.values[field] = _checked(field, text, lambda t: parse_mss_clamp("mss_clamp", t))
+        elif field == "liveness":
+            text = value(word)
+            live = _checked(field, text, lambda t: check_enum("liveness", t.lower(), LivenessMode))
+            args.values[field] = live
+            args.values.pop("liveness_addr", None)
+            if live is LivenessMode.ARP:
+                args.values["liveness_addr"] = _address("liveness arp", value("liveness arp"))
+        elif field == "interval":
+            args.values["liveness_interval"] = _seconds("interval", value(word))
+        elif field == "dead":
+            args.values["liveness_dead"] = parse_u32("dead", value(word), "count")
         elif field in ("offset", "peer_offset"):
             value(word)
             args.warnings.append(f'Ignoring option "{field}"')
@@ -280,6 +294,16 @@ def _parse_keywords(words: list[str]) -> _Args:
             raise UsageError(f'unknown option "{word}"')
         i += 1
     return args
+
+
+def _seconds(field: str, text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise ConfigError(field, text, "must be a number of seconds") from None
+    if not 0.1 <= seconds <= 3600:
+        raise ConfigError(field, text, "must be 0.1..3600 seconds")
+    return seconds
 
 
 def _require(args: _Args, *fields: str) -> None:
@@ -325,6 +349,7 @@ def _add(args: _Args) -> Command:
             reorder_timeout=v.get("reorder_timeout", 0),
             seq_policy=v.get("seq_policy", SeqPolicy.KERNEL),
             mss_clamp=v.get("mss_clamp", "off"),
+            **_liveness(v),
         )
         return Command(
             "add",
@@ -352,6 +377,25 @@ def _add(args: _Args) -> Command:
         udp6_csum_rx=v.get("udp6_csum_rx", True) if encap is Encap.UDP else True,
     )
     return Command("add", "tunnel", tunnel=tunnel, tunnel_id=tunnel.tunnel_id, warnings=warnings)
+
+
+def _liveness(v: dict[str, Any]) -> dict[str, Any]:
+    mode = v.get("liveness", LivenessMode.OFF)
+    timing = [k for k in ("liveness_interval", "liveness_dead") if k in v]
+    if mode is LivenessMode.OFF:
+        if timing:
+            word = timing[0].removeprefix("liveness_")
+            raise UsageError(f'option "{word}" needs "liveness idle|arp ADDR|hello"')
+        return {}
+    out: dict[str, Any] = {"liveness": mode}
+    if mode is LivenessMode.ARP:
+        addr = v["liveness_addr"]
+        if addr.version != 4:
+            raise ConfigError("liveness arp", addr, "must be an IPv4 address")
+        out["liveness_addr"] = str(addr)
+    for key in timing:
+        out[key] = v[key]
+    return out
 
 
 def _del(args: _Args) -> Command:
@@ -451,4 +495,10 @@ def argv_for(config: TunnelConfig | SessionConfig) -> list[str]:
         words += ["seq_policy", config.seq_policy.value]
     if config.mss_clamp != "off":
         words += ["mss_clamp", config.mss_clamp]
+    if config.liveness is not LivenessMode.OFF:
+        words += ["liveness", config.liveness.value]
+        if config.liveness_addr is not None:
+            words.append(config.liveness_addr)
+        words += ["interval", f"{config.liveness_interval:g}"]
+        words += ["dead", str(config.liveness_dead)]
     return words

@@ -57,6 +57,7 @@ Usage: {PROG} [ OPTIONS ] add session [ name NAME ]
           [ l2spec_type L2SPEC ]
           [ reorder_timeout MS ] [ seq_policy POLICY ]
           [ mss_clamp {{ off | auto | MSS }} ]
+          [ liveness LIVENESS [ interval S ] [ dead N ] ]
        {PROG} [ OPTIONS ] del tunnel tunnel_id ID
        {PROG} [ OPTIONS ] del session tunnel_id ID session_id ID
        {PROG} [ OPTIONS ] show tunnel [ tunnel_id ID ]
@@ -85,6 +86,9 @@ Where: OPTIONS := {{ -S SOCKET | -j[son] | -s[tatistics] | -h[elp] | -V[ersion] 
        MS     := {{ 0..3600000 }} (milliseconds; 0: no reordering timeout)
        POLICY := {{ kernel | rfc3931 }} (how received sequence numbers are judged)
        MSS    := {{ 88..65535 }} (TCP SYNs' MSS option lowered to it; auto: MTU - 40 / 60)
+       LIVENESS := {{ off | idle | arp IPV4_ADDRESS | hello }} (carrier follows the peer)
+       S      := {{ 0.1..3600 }} (seconds between probes; default 2)
+       N      := {{ 1..1000 }} (intervals without a sign of life: down; default 3)
 """
 
 EXIT_OK = 0

@@ -44,7 +44,15 @@ from dataclasses import replace
 from enum import StrEnum
 
 from l2tpv3.cli import grammar, wireshark
-from l2tpv3.config import Encap, L2SpecType, SeqMode, SeqPolicy, SessionConfig, TunnelConfig
+from l2tpv3.config import (
+    Encap,
+    L2SpecType,
+    LivenessMode,
+    SeqMode,
+    SeqPolicy,
+    SessionConfig,
+    TunnelConfig,
+)
 from l2tpv3.errors import L2TPError
 from l2tpv3.proto import mss
 from l2tpv3.proto.layout import session_mtu
@@ -177,6 +185,7 @@ def linux(tunnels: Sequence[TunnelConfig], sessions: Sequence[SessionConfig]) ->
                     "we require sequence numbers but send ours only after hearing the far "
                     "end's: it must send first"
                 )
+            notes += _liveness_notes(s)
             if s.reorder_timeout or s.seq_policy is not SeqPolicy.KERNEL:
                 # `ip l2tp` has no words for these (reorder_timeout is netlink-only).
                 notes.append(
@@ -207,6 +216,26 @@ def _mss_rules(t: TunnelConfig, s: SessionConfig) -> list[str]:
         f"ip6tables -A FORWARD -p tcp --tcp-flags SYN,RST SYN -m tcpmss --mss {v6 + 1}:65535 "
         f"-j TCPMSS --set-mss {v6}",
     ]
+
+
+def _liveness_notes(s: SessionConfig) -> list[str]:
+    mode = s.liveness
+    if mode is LivenessMode.HELLO:
+        # ip-l2tp(8) INTEROPERABILITY: unmanaged kernel tunnels have no control
+        # connection; HELLOs would sit unread in the kernel tunnel socket.
+        raise PeerConfigError(
+            f"session {s.session_id}: liveness hello needs a peer that answers RFC 3931 "
+            "HELLO; the Linux kernel cannot (ip-l2tp(8) INTEROPERABILITY): use "
+            "liveness arp ADDR or idle"
+        )
+    if mode is LivenessMode.ARP:
+        return [
+            f"our liveness arp {s.liveness_addr}: nothing to set up here; a host with "
+            f"{s.liveness_addr} on this end's bridged segment answers our ARP probes"
+        ]
+    if mode is LivenessMode.IDLE:
+        return ["our liveness idle: this end must send regularly (e.g. STP BPDUs)"]
+    return []
 
 
 # -- qemu ---------------------------------------------------------------------------------
@@ -240,6 +269,11 @@ def qemu_netdev(t: TunnelConfig, s: SessionConfig, netdev_id: str) -> str:
         raise _qemu_refuse(
             s, f"our seq {s.seq.value} drops packets without sequence numbers and QEMU "
             "never sends any; use seq none or send",
+        )  # fmt: skip
+    if s.liveness is LivenessMode.HELLO:
+        raise _qemu_refuse(
+            s, "QEMU does not answer RFC 3931 HELLO (it has no control connection); use "
+            "liveness arp ADDR (the guest answers ARP) or idle",
         )  # fmt: skip
     if t.encap is Encap.UDP and t.family == 6 and not t.udp6_csum_tx:
         raise _qemu_refuse(

@@ -83,6 +83,13 @@ def _tunnel_text(state: TunnelState, stats: bool) -> str:
             out += f"  UDP checksum: {_udp6_checksum(cfg.udp6_csum_tx, cfg.udp6_csum_rx)}\n"
     if state.waiting:
         out += f"  Waiting for local address {_ntop(cfg.local)}\n"
+    if state.control:
+        c = state.control
+        out += (
+            f"  control: {c.get('hellos_sent', 0)} hellos sent, {c.get('acks_received', 0)} "
+            f"acked; {c.get('hellos_received', 0)} received, {c.get('acks_sent', 0)} "
+            f"answered; {c.get('control_ignored', 0)} ignored\n"
+        )
     if stats:
         out += _stats_text(state.stats) + _drops_text(state.drops)
     return out
@@ -107,6 +114,7 @@ def _session_text(state: SessionState, stats: bool) -> str:
     out += "\n"
     if cfg.mss_clamp != mss.OFF:
         out += f"  mss clamp: {_mss_text(cfg.mss_clamp, state.mtu)}\n"
+    out += _liveness_text(state)
     if stats:
         # Sessions count their own drops (a TAP that would not take a frame, ...).
         out += _stats_text(state.stats) + _drops_text(state.drops)
@@ -123,6 +131,34 @@ def _mss_text(setting: str, mtu: int | None) -> str:
         return "auto (MTU - 40 for IPv4, MTU - 60 for IPv6)"
     v4, v6 = mss.limits(setting, mtu)
     return f"auto ({v4} IPv4, {v6} IPv6)"
+
+
+def _ago(seconds: float | None) -> str:
+    return "never" if seconds is None else f"{seconds:.1f} s ago"
+
+
+def _liveness_text(state: SessionState) -> str:
+    # Only when liveness is on: the lines above stay `ip l2tp show session`'s.
+    live = state.liveness
+    cfg = state.config
+    if live is None:
+        return ""
+    mode = cfg.liveness.value + (f" {cfg.liveness_addr}" if cfg.liveness_addr else "")
+    out = (
+        f"  liveness {mode} interval {cfg.liveness_interval:g} dead {cfg.liveness_dead}: "
+        f"peer {live.state}, {live.transitions} transitions\n"
+    )
+    out += f"  last received {_ago(live.last_rx_ago)}, last sign of life {_ago(live.last_seen_ago)}"
+    if live.mac:
+        out += f", probing from {live.mac}"
+    out += "\n"
+    c = live.control
+    if c.get("hellos_received") or c.get("hellos_sent"):
+        out += (
+            f"  tunnel hellos: {c.get('hellos_sent', 0)} sent, {c.get('acks_received', 0)} "
+            f"acked; {c.get('hellos_received', 0)} received, {c.get('acks_sent', 0)} answered\n"
+        )
+    return out
 
 
 def format_tunnels(states: Sequence[TunnelState], stats: bool) -> str:
@@ -154,6 +190,8 @@ def _tunnel_json(state: TunnelState, stats: bool) -> dict[str, Any]:
             out["checksum_rx"] = cfg.udp6_csum_rx
     if state.waiting:
         out["state"] = "waiting for local address"
+    if state.control:
+        out["control"] = dict(state.control)
     if stats:
         out["stats"] = _stats_dict(state.stats)
         out["drops"] = dict(state.drops)
@@ -185,6 +223,20 @@ def _session_json(state: SessionState, stats: bool) -> dict[str, Any]:
         out["recv_seq"] = None
     if state.mtu is not None:
         out["mtu"] = state.mtu
+    if state.liveness is not None:
+        live = state.liveness
+        out["liveness"] = {
+            "mode": cfg.liveness.value,
+            "addr": cfg.liveness_addr,
+            "interval": cfg.liveness_interval,
+            "dead": cfg.liveness_dead,
+            "state": live.state,
+            "last_rx_ago": live.last_rx_ago,
+            "last_seen_ago": live.last_seen_ago,
+            "transitions": live.transitions,
+            "mac": live.mac,
+            "control": dict(live.control),
+        }
     if stats:
         out["stats"] = _stats_dict(state.stats)
         if state.drops is not None:

@@ -14,7 +14,15 @@ from dataclasses import asdict, dataclass, fields
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from l2tpv3.constants import COOKIE_LENGTHS, ID_MAX, ID_MIN, IFNAMSIZ, TCP_MIN_MSS
+from l2tpv3.constants import (
+    COOKIE_LENGTHS,
+    ID_MAX,
+    ID_MIN,
+    IFNAMSIZ,
+    LIVENESS_DEAD,
+    LIVENESS_INTERVAL,
+    TCP_MIN_MSS,
+)
 from l2tpv3.errors import ConfigError, L2TPError, MissingArgument
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -55,6 +63,20 @@ class SeqPolicy(StrEnum):
 
     KERNEL = "kernel"
     RFC3931 = "rfc3931"
+
+
+class LivenessMode(StrEnum):
+    """How a session tells that its peer is alive (docs/usage.md "Liveness").
+
+    ``off`` (the default, as the kernel); ``idle``: anything received; ``arp``: replies
+    to the ARP requests the daemon sends for ``liveness_addr``; ``hello``: RFC 3931
+    HELLO answered by a ZLB ACK on the tunnel.
+    """
+
+    OFF = "off"
+    IDLE = "idle"
+    ARP = "arp"
+    HELLO = "hello"
 
 
 def check_id(field: str, value: object) -> int:
@@ -234,6 +256,14 @@ class SessionConfig:
     seq_policy: SeqPolicy = SeqPolicy.KERNEL
     # Our extension: "off" (the kernel's behaviour), "auto" or an MSS in decimal.
     mss_clamp: str = "off"
+    # Liveness and its hooks (docs/usage.md "Liveness"); the hooks are argv lists and
+    # come from the config file only (the control socket refuses them).
+    liveness: LivenessMode = LivenessMode.OFF
+    liveness_addr: str | None = None
+    liveness_interval: float = LIVENESS_INTERVAL
+    liveness_dead: int = LIVENESS_DEAD
+    on_up: tuple[str, ...] = ()
+    on_down: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         check_id("tunnel_id", self.tunnel_id)
@@ -255,6 +285,7 @@ class SessionConfig:
         if self.seq is not SeqMode.NONE and self.l2spec_type is L2SpecType.NONE:
             # RFC 4719 §3: sequence numbers live in the Default L2-Specific Sublayer.
             raise ConfigError("seq", self.seq.value, "sequencing needs l2spec_type default")
+        _check_liveness(self)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -262,6 +293,9 @@ class SessionConfig:
         out["peer_cookie"] = self.peer_cookie.hex()
         for key in ("l2spec_type", "seq", "seq_policy"):
             out[key] = getattr(self, key).value
+        out["liveness"] = self.liveness.value
+        out["on_up"] = list(self.on_up)
+        out["on_down"] = list(self.on_down)
         return out
 
     @classmethod
@@ -287,6 +321,41 @@ def parse_mss_clamp(field: str, value: object) -> str:
     if not TCP_MIN_MSS <= n <= 0xFFFF:
         raise ConfigError(field, value, f"an MSS must be {TCP_MIN_MSS}..65535")
     return str(n)
+
+
+def _check_liveness(cfg: SessionConfig) -> None:
+    set_ = object.__setattr__
+    mode = check_enum("liveness", cfg.liveness, LivenessMode)
+    set_(cfg, "liveness", mode)
+    addr = cfg.liveness_addr
+    if mode is LivenessMode.ARP:
+        if addr is None:
+            raise MissingArgument("liveness arp ADDR")
+        try:
+            target = ipaddress.IPv4Address(str(addr))
+        except ValueError:
+            raise ConfigError("liveness arp", addr, "must be an IPv4 address") from None
+        if target.is_unspecified or target.is_multicast or target == _BROADCAST:
+            raise ConfigError("liveness arp", addr, "must be a unicast address")
+        set_(cfg, "liveness_addr", str(target))
+    elif addr is not None:
+        raise ConfigError("liveness_addr", addr, "is only for liveness arp")
+    iv = cfg.liveness_interval
+    if isinstance(iv, bool) or not isinstance(iv, int | float) or not 0.1 <= iv <= 3600:
+        raise ConfigError("liveness interval", iv, "must be 0.1..3600 seconds")
+    set_(cfg, "liveness_interval", float(iv))
+    dead = cfg.liveness_dead
+    if isinstance(dead, bool) or not isinstance(dead, int) or not 1 <= dead <= 1000:
+        raise ConfigError("liveness dead", dead, "must be 1..1000 intervals")
+    for hook in ("on_up", "on_down"):
+        argv = getattr(cfg, hook)
+        if isinstance(argv, str) or not isinstance(argv, list | tuple):
+            raise ConfigError(hook, argv, "must be a list of words (argv, run without a shell)")
+        if not all(isinstance(w, str) and w and "\0" not in w for w in argv):
+            raise ConfigError(hook, argv, "must be a list of non-empty strings")
+        if argv and not argv[0].startswith("/"):
+            raise ConfigError(hook, argv[0], "the command must be an absolute path")
+        set_(cfg, hook, tuple(argv))
 
 
 def _known_fields(cls: type, data: dict[str, Any], what: str) -> dict[str, Any]:

@@ -31,6 +31,14 @@ readable by group or others (it is refused)::
     aead = "rfc4106(gcm(aes))"
     key = "0x..."                 # l2tpv3 genkey 'rfc4106(gcm(aes))'
     replay_window = 64
+
+Liveness (docs/usage.md "Liveness"), per session; the hooks exist only here::
+
+      liveness = "arp 10.1.0.2"     # or "idle", "hello"; liveness_addr = "..." also
+      liveness_interval = 2         # seconds
+      liveness_dead = 3             # intervals
+      on_down = ["/usr/local/sbin/site-down", "lan"]   # argv, run without a shell
+      on_up = ["/sbin/ifup", "lan"]
 """
 
 from __future__ import annotations
@@ -99,6 +107,10 @@ def _switch(field: str, value: object) -> bool:
 
 
 def _build(cls: type[_Cfg], entry: dict[str, Any], where: str) -> _Cfg:
+    mode = entry.get("liveness")
+    if cls is SessionConfig and isinstance(mode, str) and " " in mode.strip():
+        # "arp ADDR", as on the command line.
+        entry["liveness"], entry["liveness_addr"] = mode.split(None, 1)
     try:
         return cls.from_dict(entry)
     except TypeError as exc:

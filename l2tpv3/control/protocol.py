@@ -52,6 +52,7 @@ __all__ = [
     "DelSession",
     "DelTunnel",
     "JSONObject",
+    "LivenessState",
     "OffloadState",
     "Operations",
     "Ping",
@@ -176,6 +177,9 @@ class TunnelState:
     drops: Mapping[str, int]
     waiting: bool = False
     offload: OffloadState | None = None
+    # HELLO counters of the tunnel (proto/liveness.py ControlChannel), sent only when
+    # the peer or we sent any control message.
+    control: Mapping[str, int] | None = None
 
     def to_json(self) -> dict[str, object]:
         out: dict[str, object] = self.config.to_dict()
@@ -185,6 +189,8 @@ class TunnelState:
             out["waiting"] = True
         if self.offload is not None:
             out["offload"] = self.offload.to_json()
+        if self.control:
+            out["control"] = dict(self.control)
         return out
 
     @classmethod
@@ -199,12 +205,81 @@ class TunnelState:
         if not isinstance(waiting, bool):
             raise ControlError(f'l2tpv3d sent a malformed "waiting": {waiting!r}')
         offload = state.get("offload")
+        control = state.get("control")
+        if control is not None and (
+            not isinstance(control, Mapping)
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in control.values())
+        ):
+            raise ControlError('l2tpv3d sent a malformed "control" table')
         return cls(
             config,
             _stats(state),
             _drops(state, DROP_REASONS),
             waiting,
             None if offload is None else OffloadState.from_json(offload),
+            {str(k): int(v) for k, v in control.items()} if control else None,
+        )
+
+
+def _opt_float(state: Mapping[str, object], key: str) -> float | None:
+    value = state.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ControlError(f'l2tpv3d sent a malformed "{key}": {value!r}')
+    return float(value)
+
+
+@dataclass(frozen=True, slots=True)
+class LivenessState:
+    """A session's liveness as ``show`` reports it (only when liveness is not off).
+
+    ``last_rx_ago``: seconds since the session last received a packet; ``last_seen_ago``:
+    since the last sign of life of its mode; None: never. ``control``: the tunnel's
+    HELLO counters (proto/liveness.py ControlChannel.stats)."""
+
+    state: str
+    last_rx_ago: float | None
+    last_seen_ago: float | None
+    transitions: int
+    mac: str | None
+    control: Mapping[str, int]
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "state": self.state,
+            "last_rx_ago": self.last_rx_ago,
+            "last_seen_ago": self.last_seen_ago,
+            "transitions": self.transitions,
+            "mac": self.mac,
+            "control": dict(self.control),
+        }
+
+    @classmethod
+    def from_json(cls, state: object) -> LivenessState:
+        if not isinstance(state, Mapping):
+            raise ControlError('l2tpv3d sent a malformed "liveness_state"')
+        st = state.get("state")
+        if st not in ("up", "down"):
+            raise ControlError(f"l2tpv3d sent a malformed liveness state: {st!r}")
+        transitions = state.get("transitions", 0)
+        if isinstance(transitions, bool) or not isinstance(transitions, int):
+            raise ControlError(f"l2tpv3d sent malformed liveness transitions: {transitions!r}")
+        mac = state.get("mac")
+        if mac is not None and not isinstance(mac, str):
+            raise ControlError(f"l2tpv3d sent a malformed liveness mac: {mac!r}")
+        control = state.get("control") or {}
+        if not isinstance(control, Mapping) or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in control.values()
+        ):
+            raise ControlError("l2tpv3d sent malformed liveness control counters")
+        return cls(
+            str(st),
+            _opt_float(state, "last_rx_ago"),
+            _opt_float(state, "last_seen_ago"),
+            transitions,
+            mac,
+            {str(k): int(v) for k, v in control.items()},
         )
 
 
@@ -227,9 +302,12 @@ class SessionState:
     drops: Mapping[str, int] | None
     # What the daemon's own features did (proto.counters.SESSION_FEATURE_COUNTERS).
     features: Mapping[str, int] | None = None
+    liveness: LivenessState | None = None
 
     def to_json(self) -> dict[str, object]:
         out: dict[str, object] = self.config.to_dict()
+        if self.liveness is not None:
+            out["liveness_state"] = self.liveness.to_json()
         out["interface"] = self.interface
         out["peer_tunnel_id"] = self.peer_tunnel_id
         if self.mtu is not None:
@@ -272,6 +350,7 @@ class SessionState:
             _stats(state),
             _drops(state, ()) if "drops" in state else None,
             _features(state) if "features" in state else None,
+            LivenessState.from_json(state["liveness_state"]) if "liveness_state" in state else None,
         )
 
 
@@ -415,7 +494,11 @@ class AddSession:
 
     @classmethod
     def from_json(cls, msg: JSONObject) -> AddSession:
-        return cls(SessionConfig.from_dict(_config(msg)))
+        config = _config(msg)
+        # Nothing the control socket says may run a command: hooks are config-file only.
+        if any(config.get(hook) for hook in ("on_up", "on_down")):
+            raise StateError("on_up/on_down hooks are taken from the config file only")
+        return cls(SessionConfig.from_dict(config))
 
     def run(self, ops: Operations) -> None:
         ops.add_session(self.config)

@@ -11,10 +11,19 @@ import contextlib
 import logging
 import os
 import socket
+import time
 
 from l2tpv3 import __version__
-from l2tpv3.config import Encap, SaConfig, SaDir, SessionConfig, TunnelConfig
-from l2tpv3.control.protocol import OffloadState, Pong, SaState, SessionState, TunnelState
+from l2tpv3.config import Encap, LivenessMode, SaConfig, SaDir, SessionConfig, TunnelConfig
+from l2tpv3.control.protocol import (
+    LivenessState,
+    OffloadState,
+    Pong,
+    SaState,
+    SessionState,
+    TunnelState,
+)
+from l2tpv3.daemon.liveness import LivenessDriver
 from l2tpv3.daemon.offloads import cost_note, offload_state
 from l2tpv3.errors import L2TPError, StateError
 from l2tpv3.io.api import Buffers, Options, SessionPortAPI, TunnelPortAPI
@@ -26,6 +35,7 @@ from l2tpv3.io.sockets import local_address_ready, open_socket, path_mtu, peer_a
 from l2tpv3.io.tap import Tap
 from l2tpv3.proto.api import TunnelAPI
 from l2tpv3.proto.layout import session_mtu
+from l2tpv3.proto.liveness import ControlChannel
 
 __all__ = ["Daemon", "session_state", "tunnel_state"]
 
@@ -33,15 +43,26 @@ log = logging.getLogger("l2tpv3d")
 
 
 def tunnel_state(
-    tunnel: TunnelAPI, waiting: bool = False, offload: OffloadState | None = None
+    tunnel: TunnelAPI,
+    waiting: bool = False,
+    offload: OffloadState | None = None,
+    control: ControlChannel | None = None,
 ) -> TunnelState:
     """``show_tunnels``' record for one tunnel, of either implementation."""
+    counts = control.stats() if control is not None else {}
     return TunnelState(
-        tunnel.config, tunnel.totals().as_dict(), dict(tunnel.drops), waiting, offload
+        tunnel.config,
+        tunnel.totals().as_dict(),
+        dict(tunnel.drops),
+        waiting,
+        offload,
+        counts if any(counts.values()) else None,
     )
 
 
-def session_state(port: SessionPortAPI, peer_tunnel_id: int) -> SessionState:
+def session_state(
+    port: SessionPortAPI, peer_tunnel_id: int, liveness: LivenessState | None = None
+) -> SessionState:
     """``show_sessions``' record for one session's port, of either implementation."""
     s = port.session
     return SessionState(
@@ -54,6 +75,7 @@ def session_state(port: SessionPortAPI, peer_tunnel_id: int) -> SessionState:
         stats=s.counters.as_dict(),
         drops=dict(s.drops),
         features=dict(s.features),
+        liveness=liveness,
     )
 
 
@@ -87,6 +109,10 @@ class Daemon:
         # Tunnels whose local address is not usable yet (absent, or IPv6 in DAD): their
         # sockets are bound with FREEBIND and work once it is; `show` says they wait.
         self.waiting: set[int] = set()
+        # Liveness: each tunnel's HELLO side (answered whatever the sessions' modes)
+        # and each session's driver, when its liveness is not off.
+        self.channels: dict[int, ControlChannel] = {}
+        self.liveness: dict[tuple[int, int], LivenessDriver] = {}
         self.links = LinkMonitor(
             loop, self._on_link, on_addr=self._on_addr, on_overrun=self._reread_links
         )
@@ -114,6 +140,9 @@ class Daemon:
             raise
         self.tunnels[cfg.tunnel_id] = port
         self._impl_of[cfg.tunnel_id] = impl
+        tid = cfg.tunnel_id
+        self.channels[tid] = ControlChannel(udp=not ip)
+        port.on_control = lambda msgs: self._on_control(tid, msgs)
         log.info(
             "tunnel %d: encap %s from %s to %s",
             cfg.tunnel_id,
@@ -134,6 +163,7 @@ class Daemon:
         port.close()
         del self.tunnels[tunnel_id]
         self._impl_of.pop(tunnel_id, None)
+        self.channels.pop(tunnel_id, None)
         self.waiting.discard(tunnel_id)
         if port.tunnel.config.encap is Encap.IP:
             self.ownership.remove_tunnel(tunnel_id)
@@ -176,6 +206,10 @@ class Daemon:
             tap.name,
             mtu,
         )
+        if cfg.liveness is not LivenessMode.OFF:
+            self.liveness[tid, sid] = LivenessDriver(
+                self.loop, cfg, tport.ports[sid], tport, self.channels[tid]
+            )
 
     def del_session(self, tunnel_id: int, session_id: int) -> None:
         self._del_session(tunnel_id, session_id, "deleted")
@@ -185,6 +219,9 @@ class Daemon:
         port = tport.ports.get(session_id)
         if port is not None:
             self._ifindex.pop(port.tap.ifindex, None)
+        driver = self.liveness.pop((tunnel_id, session_id), None)
+        if driver is not None:
+            driver.close()
         if not tport.close_session(session_id):
             raise StateError(f"session {session_id} does not exist in tunnel {tunnel_id}")
         if tport.tunnel.config.encap is Encap.IP:
@@ -202,7 +239,9 @@ class Daemon:
 
     def show_tunnels(self, tunnel_id: int | None = None) -> list[TunnelState]:
         return [
-            tunnel_state(port.tunnel, tid in self.waiting, self._offload(port))
+            tunnel_state(
+                port.tunnel, tid in self.waiting, self._offload(port), self.channels.get(tid)
+            )
             for tid, port in self.tunnels.items()
             if tunnel_id is None or tid == tunnel_id
         ]
@@ -211,12 +250,34 @@ class Daemon:
         self, tunnel_id: int | None = None, session_id: int | None = None
     ) -> list[SessionState]:
         return [
-            session_state(sport, tport.tunnel.config.peer_tunnel_id)
+            session_state(sport, tport.tunnel.config.peer_tunnel_id, self._liveness_state(tid, sid))
             for tid, tport in self.tunnels.items()
             if tunnel_id is None or tid == tunnel_id
             for sid, sport in tport.ports.items()
             if session_id is None or sid == session_id
         ]
+
+    def _liveness_state(self, tunnel_id: int, session_id: int) -> LivenessState | None:
+        driver = self.liveness.get((tunnel_id, session_id))
+        if driver is None:
+            return None
+        r = driver.report()
+        channel = self.channels[tunnel_id]
+        return LivenessState(
+            r.state, r.last_rx_ago, r.last_seen_ago, r.transitions, r.mac, channel.stats()
+        )
+
+    def _on_control(self, tunnel_id: int, msgs: list[bytes]) -> None:
+        """Control messages from a tunnel's peer: HELLOs are answered (ZLB ACK) and
+        counted whatever the sessions' liveness; the rest is counted as ignored."""
+        channel = self.channels.get(tunnel_id)
+        tport = self.tunnels.get(tunnel_id)
+        if channel is None or tport is None:
+            return
+        now = time.monotonic()
+        for msg in msgs:
+            for reply in channel.receive(msg, now):
+                tport.send_control(reply)
 
     def ping(self) -> Pong:
         return Pong(__version__, os.getpid())

@@ -43,6 +43,8 @@ from l2tpv3.fast.fp_shared cimport (
     FP_RX_INVALID,
     FP_SEQ_MASK,
     FP_SHARED_FINGERPRINT,
+    FP_CONTROL_MAX_LEN,
+    FP_CONTROL_QUEUE_SLOTS,
 )
 
 cdef extern from "<sys/socket.h>":
@@ -110,6 +112,10 @@ cdef extern from "fp_session.h" nogil:
         unsigned mss4
         unsigned mss6
         uint64_t features[FP_NFEATURES]
+        double last_rx
+        double last_arp
+        uint8_t arp_mac[6]
+        int arp_watch
     struct fp_layout:
         const uint8_t *tx_prefix
         int tx_prefix_len
@@ -148,6 +154,9 @@ cdef extern from "fp_tunnel.h" nogil:
                            fp_out *out, fp_session **hit)
     void fp_tunnel_receive_foreign(fp_tunnel *t, const uint8_t *p, size_t len, int family,
                                    const uint8_t *host)
+    int fp_tunnel_take_control(fp_tunnel *t, uint8_t (*out)[FP_CONTROL_MAX_LEN],
+                               unsigned short *lens, int max)
+    void fp_tunnel_session_header(fp_tunnel *t, fp_session *s, uint8_t *hdr, size_t flen)
 
 cdef extern from "fp_engine.h" nogil:
     struct fp_engine_opts:
@@ -354,6 +363,23 @@ cdef class Session:
             return d
         return None
 
+    @property
+    def last_rx(self):
+        return self.s.last_rx
+
+    @property
+    def last_arp(self):
+        return self.s.last_arp
+
+    def watch_arp(self, mac):
+        cdef bytes m = bytes(mac)
+        if m and len(m) != 6:
+            raise ValueError("a MAC address is 6 bytes")
+        self.s.arp_watch = 0
+        if m:
+            memcpy(self.s.arp_mac, PyBytes_AS_STRING(m), 6)
+            self.s.arp_watch = 1
+
 
 cdef bytes _packed(int family, str address):
     """16 bytes: the address (an IPv4 one in the first 4), as fp_ownership.h keeps it."""
@@ -509,6 +535,29 @@ cdef class Tunnel:
 
     def count_drop(self, str reason):
         fp_tunnel_drop(&self.t, DROP_REASONS.index(reason))
+
+    def take_control(self):
+        cdef uint8_t buf[FP_CONTROL_QUEUE_SLOTS][FP_CONTROL_MAX_LEN]
+        cdef unsigned short lens[FP_CONTROL_QUEUE_SLOTS]
+        cdef int n
+        with nogil:
+            n = fp_tunnel_take_control(&self.t, buf, lens, FP_CONTROL_QUEUE_SLOTS)
+        return [PyBytes_FromStringAndSize(<const char *>buf[i], lens[i]) for i in range(n)]
+
+    def inject(self, session_id, frame):
+        """The payload carrying ``frame`` on the session (counted as sent), built under
+        the send lock so that it cannot race the engine's send thread."""
+        cdef Session s = self.sessions[session_id]
+        cdef const uint8_t[:] view = frame
+        cdef size_t n = view.shape[0]
+        cdef int h = s.s.tx_hlen
+        out = PyBytes_FromStringAndSize(NULL, h + n)
+        cdef uint8_t *p = <uint8_t *>PyBytes_AS_STRING(out)
+        if n:
+            memcpy(p + h, &view[0], n)
+        with nogil:
+            fp_tunnel_session_header(&self.t, &s.s, p, n)
+        return out
 
     @property
     def counters(self):

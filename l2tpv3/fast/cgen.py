@@ -68,6 +68,10 @@ CONSTANTS = (
     "MSS_IPV4_OVERHEAD",
     "MSS_IPV6_OVERHEAD",
     "TCP_MIN_MSS",
+    "ETH_P_ARP",
+    "ARPOP_REPLY",
+    "CONTROL_QUEUE_SLOTS",
+    "CONTROL_MAX_LEN",
 )
 
 # Index enums: (Python tuple in counters.py, prefix of each C name, C name of the count).

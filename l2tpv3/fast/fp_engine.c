@@ -231,7 +231,11 @@ static void *rx_main(void *arg)
                 }
         }
         gro_flush(e);
+        int ctl = t->ctl_new;
+        t->ctl_new = 0;
         pthread_mutex_unlock(&t->rx_lock);
+        /* Control messages wait for the asyncio loop (take_control). */
+        if (ctl) signal_fd(e->notify_fd);
     }
     return NULL;
 }

@@ -408,6 +408,7 @@ void fp_session_receive(struct fp_session *s, const uint8_t *p, size_t len, doub
         s->c[FP_RX_ERRORS]++;
         return;
     }
+    s->last_rx = now;
     int has_ns = 0;
     uint32_t ns = 0;
     if (s->l2spec_off >= 0) {
@@ -435,6 +436,10 @@ void fp_session_receive(struct fp_session *s, const uint8_t *p, size_t len, doub
     }
     const uint8_t *f = p + s->rx_hlen;
     size_t n = len - (size_t)s->rx_hlen;
+    /* liveness arp: the reply to our probe, addressed to our own MAC. */
+    if (s->arp_watch && n >= 22 && memcmp(f, s->arp_mac, 6) == 0 &&
+        (f[12] << 8 | f[13]) == FP_ETH_P_ARP && (f[20] << 8 | f[21]) == FP_ARPOP_REPLY)
+        s->last_arp = now;
     if (!has_ns && !s->qhead) {
         deliver(s, f, n, out);
         return;

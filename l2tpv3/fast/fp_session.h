@@ -68,6 +68,11 @@ struct fp_session {
     int mss_setting;
     volatile unsigned mss4, mss6;
     volatile uint64_t features[FP_NFEATURES];
+    /* liveness (proto/liveness.py): `now` of the last packet past the cookie check and
+     * of the last ARP reply to arp_mac (when arp_watch), read by the daemon's timer */
+    volatile double last_rx, last_arp;
+    uint8_t arp_mac[6];
+    volatile int arp_watch;
 };
 
 /* A session's header layout, as proto/layout.py HeaderLayout computes it: the C side

@@ -113,6 +113,36 @@ static void ip_drop(struct fp_tunnel *t, int reason, uint32_t sid)
         fp_tunnel_drop(t, reason);
 }
 
+static void queue_control(struct fp_tunnel *t, const uint8_t *p, size_t len)
+{
+    if (len > FP_CONTROL_MAX_LEN || t->nctl >= FP_CONTROL_QUEUE_SLOTS) return;
+    memcpy(t->ctl[t->nctl], p, len);
+    t->ctl_len[t->nctl++] = (uint16_t)len;
+    t->ctl_new = 1;
+}
+
+int fp_tunnel_take_control(struct fp_tunnel *t, uint8_t (*out)[FP_CONTROL_MAX_LEN],
+                           uint16_t *lens, int max)
+{
+    pthread_mutex_lock(&t->rx_lock);
+    int n = t->nctl < max ? t->nctl : max;
+    for (int i = 0; i < n; i++) {
+        memcpy(out[i], t->ctl[i], t->ctl_len[i]);
+        lens[i] = t->ctl_len[i];
+    }
+    t->nctl = 0;
+    pthread_mutex_unlock(&t->rx_lock);
+    return n;
+}
+
+void fp_tunnel_session_header(struct fp_tunnel *t, struct fp_session *s, uint8_t *hdr,
+                              size_t flen)
+{
+    pthread_mutex_lock(&t->tx_lock);
+    fp_session_header(s, hdr, flen);
+    pthread_mutex_unlock(&t->tx_lock);
+}
+
 void fp_tunnel_receive(struct fp_tunnel *t, const uint8_t *p, size_t len, double now,
                        struct fp_out *out, struct fp_session **hit)
 {
@@ -130,6 +160,7 @@ void fp_tunnel_receive(struct fp_tunnel *t, const uint8_t *p, size_t len, double
             return;
         }
         if (flags & FP_UDP_FLAG_T) {
+            queue_control(t, p, len); /* for the daemon: HELLO (proto/liveness.py) */
             fp_tunnel_drop(t, FP_DROP_CONTROL_MESSAGE);
             return;
         }
@@ -142,6 +173,8 @@ void fp_tunnel_receive(struct fp_tunnel *t, const uint8_t *p, size_t len, double
         sid = fp_be32(p);
         /* RFC 3931 §4.1.1.2: session ID 0 introduces a control message. */
         if (sid == 0) {
+            if (!t->own || fp_own_counter(t->own, t->tunnel_id, 0, 0, NULL) == t->tunnel_id)
+                queue_control(t, p, len);
             ip_drop(t, FP_DROP_CONTROL_MESSAGE, 0);
             return;
         }

@@ -27,6 +27,11 @@ struct fp_tunnel {
     volatile uint64_t drops[FP_NTDROPS];
     pthread_mutex_t rx_lock, tx_lock;
     struct fp_engine *engine;
+    /* Control messages from the peer, for the daemon (proto/tunnel.py take_control),
+     * under rx_lock; ctl_new tells the engine to signal its notify fd. */
+    uint8_t ctl[FP_CONTROL_QUEUE_SLOTS][FP_CONTROL_MAX_LEN];
+    uint16_t ctl_len[FP_CONTROL_QUEUE_SLOTS];
+    int nctl, ctl_new;
 };
 
 int fp_tunnel_init(struct fp_tunnel *t, int udp, uint32_t tunnel_id, struct fp_ownership *own);
@@ -44,6 +49,12 @@ void fp_tunnel_receive(struct fp_tunnel *t, const uint8_t *p, size_t len, double
  * to the tunnel the ownership names (proto/tunnel.py receive_foreign). */
 void fp_tunnel_receive_foreign(struct fp_tunnel *t, const uint8_t *p, size_t len, int family,
                                const uint8_t *host);
+/* Copy out and forget the queued control messages (takes rx_lock); returns how many. */
+int fp_tunnel_take_control(struct fp_tunnel *t, uint8_t (*out)[FP_CONTROL_MAX_LEN],
+                           uint16_t *lens, int max);
+/* fp_session_header under tx_lock: a frame the daemon sends while the engine runs. */
+void fp_tunnel_session_header(struct fp_tunnel *t, struct fp_session *s, uint8_t *hdr,
+                              size_t flen);
 /* Both locks, rx first: sessions, TAPs and the engine change only under both. */
 void fp_tunnel_lock(struct fp_tunnel *t);
 void fp_tunnel_unlock(struct fp_tunnel *t);

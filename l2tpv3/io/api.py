@@ -75,6 +75,9 @@ class SessionPortAPI(Protocol):
         """The TAP's MTU is now ``mtu`` (a netlink event): record it, and drop received
         frames longer than ``mtu`` + 18 from the next one on."""
 
+    def inject(self, frame: bytes) -> None:
+        """Send ``frame`` to the peer as if read from the TAP (liveness probes)."""
+
     def close(self) -> None: ...
 
 
@@ -100,6 +103,13 @@ class TunnelPortAPI(Protocol):
     def offloads(self) -> Offloads:
         """What this tunnel's data path offloads now (an engine may have fallen back
         since it started: a kernel without UDP GSO)."""
+
+    # Control messages from the peer (T bit): handed to this callback, set by the
+    # daemon, in batches; never per data packet.
+    on_control: Callable[[list[bytes]], None] | None
+
+    def send_control(self, payload: bytes) -> None:
+        """Send one control message (HELLO, ZLB ACK) to the peer; failures are logged."""
 
 
 class TunnelPortFactory(Protocol):

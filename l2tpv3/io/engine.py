@@ -35,8 +35,12 @@ class CythonSessionPort:
         session: SessionAPI,
         tap: Tap,
         on_gone: Callable[[], None],
+        sock: socket.socket,
+        peer: tuple[str, int],
     ) -> None:
         self.on_gone = on_gone
+        self._sock = sock
+        self._peer = peer
         self.session = session
         self.tap = tap
         self._engine = engine
@@ -51,6 +55,14 @@ class CythonSessionPort:
         # too, later, could put back an older MTU after a quick second change.
         if not self._engine.follows_links:
             self.session.set_mtu(mtu)
+
+    def inject(self, frame: bytes) -> None:
+        # The header is written under the engine's send lock (sequence numbers).
+        payload = self._engine.inject(self.session.session_id, frame)
+        try:
+            self._sock.sendto(payload, self._peer)
+        except OSError:
+            self.session.tx_failed(len(payload))
 
     def close(self) -> None:
         # The engine must let go of the descriptor before it is closed (and reused).
@@ -83,6 +95,8 @@ class CythonTunnelPort:
         self.sock: socket.socket = sock
         self._ports: dict[int, CythonSessionPort] = {}
         self._tap_offload = options.offload
+        self._peer = peer_address(tunnel.config)
+        self.on_control: Callable[[list[bytes]], None] | None = None
         try:
             tunnel.start(sock, peer_address(tunnel.config), options.batch, options.offload)
         except OSError as exc:
@@ -100,7 +114,7 @@ class CythonTunnelPort:
         # The engine attaches a TAP to a session it already knows.
         self._engine.add(session)
         try:
-            port = CythonSessionPort(self._engine, session, tap, on_gone)
+            port = CythonSessionPort(self._engine, session, tap, on_gone, self.sock, self._peer)
         except BaseException:
             self._engine.remove(session.session_id)
             raise
@@ -116,10 +130,24 @@ class CythonTunnelPort:
         return True
 
     def _on_gone(self) -> None:
+        # The notify fd also says that control messages are queued (take_control).
         for sid in self._engine.take_gone():
             port = self._ports.get(sid)
             if port is not None:
                 self.loop.call_soon(port.on_gone)
+        msgs = self._engine.take_control()
+        if msgs and self.on_control is not None:
+            self.on_control(msgs)
+
+    def send_control(self, payload: bytes) -> None:
+        try:
+            self.sock.sendto(payload, self._peer)
+        except OSError as exc:
+            log.warning(
+                "tunnel %d: cannot send a control message: %s",
+                self._engine.config.tunnel_id,
+                exc.strerror,
+            )
 
     def close(self) -> None:
         st = self._engine.offload_stats

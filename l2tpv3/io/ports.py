@@ -98,6 +98,13 @@ class SessionPort:
         self.tap.mtu = mtu
         self.session.set_mtu(mtu)
 
+    def inject(self, frame: bytes) -> None:
+        try:
+            # Through the tunnel's sender: sealed in ESP when the tunnel has an SA.
+            self.tunnel.sendto(self.session.encapsulate(frame), self.tunnel.peer)
+        except OSError:
+            self.session.tx_failed(self.session.layout.tx_header_len + len(frame))
+
     def write(self, frames: list[Payload]) -> None:
         fd = self.tap.fd
         write = os.write
@@ -158,6 +165,7 @@ class TunnelPort:
         # Where a session's datagrams go: the socket, or sealed in ESP (set_esp).
         self.sendto: Callable[[bytes | memoryview, tuple[str, int]], object] = sock.sendto
         self.esp: EspPath | None = None
+        self.on_control: Callable[[list[bytes]], None] | None = None
         loop.add_reader(sock.fileno(), self._on_sock_readable)
 
     def _on_sock_readable(self) -> None:
@@ -170,6 +178,7 @@ class TunnelPort:
         esp = self.esp
         now = self.loop.time()
         touched: set[SessionPort] = set()
+        dropped = False
         for _ in range(self.batch):
             try:
                 n, source = recv(buf)
@@ -196,6 +205,7 @@ class TunnelPort:
                 continue
             session, frames = receive(data, now)
             if session is None:
+                dropped = True
                 continue
             port = ports[session.session_id]
             if frames:
@@ -204,6 +214,20 @@ class TunnelPort:
                 touched.add(port)
         for port in touched:
             port.rearm()
+        if dropped and self.on_control is not None:
+            msgs = self.tunnel.take_control()
+            if msgs:
+                self.on_control(msgs)
+
+    def send_control(self, payload: bytes) -> None:
+        try:
+            self.sendto(payload, self.peer)
+        except OSError as exc:
+            log.warning(
+                "tunnel %d: cannot send a control message: %s",
+                self.tunnel.config.tunnel_id,
+                exc.strerror,
+            )
 
     def _deliver(self, data: bytes) -> None:
         """One L2TPv3 datagram that arrived in ESP, now opened."""

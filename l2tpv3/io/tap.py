@@ -15,6 +15,7 @@ from l2tpv3.errors import StateError
 # linux/if_tun.h
 TUNSETOFFLOAD = 0x400454D0
 TUNSETVNETHDRSZ = 0x400454D8
+TUNSETCARRIER = 0x400454E2  # _IOW('T', 226, int), Linux >= 5.0
 TUN_F_CSUM = 0x01
 TUN_F_TSO4 = 0x02
 TUN_F_TSO6 = 0x04
@@ -65,6 +66,15 @@ class Tap:
         except (OSError, pytun.Error) as exc:
             self._dev.close()
             raise StateError(f"cannot configure TAP device {self.name}: {exc}") from None
+
+    def set_carrier(self, on: bool) -> None:
+        """Carrier on or off (``ip link`` shows NO-CARRIER), as a pulled cable would.
+
+        StateError if the kernel refuses (older than 5.0, or no CAP_NET_ADMIN)."""
+        try:
+            fcntl.ioctl(self.fd, TUNSETCARRIER, struct.pack("i", 1 if on else 0))
+        except OSError as exc:
+            raise StateError(f"cannot set the carrier of {self.name}: {exc.strerror}") from None
 
     def close(self) -> None:
         self._dev.close()

@@ -57,6 +57,16 @@ class SessionAPI(Protocol):
     def clamp(
         self, frame: bytearray | memoryview, partial: tuple[int, int] | None = None
     ) -> bool: ...
+    # Liveness (proto/liveness.py): read by the daemon's timer, never a callback.
+    @property
+    def last_rx(self) -> float:
+        """``now`` of the last packet that passed the cookie check (0.0: none)."""
+
+    @property
+    def last_arp(self) -> float:
+        """``now`` of the last ARP reply to the MAC given to watch_arp (0.0: none)."""
+
+    def watch_arp(self, mac: bytes) -> None: ...
 
 
 class IpOwnershipAPI(Protocol):
@@ -119,3 +129,5 @@ class TunnelAPI(Protocol):
 
     def count_drop(self, reason: str) -> None: ...
     def totals(self) -> Counters: ...
+    def take_control(self) -> list[bytes]:
+        """Control messages from the peer queued since the last call, for the daemon."""

@@ -9,7 +9,15 @@ clock: time comes in as ``now`` (seconds, monotonic).
 from __future__ import annotations
 
 from l2tpv3.config import SessionConfig, TunnelConfig
-from l2tpv3.constants import ETH_HLEN, L2SPEC_S_BIT, MAX_MTU, RX_FRAME_SLACK, SEQ_MASK
+from l2tpv3.constants import (
+    ARPOP_REPLY,
+    ETH_HLEN,
+    ETH_P_ARP,
+    L2SPEC_S_BIT,
+    MAX_MTU,
+    RX_FRAME_SLACK,
+    SEQ_MASK,
+)
 from l2tpv3.proto import mss as _mss_rule
 from l2tpv3.proto.api import Payload as Payload  # defined there, for both implementations
 from l2tpv3.proto.counters import FRAME_TOO_LONG as FRAME_TOO_LONG
@@ -25,6 +33,8 @@ from l2tpv3.proto.layout import HeaderLayout
 from l2tpv3.proto.sequence import RxSequencer
 
 _S_BIT = L2SPEC_S_BIT
+_ARP = ETH_P_ARP.to_bytes(2, "big")
+_ARP_REPLY = ARPOP_REPLY.to_bytes(2, "big")
 _SEQ_MASK = SEQ_MASK
 
 
@@ -32,6 +42,7 @@ class Session:
     """Kernel-compatible L2TPv3 session: header, cookie check, sequencing, counters."""
 
     __slots__ = (
+        "_arp_mac",
         "_cookie",
         "_cookie_end",
         "_cookie_off",
@@ -46,6 +57,8 @@ class Session:
         "counters",
         "drops",
         "features",
+        "last_arp",
+        "last_rx",
         "layout",
         "lns_mode",
         "max_frame",
@@ -89,6 +102,12 @@ class Session:
         # MSS clamping (proto/mss.py): the limits follow the MTU (set_mtu); 0 is off.
         self.features = dict.fromkeys(SESSION_FEATURE_COUNTERS, 0)
         self._mss4, self._mss6 = _mss_rule.limits(config.mss_clamp, MAX_MTU)
+        # Liveness (proto/liveness.py), read by the daemon's timer, never a callback:
+        # when the last packet passed the cookie check, and when the last ARP reply to
+        # the MAC of watch_arp() arrived (0.0: never).
+        self.last_rx = 0.0
+        self.last_arp = 0.0
+        self._arp_mac = b""
 
     @property
     def session_id(self) -> int:
@@ -171,6 +190,7 @@ class Session:
             c.rx_cookie_discards += 1
             c.rx_errors += 1
             return []
+        self.last_rx = now
         ns: int | None = None
         off = self._l2spec_off
         if off >= 0:
@@ -192,6 +212,10 @@ class Session:
                 c.rx_errors += 1
                 return []
         frame = payload[self._rx_header_len :]
+        mac = self._arp_mac
+        if mac and frame[0:6] == mac and frame[12:14] == _ARP and frame[20:22] == _ARP_REPLY:
+            # liveness arp: the reply to our probe, addressed to our own MAC.
+            self.last_arp = now
         if ns is None and not self.sequencer:
             # Fast path: nothing queued, so ordering cannot matter.
             c.rx_packets += 1
@@ -232,6 +256,12 @@ class Session:
     def set_mtu(self, mtu: int) -> None:
         self.max_frame = mtu + RX_FRAME_SLACK
         self._mss4, self._mss6 = _mss_rule.limits(self.config.mss_clamp, mtu)
+
+    def watch_arp(self, mac: bytes) -> None:
+        """Note in ``last_arp`` each ARP reply to ``mac`` received (b"": stop)."""
+        if mac and len(mac) != 6:
+            raise ValueError("a MAC address is 6 bytes")
+        self._arp_mac = bytes(mac)
 
     def _frame_ok(self, frame: Payload) -> bool:
         # Kernel l2tp_eth_dev_recv: the session has already counted the packet as

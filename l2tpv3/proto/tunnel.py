@@ -14,7 +14,13 @@ sessions) never asks it.
 from __future__ import annotations
 
 from l2tpv3.config import Encap, TunnelConfig
-from l2tpv3.constants import L2TP_VERSION_3, UDP_FLAG_T, UDP_VERSION_MASK
+from l2tpv3.constants import (
+    CONTROL_MAX_LEN,
+    CONTROL_QUEUE_SLOTS,
+    L2TP_VERSION_3,
+    UDP_FLAG_T,
+    UDP_VERSION_MASK,
+)
 from l2tpv3.proto.api import IpOwnershipAPI, SessionAPI
 from l2tpv3.proto.counters import (
     DROP_BAD_VERSION,
@@ -32,7 +38,16 @@ _NO_FRAMES: list[Payload] = []
 
 
 class Tunnel:
-    __slots__ = ("_retired", "_udp", "config", "counters", "drops", "ownership", "sessions")
+    __slots__ = (
+        "_control",
+        "_retired",
+        "_udp",
+        "config",
+        "counters",
+        "drops",
+        "ownership",
+        "sessions",
+    )
 
     def __init__(self, config: TunnelConfig, ownership: IpOwnershipAPI | None = None) -> None:
         self.config = config
@@ -44,6 +59,8 @@ class Tunnel:
         self._retired = Counters()
         self.drops = dict.fromkeys(DROP_REASONS, 0)
         self._udp = config.encap is Encap.UDP
+        # Control messages from the peer for the daemon (take_control): never data.
+        self._control: list[bytes] = []
 
     def add(self, session: SessionAPI) -> None:
         self.sessions[session.session_id] = session
@@ -66,7 +83,9 @@ class Tunnel:
                 return self._drop(DROP_BAD_VERSION)
             if flags & UDP_FLAG_T:
                 # T=1: a control message. Unmanaged tunnels have no control
-                # connection, so like the kernel we never treat it as data.
+                # connection, so like the kernel we never treat it as data; the
+                # daemon answers HELLOs (proto/liveness.py ControlChannel).
+                self._queue_control(payload)
                 return self._drop(DROP_CONTROL)
             session_id = int.from_bytes(payload[4:8], "big")
         else:
@@ -75,6 +94,10 @@ class Tunnel:
             session_id = int.from_bytes(payload[0:4], "big")
             if session_id == 0:
                 # RFC 3931 §4.1.1.2: session ID 0 over IP introduces a control message.
+                own = self.ownership
+                tid = self.config.tunnel_id
+                if own is None or own.counter(tid, 0) == tid:
+                    self._queue_control(payload)
                 return self._ip_drop(DROP_CONTROL, 0)
         session = self.sessions.get(session_id)
         if session is None:
@@ -92,6 +115,17 @@ class Tunnel:
         tid = self.config.tunnel_id
         if own.counter(tid, session_id, host) == tid:
             self.count_drop(DROP_WRONG_SOURCE)
+
+    def _queue_control(self, payload: Payload) -> None:
+        if len(payload) <= CONTROL_MAX_LEN and len(self._control) < CONTROL_QUEUE_SLOTS:
+            self._control.append(bytes(payload))
+
+    def take_control(self) -> list[bytes]:
+        """The control messages received since the last call (at most
+        CONTROL_QUEUE_SLOTS, each at most CONTROL_MAX_LEN bytes; they are also counted
+        as ``control_message`` drops of the data path)."""
+        out, self._control = self._control, []
+        return out
 
     def _drop(self, reason: str) -> tuple[None, list[Payload]]:
         self.count_drop(reason)

@@ -105,3 +105,38 @@ SEEDS = (IP_L2TP_MAN, LINUX_PSEUDOWIRES, OPENWRT_PSEUDOWIRE, P2MP_MESH)
 def all_lines() -> set[str]:
     """Every distinct ``ip l2tp`` line of every seed document."""
     return {line for seed in SEEDS for lines in seed.sections.values() for line in lines}
+
+
+# The OpenWrt data-centre pair's liveness, which monit provides there: each side pings
+# the other's LAN address and re-runs `ifup lan` when it stops answering. Copied from
+# openwrt-pseudowire.md (sha256 as OPENWRT_PSEUDOWIRE above, 2026-12-05): the
+# "/etc/monitrc" stanza of l-01 and l-02 verbatim (their last three lines; the pluto
+# check is IPsec's), and the `config interface lan` options of each side that the
+# pseudowire uses. tests/netns/test_liveness.py runs the same pair with
+# `liveness arp <the other side's lan ipaddr>` and on_down/on_up hooks instead.
+OPENWRT_MONIT = {
+    "l-01": {
+        "ipaddr": "10.1.0.1",
+        "sport": 1701,
+        "dport": 1702,
+        "localaddr": "172.30.201.5",
+        "peeraddr": "172.30.201.9",
+        "monitrc": (
+            "check host secondary with address 10.1.0.2",
+            "if failed icmp type echo count 5 with timeout 30 seconds",
+            'then exec "/sbin/ifup lan"',
+        ),
+    },
+    "l-02": {
+        "ipaddr": "10.1.0.2",
+        "sport": 1702,
+        "dport": 1701,
+        "localaddr": "172.30.201.9",
+        "peeraddr": "172.30.201.5",
+        "monitrc": (
+            "check host secondary with address 10.1.0.1",
+            "if failed icmp type echo count 5 with timeout 30 seconds",
+            'then exec "/sbin/ifup lan"',
+        ),
+    },
+}
