@@ -67,7 +67,7 @@ Usage: {PROG} [ OPTIONS ] add session [ name NAME ]
                  [ replay_window N ] [ esn ] [ encap espinudp SPORT DPORT ]
        {PROG} [ OPTIONS ] del sa tunnel_id ID dir {{ in | out }} spi SPI
        {PROG} [ OPTIONS ] show sa [ tunnel_id ID ]
-       {PROG} genkey ALG
+       {PROG} [ OPTIONS ] genkey ALG
        {PROG} [ OPTIONS ] peer-config --for {{ linux | qemu | cisco | tshark }}
                  [ tunnel_id ID ] [ session_id ID ] [ --config FILE ] [ --id NETDEV_ID ]
        {PROG} [ OPTIONS ] explain [ --cookie-len {{ 0 | 4 | 8 }} ] [ --l2spec L2SPEC ]

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from l2tpv3.cli import main as client
+from l2tpv3.cli import sa
 from l2tpv3.cli.grammar import UsageError, parse
 from l2tpv3.daemon.main import build_parser
 from l2tpv3.errors import ConfigError, MissingArgument
@@ -88,8 +89,18 @@ def test_usage_keywords_are_the_grammars(command: Command) -> None:
         examples = {"ADDR": "192.0.2.1", "HEXSTR": "00112233", "NAME": "pw0", "MS": "10"}
         arg = choices[0] if choices else examples.get(str(value), "1")
         try:
-            parse([*command.words, keyword, arg])
+            if command.words[1:] == ("sa",):
+                # `add|del|show sa` has its own parser (cli/sa.py, `ip xfrm state` style).
+                # `encap espinudp SPORT DPORT` is one option of four words.
+                words = (
+                    ["encap", "espinudp", "4500", "4500"]
+                    if keyword in ("encap", "espinudp")
+                    else [keyword, arg]
+                )
+                sa.parse_sa(command.words[0], words, stdin=lambda: "0x00")
+            else:
+                parse([*command.words, keyword, arg])
         except (MissingArgument, ConfigError):
             pass  # the command needs more, but the keyword was taken
-        except UsageError as exc:
+        except (UsageError, sa.SaUsageError) as exc:
             raise AssertionError(f"{keyword}: {exc}") from None

@@ -11,18 +11,21 @@ from pathlib import Path
 import pytest
 
 import l2tpv3
-from l2tpv3.config import SaConfig, SeqMode, SessionConfig, TunnelConfig
+from l2tpv3.config import SaConfig, SaDir, SecretKey, SeqMode, SessionConfig, TunnelConfig
 from l2tpv3.control import protocol
 from l2tpv3.control.protocol import (
     OPS,
+    AddSa,
     AddSession,
     AddTunnel,
+    DelSa,
     DelSession,
     DelTunnel,
     Ping,
     Pong,
     SaState,
     SessionState,
+    ShowSas,
     ShowSessions,
     ShowTunnels,
     TunnelState,
@@ -109,6 +112,10 @@ REQUESTS: list[protocol.Request[object]] = [
     ShowSessions(),
     ShowSessions(5, 6),
     Ping(),
+    AddSa(SaConfig(1, SaDir.OUT, 0x1000, SecretKey(bytes(20)), aead="rfc4106(gcm(aes))")),
+    DelSa(1, SaDir.IN, 0x1001),
+    ShowSas(),
+    ShowSas(1),
 ]
 
 
