@@ -789,11 +789,16 @@ def test_conservation_and_order(
     now = 0.0
     delivered: list[tuple[int, int | None]] = []
     numbers_drawn: list[int | None] = []
+    # Packets delivered by a call that also timed one out: after such a discard the
+    # kernel takes the next queued packet's number as nr (reorder_skip in
+    # l2tp_recv_dequeue), whatever it is, even a duplicate of one just delivered.
+    skipped: set[int] = set()
     for i in range(n):
         # Numbers cluster around a point that drifts forward, with noise.
         ns = data.draw(near_or_random((base + i) & MASK))
         numbers_drawn.append(ns)
         now += data.draw(st.floats(0.0, 0.2))
+        discards = c.rx_seq_discards
         got = seq.push((i, ns), ns, now)
         if data.draw(st.booleans()):
             now += data.draw(st.floats(0.0, 0.2))
@@ -801,6 +806,8 @@ def test_conservation_and_order(
         for item in got:
             assert isinstance(item, tuple)
             delivered.append(item)
+            if c.rx_seq_discards > discards:
+                skipped.add(item[0])
         assert len(delivered) + c.rx_errors + len(seq) == i + 1
         assert c.rx_seq_discards <= c.rx_errors
         deadline = seq.next_deadline()
@@ -814,7 +821,7 @@ def test_conservation_and_order(
         where = {i: k for k, (i, _) in enumerate(pushed)}
         numbered = [(i, ns) for i, ns in delivered if ns is not None]
         for (_, a), (j, b) in itertools.pairwise(numbered):
-            if 0 < (b - a) & MASK < 0x800000:
+            if 0 < (b - a) & MASK < 0x800000 or j in skipped:
                 continue
             k = where[j]
             before = [ns for _, ns in pushed[max(0, k - 5) : k]]
