@@ -435,8 +435,11 @@ class Daemon:
                 self.del_tunnel(tid)
 
     def _offload(self, port: TunnelPortAPI) -> OffloadState:
+        # The tunnel's own implementation: an ESP tunnel runs on the Python path even
+        # when the daemon chose the compiled one (add_sa), and is limited by that.
+        impl = self._impl_of.get(port.tunnel.config.tunnel_id, self.impl)
         return offload_state(
-            port.tunnel.config, self.impl.offloads, self.options.offload, port.offloads()
+            port.tunnel.config, impl.offloads, self.options.offload, port.offloads()
         )
 
     def _tunnel(self, tunnel_id: int) -> TunnelPortAPI:

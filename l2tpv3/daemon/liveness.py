@@ -114,16 +114,19 @@ class LivenessDriver:
     def _tick(self) -> None:
         now = time.monotonic()
         m = self.machine
-        m.seen(self._sign())
-        step = m.poll(now)
-        if step.carrier is not None:
-            self._transition(step.carrier)
-        for frame in step.frames:
-            self.port.inject(frame)
-        if step.hello:
-            self.tport.send_control(self.channel.hello())
-        delay = m.next_deadline(now) - time.monotonic()
-        self._timer = self.loop.call_later(max(delay, 0.0), self._tick)
+        try:
+            m.seen(self._sign())
+            step = m.poll(now)
+            if step.carrier is not None:
+                self._transition(step.carrier)
+            for frame in step.frames:
+                self.port.inject(frame)
+            if step.hello:
+                self.tport.send_control(self.channel.hello())
+        finally:
+            # Whatever one tick met, the session keeps being watched.
+            delay = m.next_deadline(now) - time.monotonic()
+            self._timer = self.loop.call_later(max(delay, 0.0), self._tick)
 
     def _transition(self, up: bool) -> None:
         tap = self.port.tap

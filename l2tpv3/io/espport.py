@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import socket
 import struct
@@ -221,8 +222,14 @@ class EspPath:
             payload = header + payload
         left = sa.ivs_left
         if left is not None and left < _IV_LOW_WATER and self.out_cfg is not None:
-            # Durable before use (io/ivstate.py): one fsync per block of IVs.
-            self._grant(sa, self.out_cfg)
+            # Durable before use (io/ivstate.py): one fsync per block of IVs. A state
+            # directory that cannot take the reservation fails this send like a socket
+            # error (counted by the caller), never with a traceback in the loop.
+            try:
+                self._grant(sa, self.out_cfg)
+            except StateError as exc:
+                sa.counters.tx_errors += 1
+                raise OSError(errno.EIO, str(exc)) from None
         packet = sa.seal(payload, self.next_header)
         if packet is None:
             raise OSError("ESP SA cannot send (sequence numbers or IVs used up)")

@@ -233,6 +233,12 @@ class TunnelPort:
         """One L2TPv3 datagram that arrived in ESP, now opened."""
         session, frames = self.tunnel.receive(data, self.loop.time())
         if session is None:
+            # A control message (HELLO, ZLB ACK) that came in ESP: the tunnel queued it
+            # as the clear-text path's receive does; hand it over the same way.
+            if self.on_control is not None:
+                msgs = self.tunnel.take_control()
+                if msgs:
+                    self.on_control(msgs)
             return
         port = self._ports[session.session_id]
         if frames:
