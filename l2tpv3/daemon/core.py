@@ -170,6 +170,10 @@ class Daemon:
         log.info("tunnel %d: deleted", tunnel_id)
 
     def add_session(self, config: SessionConfig) -> None:
+        self._open_session(config)
+
+    def _open_session(self, config: SessionConfig, keep: Tap | None = None) -> None:
+        """A session, on a new TAP or on ``keep`` (a device handed over, see _python_port)."""
         cfg = config
         tport = self._tunnel(cfg.tunnel_id)
         tcfg = tport.tunnel.config
@@ -184,8 +188,12 @@ class Daemon:
         vnet_hdr = impl.offloads.tap_vnet_hdr and self.options.offload
         try:
             session = impl.session(tcfg, cfg)
-            mtu = session_mtu(tcfg, cfg, path_mtu(tcfg))
-            tap = Tap(cfg.name, mtu, vnet_hdr=vnet_hdr)
+            if keep is None:
+                mtu = session_mtu(tcfg, cfg, path_mtu(tcfg))
+                tap = Tap(cfg.name, mtu, vnet_hdr=vnet_hdr)
+            else:
+                tap = keep.reattach(vnet_hdr)
+                mtu = tap.mtu
             try:
                 tport.open_session(session, tap, lambda: self._interface_gone(tid, sid))
             except BaseException:
@@ -286,17 +294,45 @@ class Daemon:
 
     def _python_port(self, tunnel_id: int) -> TunnelPort:
         """The tunnel's port on the pure-Python path, moving it there if needed: the
-        C engine has no ESP yet. Its sessions are made again (same configs and names)."""
+        C engine has no ESP yet. Its sessions are made again on the same interfaces."""
         port = self._tunnel(tunnel_id)
         if isinstance(port, TunnelPort):
             return port
         cfg = port.tunnel.config
-        sessions = [sp.session.config for sp in port.ports.values()]
-        log.info("tunnel %d: ESP runs on the Python path", tunnel_id)
-        self.del_tunnel(tunnel_id)
-        self.add_tunnel(cfg, PYTHON)
-        for scfg in sessions:
-            self.add_session(scfg)
+        for sp in port.ports.values():
+            if sp.tap.netnsid is not None:
+                raise StateError(
+                    f"tunnel {tunnel_id}: ESP runs on the Python path, and interface "
+                    f"{sp.tap.name} in another network namespace cannot be handed to it"
+                )
+        # The sessions keep their interfaces (addresses, bridge ports, MTU, up/down):
+        # each TAP device is kept while the old port lets go of it and handed to the
+        # new one; the counters start again, as the sessions are new.
+        kept = [(sp.session.config, sp.tap) for sp in port.ports.values()]
+        done = 0
+        try:
+            for _, tap in kept:
+                tap.keep()
+        except StateError:
+            for _, tap in kept:
+                tap.keep(False)
+            raise
+        try:
+            log.info(
+                "tunnel %d: ESP runs on the Python path: the tunnel moves there, its "
+                "interfaces stay and its counters start again",
+                tunnel_id,
+            )
+            self.del_tunnel(tunnel_id)
+            self.add_tunnel(cfg, PYTHON)
+            for scfg, tap in kept:
+                self._open_session(scfg, keep=tap)
+                done += 1
+        except BaseException:
+            # No device may outlive the daemon: those not handed over go now.
+            for _, tap in kept[done:]:
+                tap.discard()
+            raise
         new = self.tunnels[tunnel_id]
         assert isinstance(new, TunnelPort)
         return new

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import socket
@@ -37,10 +38,12 @@ class Tap:
 
     __slots__ = ("_dev", "fd", "ifindex", "mtu", "name", "netnsid", "vnet_hdr")
 
-    def __init__(self, name: str | None, mtu: int, vnet_hdr: bool = False) -> None:
+    def __init__(
+        self, name: str | None, mtu: int, vnet_hdr: bool = False, *, _attach: bool = False
+    ) -> None:
         self.vnet_hdr = vnet_hdr
         flags = pytun.IFF_TAP | pytun.IFF_NO_PI | (pytun.IFF_VNET_HDR if vnet_hdr else 0)
-        if name is not None and _exists(name):
+        if name is not None and not _attach and _exists(name):
             raise StateError(f'interface name "{name}" is already taken')
         try:
             # The kernel picks the lowest free N for a "%d" template, like l2tp_eth.
@@ -63,6 +66,11 @@ class Tap:
                 fcntl.ioctl(self.fd, TUNSETVNETHDRSZ, struct.pack("i", VNET_HDR_LEN))
                 offloads = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN
                 fcntl.ioctl(self.fd, TUNSETOFFLOAD, offloads)
+            elif _attach:
+                # The device keeps the offloads an earlier descriptor set: without a
+                # virtio-net header to say so, super-frames and partial checksums must
+                # not reach this one.
+                fcntl.ioctl(self.fd, TUNSETOFFLOAD, 0)
         except (OSError, pytun.Error) as exc:
             self._dev.close()
             raise StateError(f"cannot configure TAP device {self.name}: {exc}") from None
@@ -75,6 +83,53 @@ class Tap:
             fcntl.ioctl(self.fd, TUNSETCARRIER, struct.pack("i", 1 if on else 0))
         except OSError as exc:
             raise StateError(f"cannot set the carrier of {self.name}: {exc.strerror}") from None
+
+    def keep(self, on: bool = True) -> None:
+        """Let the device outlive this descriptor (see :meth:`reattach`), or not."""
+        if not on:
+            with contextlib.suppress(pytun.Error):
+                self._dev.persist(False)
+            return
+        if self.netnsid is not None:
+            raise StateError(
+                f"interface {self.name} is in another network namespace: it cannot be "
+                "handed to another data path"
+            )
+        try:
+            self._dev.persist(True)
+        except pytun.Error as exc:
+            raise StateError(f"cannot keep TAP device {self.name}: {exc}") from None
+
+    def reattach(self, vnet_hdr: bool) -> Tap:
+        """The device this (closed, kept) Tap had, on a new descriptor.
+
+        A tunnel moving between implementations (ESP runs on the Python ports only)
+        keeps its sessions' interfaces: the device is persistent for the instant no
+        descriptor holds it, so its ifindex, addresses, bridge port, MTU and state
+        stay, and the kernel applies the new descriptor's flags when it attaches
+        (tun_set_iff). The carrier drops for that instant (tun_detach), a link flap.
+        """
+        try:
+            new = Tap(self.name, self.mtu, vnet_hdr, _attach=True)
+        except StateError:
+            self.discard()
+            raise
+        if new.ifindex != self.ifindex:
+            # Not ours any more (deleted, and its name taken, in the instant between).
+            new.close()
+            raise StateError(f"interface {self.name} went away while being handed over")
+        new._dev.persist(False)
+        return new
+
+    def discard(self) -> None:
+        """Delete the kept device of a closed Tap that will not be reattached."""
+        try:
+            dev = pytun.TunTapDevice(name=self.name, flags=pytun.IFF_TAP | pytun.IFF_NO_PI)
+        except pytun.Error:
+            return
+        with contextlib.suppress(pytun.Error):
+            dev.persist(False)
+        dev.close()
 
     def close(self) -> None:
         self._dev.close()

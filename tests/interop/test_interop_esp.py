@@ -195,7 +195,13 @@ def test_esp_with_the_kernel(lab: Lab, case: Case, alg: str) -> None:
         states = json.loads(daemon.cli("-j", "-s", "show", "sa").stdout)
         return {(s["dir"], s["spi"]): s["stats"] for s in states}
 
-    assert wait_until(lambda: _ping_guest(peer, INNER_HOST4), timeout=20), "no path"
+    if not wait_until(lambda: _ping_guest(peer, INNER_HOST4), timeout=20):
+        diag = peer.sh("cat /proc/net/xfrm_stat; ip -s xfrm state; ip xfrm policy; "
+                       "ip -s l2tp show session; ip -s link")  # fmt: skip
+        pytest.fail(f"no path\nours: {daemon.cli('-j', '-s', 'show', 'sa').stdout}\n"
+                    f"{daemon.cli('-s', 'show', 'tunnel').stdout}\n"
+                    f"{daemon.cli('-s', 'show', 'session').stdout}\n"
+                    f"kernel:\n{diag}\nlog:\n{daemon.log_text()[-3000:]}")  # fmt: skip
     assert _ping_guest(peer, INNER_HOST6)
     for addr in (INNER_GUEST4, INNER_GUEST6):
         peer.ns.run("ping", "-c", "2", "-i", "0.2", "-W", "2", addr, timeout=30)

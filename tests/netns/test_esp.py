@@ -296,3 +296,63 @@ def test_cli_key_on_command_line_warns(tmp_path: Path) -> None:
     )  # fmt: skip
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "readable by group or others" in proc.stderr
+
+
+@pytest.mark.root
+def test_adding_an_sa_keeps_the_interface(lab: tuple[Daemon, Daemon, Path]) -> None:
+    """`add sa` on a running, configured session: on the compiled data path the tunnel
+    moves to the Python one (the engine has no ESP yet), and its l2tpeth0 must stay the
+    same device: ifindex, bridge port, MTU, up, and the traffic through the bridge."""
+    a, b, wd = lab
+    case, alg = 41, "rfc4106(gcm(aes))"
+    tid = 100 + case
+    loc, rem = UNDERLAY[4]
+    for d, (local, remote, sport, dport, sid, psid) in (
+        (a, (loc, rem, 5041, 6041, 1, 2)),
+        (b, (rem, loc, 6041, 5041, 2, 1)),
+    ):
+        d.cli("add", "tunnel", "tunnel_id", str(tid), "peer_tunnel_id", str(tid),
+              "encap", "udp", "local", local, "remote", remote,
+              "udp_sport", str(sport), "udp_dport", str(dport))  # fmt: skip
+        d.cli("add", "session", "tunnel_id", str(tid), "session_id", str(sid),
+              "peer_session_id", str(psid), "name", "l2tpeth0")  # fmt: skip
+    a.ns.ip("link", "add", "br41", "type", "bridge")
+    try:
+        a.ns.ip("link", "set", "l2tpeth0", "master", "br41", "mtu", "1400", "up")
+        a.ns.ip("addr", "add", f"{INNER[0]}/24", "dev", "br41")
+        a.ns.ip("link", "set", "br41", "up")
+        b.ns.ip("link", "set", "l2tpeth0", "mtu", "1400", "up")
+        b.ns.ip("addr", "add", f"{INNER[1]}/24", "dev", "l2tpeth0")
+        assert wait_until(lambda: _pings(a, INNER[1]), timeout=15)
+
+        def link(d: Daemon) -> dict[str, Any]:
+            out = d.ns.run("ip", "-j", "-d", "link", "show", "l2tpeth0").stdout
+            entry: dict[str, Any] = json.loads(out)[0]
+            return entry
+
+        before = link(a)
+        (k1, _), (k2, _) = _keys(alg)
+        spi_ab, spi_ba = 0x1041, 0x2041
+        for d, direction, spi, key, tag in (
+            (a, "out", spi_ab, k1, "a"), (b, "in", spi_ab, k1, "b"),
+            (b, "out", spi_ba, k2, "c"), (a, "in", spi_ba, k2, "d"),
+        ):  # fmt: skip
+            d.cli("add", "sa", "tunnel_id", str(tid), "dir", direction, "spi", str(spi),
+                  *_sa_words(alg, key, None, wd / f"k41{tag}"))  # fmt: skip
+        after = link(a)
+        assert after["ifindex"] == before["ifindex"]
+        assert after.get("master") == "br41"
+        assert after["mtu"] == 1400
+        assert "UP" in after["flags"]
+        assert wait_until(lambda: _pings(a, INNER[1]), timeout=15)
+        tcp_transfer(b.ns, a.ns, INNER[1], 1024 * 1024, seed=41)
+        assert _sas(b, tid)[("in", spi_ab)]["stats"]["rx_packets"] > 100
+        shown = json.loads(a.cli("-j", "show", "session", "tunnel_id", str(tid)).stdout)
+        assert shown[0]["interface"] == "l2tpeth0" and shown[0]["mtu"] == 1400
+    finally:
+        _teardown(a, b, tid)
+        a.ns.run("ip", "link", "del", "br41", check=False)
+
+
+def _pings(d: Daemon, addr: str) -> bool:
+    return d.ns.run("ping", "-c", "1", "-W", "1", addr, check=False, timeout=10).returncode == 0
