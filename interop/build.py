@@ -35,12 +35,14 @@ MODULES = (
     "xfrm_user", "esp4", "esp6", "authenc", "authencesn", "seqiv", "echainiv",
     "ctr", "ghash_generic", "gcm", "chacha_generic", "poly1305_generic", "chacha20poly1305",
     "jitterentropy_rng", "drbg",
+    # per-VLAN sessions (issue 10): the man page's l2tpeth0.5 in brvlan5, kernel side
+    "8021q", "bridge",
 )  # fmt: skip
 # iproute2 binaries copied in with their shared libraries (busybox has weaker ones).
 IPROUTE2 = ("ip", "tc")
 HOST_TOOLS = ("apt-get", "apt-cache", "dpkg", "ldd", "qemu-system-x86_64", "gcc")
 # Small static helpers compiled for the guest (source in interop/tools/).
-GUEST_TOOLS = ("l2tpstats",)
+GUEST_TOOLS = ("l2tpstats", "espinudp")
 TOOLS_SRC = Path(__file__).resolve().parent / "tools"
 
 

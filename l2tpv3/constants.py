@@ -71,6 +71,10 @@ HEADROOM: Final = 64
 VNET_HDR_LEN: Final = 10
 # At most this many frames are cut from one TCP super-frame read from a TAP.
 MAX_SEGS: Final = 1024
+# ESP (io/ivstate.py): an outbound AEAD SA asks for its next block of IVs when fewer
+# than this many are left (the engine's send thread through its notify fd, the Python
+# path before a send); up to this many of each 2^20 block go unused.
+ESP_IV_LOW_WATER: Final = 8192
 # l2tpv3d --batch: datagrams or frames per system call and wakeup, at most.
 MAX_BATCH: Final = 1024
 
@@ -100,6 +104,16 @@ TCP_MIN_MSS: Final = 88
 # Liveness (docs/usage.md "Liveness"). ARP (RFC 826) frames the daemon injects and
 # watches for: EtherType and the reply opcode.
 ETH_P_ARP: Final = 0x0806
+# Per-VLAN sessions (proto/vlan.py): the outer TPIDs that count as a tag, IEEE 802.1Q
+# (C-tag) and 802.1ad (S-tag), as the kernel's eth_type_vlan(); a tag's length and VIDs.
+TPID_8021Q: Final = 0x8100
+TPID_8021AD: Final = 0x88A8
+VLAN_HLEN: Final = 4
+VLAN_VID_MASK: Final = 0x0FFF
+VLAN_VID_MIN: Final = 1
+VLAN_VID_MAX: Final = 4094
+# Trunk TAPs one tunnel's engine reads at most (its sessions' trunks).
+MAX_TRUNKS: Final = 16
 ARPOP_REPLY: Final = 2
 # Control messages (T bit over UDP, session ID 0 over IP) the data path hands to the
 # daemon: at most this many queued per tunnel, each at most this long (longer ones, or
@@ -112,3 +126,12 @@ LIVENESS_INTERVAL: Final = 2.0
 LIVENESS_DEAD: Final = 3
 # Seconds an on_up / on_down hook may run before it is killed.
 HOOK_TIMEOUT: Final = 10.0
+# `l2tpv3 capture` (io/capture.py, fast/fp_capture.c): each tunnel with a capture running
+# keeps two buffers of this many bytes; the data path fills one while the daemon drains
+# the other. A record (CAPTURE_HDR_LEN bytes: time in ns, session ID, length, direction,
+# drop reason code) and its packet that do not fit are lost, and counted: a slow reader
+# never stalls the tunnel. 2 MiB holds ~1400 full-size datagrams, ~30 ms at 500 Mbit/s.
+CAPTURE_HALF_BYTES: Final = 2 * 1024 * 1024
+CAPTURE_HDR_LEN: Final = 20
+CAPTURE_IN: Final = 0
+CAPTURE_OUT: Final = 1

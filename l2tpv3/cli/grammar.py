@@ -17,7 +17,7 @@ This follows iproute2's ip/ipl2tp.c:
 Our extensions: ``reorder_timeout MS`` (the kernel's netlink-only option),
 ``seq_policy kernel|rfc3931``, ``mss_clamp off|auto|MSS`` and ``liveness { off | idle |
 arp ADDR | hello } [ interval S ] [ dead N ]`` (docs/usage.md "Liveness"; hooks only in
-the config file).
+the config file), ``trunk IFNAME vlan VID [pop]`` (docs/usage.md "Per-VLAN sessions").
 
 Where we differ, on purpose: ``add tunnel ... session`` (both at once) is refused
 instead of creating both; ``del session`` requires ``tunnel_id`` (iproute2 would send
@@ -48,6 +48,7 @@ from l2tpv3.config import (
     parse_address,
     parse_cookie,
     parse_mss_clamp,
+    parse_vid,
 )
 from l2tpv3.control.protocol import (
     AddSession,
@@ -250,6 +251,13 @@ def _parse_keywords(words: list[str]) -> _Args:
             args.values[field] = _on_off(field, value(word))
         elif field == "name":
             args.values[field] = check_ifname("name", value(word))
+        elif field == "trunk":
+            args.values[field] = check_ifname("trunk", value(word))
+        elif field == "vlan":
+            args.values[field] = parse_vid("vlan", value(word))
+            if i + 1 < len(words) and words[i + 1] == "pop":
+                i += 1
+                args.values["vlan_pop"] = True
         elif field in ("cookie", "peer_cookie"):
             args.values[field] = parse_cookie(field, value(word))
         elif field == "l2spec_type":
@@ -349,6 +357,9 @@ def _add(args: _Args) -> Command:
             reorder_timeout=v.get("reorder_timeout", 0),
             seq_policy=v.get("seq_policy", SeqPolicy.KERNEL),
             mss_clamp=v.get("mss_clamp", "off"),
+            trunk=v.get("trunk"),
+            vlan=v.get("vlan"),
+            vlan_pop=v.get("vlan_pop", False),
             **_liveness(v),
         )
         return Command(
@@ -495,6 +506,10 @@ def argv_for(config: TunnelConfig | SessionConfig) -> list[str]:
         words += ["seq_policy", config.seq_policy.value]
     if config.mss_clamp != "off":
         words += ["mss_clamp", config.mss_clamp]
+    if config.trunk is not None and config.vlan is not None:
+        words += ["trunk", config.trunk, "vlan", str(config.vlan)]
+        if config.vlan_pop:
+            words.append("pop")
     if config.liveness is not LivenessMode.OFF:
         words += ["liveness", config.liveness.value]
         if config.liveness_addr is not None:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from l2tpv3 import __version__
-from l2tpv3.cli import grammar, peerconfig, peerxfrm, sa, show
+from l2tpv3.cli import capture, grammar, peerconfig, peerxfrm, sa, show
 from l2tpv3.config import SessionConfig, TunnelConfig
 from l2tpv3.config import file as configfile
 from l2tpv3.constants import CONTROL_SOCKET_ENV, DEFAULT_CONTROL_SOCKET
@@ -58,6 +58,7 @@ Usage: {PROG} [ OPTIONS ] add session [ name NAME ]
           [ reorder_timeout MS ] [ seq_policy POLICY ]
           [ mss_clamp {{ off | auto | MSS }} ]
           [ liveness LIVENESS [ interval S ] [ dead N ] ]
+          [ trunk IFNAME vlan VID [ pop ] ]
        {PROG} [ OPTIONS ] del tunnel tunnel_id ID
        {PROG} [ OPTIONS ] del session tunnel_id ID session_id ID
        {PROG} [ OPTIONS ] show tunnel [ tunnel_id ID ]
@@ -73,6 +74,8 @@ Usage: {PROG} [ OPTIONS ] add session [ name NAME ]
        {PROG} [ OPTIONS ] explain [ --cookie-len {{ 0 | 4 | 8 }} ] [ --l2spec L2SPEC ]
                  {{ HEX | - | -r FILE }} [ tunnel_id ID ]
        {PROG} [ OPTIONS ] explain --overhead [ SESSION OPTIONS ] [ mtu MTU ] [ esp ALG ]
+       {PROG} [ OPTIONS ] capture tunnel_id ID [ session_id ID ] -w FILE [ -c COUNT ]
+                 [ --inner ]
 
 Where: OPTIONS := {{ -S SOCKET | -j[son] | -s[tatistics] | -h[elp] | -V[ersion] }}
        SOCKET := l2tpv3d's control socket (default: ${CONTROL_SOCKET_ENV},
@@ -89,6 +92,9 @@ Where: OPTIONS := {{ -S SOCKET | -j[son] | -s[tatistics] | -h[elp] | -V[ersion] 
        LIVENESS := {{ off | idle | arp IPV4_ADDRESS | hello }} (carrier follows the peer)
        S      := {{ 0.1..3600 }} (seconds between probes; default 2)
        N      := {{ 1..1000 }} (intervals without a sign of life: down; default 3)
+       COUNT  := {{ 1.. }} (packets to capture; default: until Ctrl-C)
+       IFNAME := a trunk TAP shared by one tunnel's sessions (made on first use)
+       VID    := {{ 1..4094 }} (802.1Q / 802.1ad outer tag; pop: untagged on the wire)
 """
 
 EXIT_OK = 0
@@ -313,10 +319,13 @@ def run_peer_config(options: Options, argv: list[str]) -> int:
     try:
         if args["for"] is peerconfig.Target.QEMU:
             text, notes = peerconfig.qemu(tunnels, sessions, args.get("id", "l2tpv3"))
+        elif args["for"] is peerconfig.Target.LINUX:
+            sas = _our_sas(options, args.get("config"))
+            shapes = peerxfrm.esp_shapes(sas)
+            text, notes = peerconfig.render(args["for"], tunnels, sessions, shapes)
+            text += peerxfrm.xfrm_lines(tunnels, sas)
         else:
             text, notes = peerconfig.render(args["for"], tunnels, sessions)
-        if args["for"] is peerconfig.Target.LINUX:
-            text += peerxfrm.xfrm_lines(tunnels, _our_sas(options, args.get("config")))
     except ControlError as exc:
         _error(exc)
         return EXIT_UNREACHABLE
@@ -350,6 +359,7 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "peer-config": run_peer_config,
     "genkey": lambda options, argv: sa.run_genkey(argv),
     "explain": run_explain,
+    "capture": lambda options, argv: capture.run_capture(options.socket, argv),
 }
 
 

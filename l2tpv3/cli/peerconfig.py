@@ -39,7 +39,7 @@ Configurations a far end cannot mirror raise :class:`PeerConfigError` with the r
 from __future__ import annotations
 
 import shlex
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from enum import StrEnum
 
@@ -53,8 +53,10 @@ from l2tpv3.config import (
     SessionConfig,
     TunnelConfig,
 )
+from l2tpv3.constants import IFNAMSIZ
 from l2tpv3.errors import L2TPError
 from l2tpv3.proto import mss
+from l2tpv3.proto.esp import EspShape
 from l2tpv3.proto.layout import session_mtu
 
 __all__ = [
@@ -138,14 +140,40 @@ def _check_addresses(t: TunnelConfig) -> None:
             )
 
 
+# (tunnel_id, "in" | "out") -> the ESP overhead of our SAs in that direction.
+EspShapes = Mapping[tuple[int, str], EspShape]
+
+
 def _mtu_note(t: TunnelConfig, s: SessionConfig, far_t: TunnelConfig, far_s: SessionConfig,
-              ) -> str:  # fmt: skip
-    ours = session_mtu(t, s, None)
-    theirs = session_mtu(far_t, far_s, None)
+              esp: EspShapes | None = None) -> str:  # fmt: skip
+    esp = esp or {}
+    # The far end sends with the mirror of our inbound SA, we with our outbound one.
+    ours = session_mtu(t, s, None, esp.get((t.tunnel_id, "out")))
+    theirs = session_mtu(far_t, far_s, None, esp.get((t.tunnel_id, "in")))
     text = f"MTU with a 1500-byte path: far end {theirs}, ours {ours}"
     if ours != theirs:
         text += f"; set both to {min(ours, theirs)} (frames over MTU+18 are dropped)"
     return text
+
+
+def _esp_mtu_lines(t: TunnelConfig, far_t: TunnelConfig, far_s: SessionConfig,
+                   esp: EspShapes | None) -> list[str]:  # fmt: skip
+    """The kernel's l2tp_eth ignores xfrm: its l2tpethN MTU leaves no room for ESP, so a
+    full-size frame would make an outer packet above the path MTU. Lower it by hand."""
+    shape = (esp or {}).get((t.tunnel_id, "in"))
+    if shape is None:
+        return []
+    mtu = session_mtu(far_t, far_s, None, shape)
+    plain = session_mtu(far_t, far_s, None)
+    why = (
+        f"# ESP adds up to {shape.worst} bytes (header, IV, padding, trailer, ICV"
+        + (", UDP 4500" if shape.espinudp else "")
+        + f"): the kernel leaves the MTU at {plain}, lower it so full-size frames fit"
+    )
+    if far_s.name is None:
+        # The kernel names the device (l2tpeth%d): a line naming a guess would fail.
+        return [why, f"# ip link set dev L2TPETH_DEVICE mtu {mtu}"]
+    return [why, f"ip link set dev {far_s.name} mtu {mtu}"]
 
 
 def _frame_limit_note(t: TunnelConfig, s: SessionConfig, what: str) -> str:
@@ -169,7 +197,8 @@ def _ip_line(config: TunnelConfig | SessionConfig) -> str:
     return shlex.join(["ip", "l2tp", *grammar.argv_for(config)])
 
 
-def linux(tunnels: Sequence[TunnelConfig], sessions: Sequence[SessionConfig]) -> str:
+def linux(tunnels: Sequence[TunnelConfig], sessions: Sequence[SessionConfig],
+          esp: EspShapes | None = None) -> str:  # fmt: skip
     """``ip l2tp add`` lines for the far end of ``tunnels`` and their ``sessions``."""
     out: list[str] = []
     for t in tunnels:
@@ -179,7 +208,10 @@ def linux(tunnels: Sequence[TunnelConfig], sessions: Sequence[SessionConfig]) ->
         out.append(_ip_line(far_t))
         for s in _sessions_of(t, sessions):
             far_s = mirror_session(t, s)
-            notes = [f"far end of our session {s.session_id}", _mtu_note(t, s, far_t, far_s)]
+            notes = [
+                f"far end of our session {s.session_id}",
+                _mtu_note(t, s, far_t, far_s, esp),
+            ]
             if s.seq is SeqMode.RECV:
                 notes.append(
                     "we require sequence numbers but send ours only after hearing the far "
@@ -193,19 +225,56 @@ def linux(tunnels: Sequence[TunnelConfig], sessions: Sequence[SessionConfig]) ->
                     f"{s.seq_policy.value} are receive-side choices, not mirrored"
                 )
                 far_s = replace(far_s, reorder_timeout=0, seq_policy=SeqPolicy.KERNEL)
+            if s.trunk is not None and far_s.name is None:
+                # The VLAN device and bridge lines below name the far end's l2tpeth.
+                far_s = replace(far_s, name=f"l2tp{far_s.session_id}")
             out += [f"# {n}" for n in notes]
             out.append(_ip_line(far_s))
-            out += _mss_rules(t, s)
+            out += _esp_mtu_lines(t, far_t, far_s, esp)
+            out += _vlan_lines(s, far_s)
+            out += _mss_rules(t, s, esp)
     return "\n".join(out) + "\n"
 
 
-def _mss_rules(t: TunnelConfig, s: SessionConfig) -> list[str]:
+def _vlan_lines(s: SessionConfig, far_s: SessionConfig) -> list[str]:
+    """A trunk session's far end (docs/usage.md "Per-VLAN sessions"): without ``pop``
+    the frames travel tagged, as ip-l2tp(8)'s VLAN example (``l2tpeth0.5`` bridged with
+    ``eth1.5``) sends them, so the far end needs that VLAN device; with ``pop`` they
+    travel untagged and its l2tpeth goes straight into a bridge."""
+    if s.trunk is None or s.vlan is None or far_s.name is None:
+        return []
+    dev, vid = far_s.name, s.vlan
+    bridge = f"brvlan{vid}"
+    if s.vlan_pop:
+        return [
+            f"# our session {s.session_id} is VLAN {vid} of our trunk {s.trunk} with pop: "
+            f"frames travel untagged; bridge {dev} with this end's port on that segment",
+            f"ip link add {bridge} type bridge",
+            f"ip link set {dev} master {bridge}",
+            f"ip link set {dev} up",
+            f"ip link set {bridge} up",
+        ]
+    vdev = f"{dev}.{vid}" if len(f"{dev}.{vid}") < IFNAMSIZ else f"l2tpv{vid}"
+    return [
+        f"# our session {s.session_id} is VLAN {vid} of our trunk {s.trunk}: frames travel "
+        f"tagged {vid} (ip-l2tp(8)'s VLAN example); this end needs the VLAN device (8021q) "
+        f"bridged with its own VLAN {vid} port (e.g. eth1.{vid})",
+        f"ip link add link {dev} name {vdev} type vlan id {vid}",
+        f"ip link add {bridge} type bridge",
+        f"ip link set {vdev} master {bridge}",
+        f"ip link set {dev} up",
+        f"ip link set {vdev} up",
+        f"ip link set {bridge} up",
+    ]
+
+
+def _mss_rules(t: TunnelConfig, s: SessionConfig, esp: EspShapes | None = None) -> list[str]:
     """The seed's iptables TCPMSS rule, for a kernel peer (which has no mss_clamp) when
     we clamp: our clamping already covers both directions of the pseudowire; the rule
     makes the far end clamp too, e.g. for SYNs its host sends another way."""
     if s.mss_clamp in (mss.OFF, "65535"):
         return []
-    ours = session_mtu(t, s, None)
+    ours = session_mtu(t, s, None, (esp or {}).get((t.tunnel_id, "out")))
     v4, v6 = mss.limits(s.mss_clamp, ours)
     return [
         f"# we clamp TCP MSS on session {s.session_id} (mss_clamp {s.mss_clamp}: {v4} IPv4, "
@@ -320,7 +389,22 @@ def qemu(tunnels: Sequence[TunnelConfig], sessions: Sequence[SessionConfig],
             notes.append(f"{nid}: QEMU ignores our sequence numbers and sends none")
         if t.encap is Encap.IP:
             notes.append(f"{nid}: IP encap needs CAP_NET_RAW for QEMU")
+        if s.trunk is not None:
+            notes.append(f"{nid}: {_trunk_note(s, 'the guest')}")
     return "\n".join(lines) + "\n", notes
+
+
+def _trunk_note(s: SessionConfig, who: str) -> str:
+    if s.vlan_pop:
+        return (
+            f"our session {s.session_id} is VLAN {s.vlan} of our trunk {s.trunk} with pop: "
+            f"{who} sends and receives untagged frames"
+        )
+    return (
+        f"our session {s.session_id} is VLAN {s.vlan} of our trunk {s.trunk}: frames "
+        f"travel tagged {s.vlan}, {who} must send them tagged {s.vlan} (others are our "
+        "vlan_mismatch drops)"
+    )
 
 
 # -- cisco --------------------------------------------------------------------------------
@@ -357,6 +441,7 @@ def cisco(tunnels: Sequence[TunnelConfig], sessions: Sequence[SessionConfig],
             out += [
                 f"! far end of our tunnel {t.tunnel_id} session {s.session_id}",
                 f"! {_frame_limit_note(t, s, 'the attachment circuit MTU')}",
+                *([f"! {_trunk_note(s, 'the attachment circuit')}"] if s.trunk else []),
                 f"! Loopback0 must carry {t.remote}; no l2tp-class, so no hello: Linux has"
                 " no control channel",
                 *(
@@ -392,12 +477,12 @@ def cisco(tunnels: Sequence[TunnelConfig], sessions: Sequence[SessionConfig],
 
 
 def render(target: Target, tunnels: Sequence[TunnelConfig], sessions: Sequence[SessionConfig],
-           ) -> tuple[str, list[str]]:  # fmt: skip
+           esp: EspShapes | None = None) -> tuple[str, list[str]]:  # fmt: skip
     """The text for ``target`` and the notes that are not part of it (QEMU only)."""
     if not tunnels:
         raise PeerConfigError("no tunnel to mirror")
     if target is Target.LINUX:
-        return linux(tunnels, sessions), []
+        return linux(tunnels, sessions, esp), []
     if target is Target.QEMU:
         return qemu(tunnels, sessions)
     if target is Target.TSHARK:

@@ -22,8 +22,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from l2tpv3.config import Encap, SaConfig, TunnelConfig
+from l2tpv3.proto.esp import EspShape
 
-__all__ = ["SaView", "view_of_config", "view_of_state", "xfrm_lines"]
+__all__ = ["SaView", "esp_shapes", "view_of_config", "view_of_state", "xfrm_lines"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +63,21 @@ def view_of_state(info: Mapping[str, object]) -> SaView:
                   opt_str("aead"), opt_str("enc"), opt_str("auth"), None, None,
                   opt_int("replay_window") or 0, bool(info.get("esn")),
                   opt_int("encap_sport"), opt_int("encap_dport"))  # fmt: skip
+
+
+def esp_shapes(sas: Sequence[SaView]) -> dict[tuple[int, str], EspShape]:
+    """(tunnel_id, dir) -> the ESP overhead of that direction's SAs (the largest when
+    several are in place, as during a key rotation)."""
+    out: dict[tuple[int, str], EspShape] = {}
+    for sa in sas:
+        alg = sa.aead or sa.enc
+        if alg is None:
+            continue
+        shape = EspShape.of(alg, sa.auth, sa.encap_dport is not None)
+        key = (sa.tunnel_id, sa.dir)
+        if key not in out or shape.worst > out[key].worst:
+            out[key] = shape
+    return out
 
 
 def _alg_words(sa: SaView) -> str:

@@ -102,6 +102,8 @@ def _session_text(state: SessionState, stats: bool) -> str:
     out += f"  Peer session {cfg.peer_session_id}, tunnel {state.peer_tunnel_id}\n"
     if state.interface:
         out += f"  interface name: {state.interface}\n"
+    if cfg.trunk is not None:
+        out += f"  trunk {cfg.trunk} vlan {cfg.vlan}{' pop' if cfg.vlan_pop else ''}\n"
     out += "  offset 0, peer offset 0\n"
     if cfg.cookie:
         out += f"  cookie {cfg.cookie.hex()}"
@@ -210,6 +212,8 @@ def _session_json(state: SessionState, stats: bool) -> dict[str, Any]:
     }
     if state.interface:
         out["interface"] = state.interface
+    if cfg.trunk is not None:
+        out["trunk"], out["vlan"], out["vlan_pop"] = cfg.trunk, cfg.vlan, cfg.vlan_pop
     if cfg.cookie:
         out["cookie"] = cfg.cookie.hex()
     if cfg.peer_cookie:

@@ -59,7 +59,9 @@ def tshark_commands(tunnels: Sequence[TunnelConfig], sessions: Sequence[SessionC
     for t in tunnels:
         ports = (t.udp_sport or 0, t.udp_dport or 0) if t.encap is Encap.UDP else ()
         for s in (s for s in sessions if s.tunnel_id == t.tunnel_id):
-            both = f"l2tp.sid in {{{s.session_id} {s.peer_session_id}}}"
+            # Not "l2tp.sid in {A B}": tshark 4.0 refuses a set without commas, and
+            # older releases one with them.
+            both = f"l2tp.sid == {s.session_id} || l2tp.sid == {s.peer_session_id}"
             directions = [
                 ("we send", f"l2tp.sid == {s.peer_session_id}", len(s.cookie)),
                 ("we receive", f"l2tp.sid == {s.session_id}", len(s.peer_cookie)),

@@ -22,6 +22,8 @@ from l2tpv3.constants import (
     LIVENESS_DEAD,
     LIVENESS_INTERVAL,
     TCP_MIN_MSS,
+    VLAN_VID_MAX,
+    VLAN_VID_MIN,
 )
 from l2tpv3.errors import ConfigError, L2TPError, MissingArgument
 
@@ -264,6 +266,12 @@ class SessionConfig:
     liveness_dead: int = LIVENESS_DEAD
     on_up: tuple[str, ...] = ()
     on_down: tuple[str, ...] = ()
+    # Per-VLAN sessions (docs/usage.md "Per-VLAN sessions"): the session sits on VLAN
+    # `vlan` of the shared trunk TAP `trunk` instead of a TAP of its own; `vlan_pop`
+    # removes the tag towards the peer and adds it back towards the trunk.
+    trunk: str | None = None
+    vlan: int | None = None
+    vlan_pop: bool = False
 
     def __post_init__(self) -> None:
         check_id("tunnel_id", self.tunnel_id)
@@ -286,6 +294,7 @@ class SessionConfig:
             # RFC 4719 §3: sequence numbers live in the Default L2-Specific Sublayer.
             raise ConfigError("seq", self.seq.value, "sequencing needs l2spec_type default")
         _check_liveness(self)
+        _check_vlan(self)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -301,6 +310,39 @@ class SessionConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SessionConfig:
         return cls(**_known_fields(cls, data, "session"))
+
+
+def _check_vlan(cfg: SessionConfig) -> None:
+    if cfg.trunk is None:
+        if cfg.vlan is not None:
+            raise ConfigError("vlan", cfg.vlan, "needs trunk IFNAME")
+        if cfg.vlan_pop:
+            raise ConfigError("vlan_pop", "on", "needs trunk IFNAME vlan VID")
+        return
+    check_ifname("trunk", cfg.trunk)
+    if cfg.name is not None:
+        raise ConfigError("name", cfg.name, "a trunk session has no interface of its own")
+    vid = cfg.vlan
+    if vid is None:
+        raise ConfigError("trunk", cfg.trunk, "needs vlan VID")
+    if isinstance(vid, bool) or not isinstance(vid, int) or not VLAN_VID_MIN <= vid <= VLAN_VID_MAX:
+        raise ConfigError("vlan", vid, f"must be {VLAN_VID_MIN}..{VLAN_VID_MAX}")
+    if not isinstance(cfg.vlan_pop, bool):
+        raise ConfigError("vlan_pop", cfg.vlan_pop, "must be true or false")
+    if cfg.liveness is not LivenessMode.OFF:
+        # The carrier it sets would be the trunk's, shared by every VLAN on it.
+        raise ConfigError("liveness", cfg.liveness.value, "is not supported on a trunk session")
+
+
+def parse_vid(field: str, text: str) -> int:
+    """A VLAN ID as the `vlan` keyword takes it: 1..4094."""
+    try:
+        vid = int(text, 10)
+    except ValueError:
+        raise ConfigError(field, text, f"must be {VLAN_VID_MIN}..{VLAN_VID_MAX}") from None
+    if not VLAN_VID_MIN <= vid <= VLAN_VID_MAX:
+        raise ConfigError(field, text, f"must be {VLAN_VID_MIN}..{VLAN_VID_MAX}")
+    return vid
 
 
 def parse_mss_clamp(field: str, value: object) -> str:

@@ -27,6 +27,7 @@ one-line :class:`~l2tpv3.errors.ControlError` messages); ``cli.show`` only forma
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import ClassVar, Final, Protocol, TypeVar
@@ -42,6 +43,10 @@ from l2tpv3.proto.counters import (
 )
 
 __all__ = [
+    "CAPTURE_END",
+    "CAPTURE_FRAME",
+    "CAPTURE_OP",
+    "CAPTURE_RECORDS",
     "MAX_MESSAGE",
     "MAX_REQUEST",
     "OPS",
@@ -74,6 +79,18 @@ __all__ = [
 MAX_MESSAGE: Final = 16 * 1024 * 1024
 # The longest request line the daemon reads; a request is a few hundred bytes.
 MAX_REQUEST: Final = 64 * 1024
+
+# `l2tpv3 capture`: not an op of the table, since its answer is followed by a stream.
+# The request is {"op": "capture", "tunnel_id": ID, "session_id": ID (0: all)}; the
+# answer line is {"ok": true, "result": null} (or an error answer, and the end); then
+# frames of CAPTURE_FRAME (kind, capture_lost so far, length of what follows) until the
+# client closes the connection or the daemon ends the capture: CAPTURE_RECORDS frames
+# carry records (io/capture.py: RECORD, then the packet, each), possibly none; the one
+# CAPTURE_END frame carries one line of text, why it ended.
+CAPTURE_OP: Final = "capture"
+CAPTURE_FRAME: Final = struct.Struct("<BQI")
+CAPTURE_RECORDS: Final = 1
+CAPTURE_END: Final = 2
 
 # A JSON object as json.loads gives it.
 JSONObject = Mapping[str, object]

@@ -46,9 +46,21 @@ from typing import Any, Final
 from l2tpv3.control.protocol import MAX_REQUEST, Operations, decode_request
 from l2tpv3.errors import ControlError, L2TPError
 
-__all__ = ["ControlServer", "Handler", "Limits", "answer", "group_id", "handler", "serve"]
+__all__ = [
+    "ControlServer",
+    "Handler",
+    "Limits",
+    "Streamer",
+    "answer",
+    "group_id",
+    "handler",
+    "serve",
+]
 
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+# A request answered by a stream (``capture``): it has the connection from then on and
+# writes its own answer line; the connection is closed when it returns.
+Streamer = Callable[[dict[str, Any], asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 log = logging.getLogger("l2tpv3d")
 
@@ -136,8 +148,16 @@ class ControlServer(asyncio.AbstractServer):
     An :class:`asyncio.AbstractServer` whose :meth:`close` also closes the connections
     and removes the socket file."""
 
-    def __init__(self, path: str, handler: Handler, group: int | None, limits: Limits) -> None:
+    def __init__(
+        self,
+        path: str,
+        handler: Handler,
+        group: int | None,
+        limits: Limits,
+        streams: dict[str, Streamer] | None = None,
+    ) -> None:
         self.path = path
+        self._streams = streams or {}
         self.limits = limits
         self.group = group
         # Connections turned away, and idle ones closed, over the connection limit.
@@ -314,8 +334,26 @@ class ControlServer(asyncio.AbstractServer):
                     return
             if self._closing or writer.is_closing():
                 return  # the daemon is stopping: no new request is run
+            streamer = self._streamer(line)
+            if streamer is not None:
+                await streamer[0](streamer[1], reader, writer)
+                return
             if not await self._send(writer, await self._reply(line)):
                 return
+
+    def _streamer(self, line: bytes) -> tuple[Streamer, dict[str, Any]] | None:
+        """The streamer of the request, if it is one (anything else: _reply)."""
+        if not self._streams:
+            return None
+        try:
+            message = json.loads(line)
+        except (ValueError, RecursionError):
+            return None
+        if not isinstance(message, dict):
+            return None
+        op = message.get("op")
+        streamer = self._streams.get(op) if isinstance(op, str) else None
+        return None if streamer is None else (streamer, message)
 
     async def _reply(self, line: bytes) -> dict[str, Any]:
         try:
@@ -496,10 +534,16 @@ def _claim(path: str) -> None:
 
 
 async def serve(
-    path: str, handler: Handler, *, group: int | None = None, limits: Limits | None = None
+    path: str,
+    handler: Handler,
+    *,
+    group: int | None = None,
+    limits: Limits | None = None,
+    streams: dict[str, Streamer] | None = None,
 ) -> ControlServer:
     """Listen on a Unix socket readable and writable by its owner only (mode 0600), or
-    by its owner and ``group`` (mode 0660, the file's group set to it)."""
-    server = ControlServer(path, handler, group, limits or Limits())
+    by its owner and ``group`` (mode 0660, the file's group set to it). ``streams``:
+    the ops answered by a stream (``capture``), by name."""
+    server = ControlServer(path, handler, group, limits or Limits(), streams)
     await server._listen()
     return server

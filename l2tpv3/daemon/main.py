@@ -14,7 +14,9 @@ from l2tpv3 import __version__
 from l2tpv3.config import Encap, SessionConfig, TunnelConfig
 from l2tpv3.config.file import load_config, load_sas
 from l2tpv3.constants import CONTROL_SOCKET_ENV, DEFAULT_CONTROL_SOCKET, MAX_BATCH
+from l2tpv3.control.protocol import CAPTURE_OP
 from l2tpv3.control.server import ControlServer, group_id, handler, serve
+from l2tpv3.daemon.capture import capture_streamer
 from l2tpv3.daemon.core import Daemon
 from l2tpv3.daemon.metrics import Endpoint, Facts, MetricsServer, StateCollector, on_loop
 from l2tpv3.daemon.metrics import parse_endpoint as parse_metrics
@@ -80,7 +82,12 @@ async def run(
         tunnels, sessions = load_config(config_path) if config_path is not None else ([], [])
         check_configured(tunnels, sessions, config_path or "")
         sas = load_sas(config_path) if config_path is not None else []
-        server = await serve(socket_path, handler(daemon), group=gid)
+        server = await serve(
+            socket_path,
+            handler(daemon),
+            group=gid,
+            streams={CAPTURE_OP: capture_streamer(daemon)},
+        )
         if metrics is not None:
             metrics_server = MetricsServer.bind(metrics)
         if drop_privileges:

@@ -45,9 +45,14 @@ from prometheus_client.metrics_core import (
     Metric,
 )
 
-from l2tpv3.control.protocol import Operations, SessionState, TunnelState
+from l2tpv3.control.protocol import Operations, SaState, SessionState, TunnelState
 from l2tpv3.errors import L2TPError
-from l2tpv3.proto.counters import DROP_REASONS, SESSION_DROP_REASONS
+from l2tpv3.proto.counters import (
+    DROP_REASONS,
+    ESP_DROP_REASONS,
+    SESSION_DROP_REASONS,
+    TRUNK_DROP_REASONS,
+)
 
 __all__ = [
     "COUNTER_HELP",
@@ -88,6 +93,16 @@ COUNTER_HELP: Final[Mapping[str, str]] = {
     "rx_errors": "Received packets in error",
     "rx_cookie_discards": "Packets dropped for a wrong cookie",
     "rx_invalid": "Datagrams dropped as invalid before reaching a session",
+    # The daemon's own features (proto.counters.SESSION_FEATURE_COUNTERS).
+    "mss_clamped": "TCP SYNs whose MSS option was lowered (mss_clamp)",
+    # Liveness (proto/liveness.py).
+    "liveness_transitions": "Liveness changes between up and down",
+    "hellos_sent": "HELLO control messages sent",
+    "hellos_received": "HELLO control messages received",
+    "acks_sent": "ZLB ACKs sent (answers to HELLOs)",
+    "acks_received": "ZLB ACKs received",
+    "control_ignored": "Control messages received and not handled",
+    # ESP (proto/esp.py): per security association.
 }
 
 
@@ -129,6 +144,10 @@ class Scrape:
     @cached_property
     def sessions(self) -> list[SessionState]:
         return self.ops.show_sessions()
+
+    @cached_property
+    def sas(self) -> list[SaState]:
+        return self.ops.show_sas()
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,7 +198,7 @@ def _tunnel_rows(scrape: Scrape) -> Iterator[Row]:
             info["offload_limited_by"] = o.limited_by or ""
         yield Row(
             labels=(str(cfg.tunnel_id),),
-            counters=t.stats,
+            counters={**t.stats, **(t.control or {})},
             drops=t.drops,
             gauges={"waiting_for_address": _flag(t.waiting)},
             labelled=labelled,
@@ -194,12 +213,23 @@ def _session_rows(scrape: Scrape) -> Iterator[Row]:
         if s.mtu is not None:
             gauges["mtu"] = s.mtu
         seq_send, seq_recv = _flag(s.send_seq), _flag(s.recv_seq)
+        counters = {**s.stats, **(s.features or {})}
+        labelled: dict[str, tuple[str, Mapping[str, float]]] = {
+            "sequencing": ("direction", {"send": seq_send, "recv": seq_recv})
+        }
+        live = s.liveness
+        if live is not None:
+            up = live.state == "up"
+            labelled["liveness"] = ("state", {"up": _flag(up), "down": _flag(not up)})
+            counters["liveness_transitions"] = live.transitions
+            if live.last_rx_ago is not None:
+                gauges["last_rx_seconds"] = live.last_rx_ago
         yield Row(
             labels=(str(cfg.tunnel_id), str(cfg.session_id), s.interface),
-            counters=s.stats,
+            counters=counters,
             drops=s.drops or {},
             gauges=gauges,
-            labelled={"sequencing": ("direction", {"send": seq_send, "recv": seq_recv})},
+            labelled=labelled,
             info={
                 "peer_session_id": str(cfg.peer_session_id),
                 "peer_tunnel_id": str(s.peer_tunnel_id),
@@ -209,18 +239,40 @@ def _session_rows(scrape: Scrape) -> Iterator[Row]:
         )
 
 
-# EXTENSION POINT: one entry per kind of state record. ESP adds its security
-# associations here (labels such as tunnel_id, session_id, spi, direction), liveness its
-# state (a labelled gauge of the tunnel's or its own record).
+def _sa_rows(scrape: Scrape) -> Iterator[Row]:
+    for sa in scrape.sas:
+        i = sa.info
+        alg = str(i.get("aead") or f"{i.get('enc')} {i.get('auth')}")
+        yield Row(
+            labels=(str(i.get("tunnel_id")), str(i.get("dir")), f"0x{int(str(i.get('spi'))):08x}"),
+            counters=sa.stats,
+            drops=sa.drops,
+            info={
+                "algorithm": alg,
+                "replay_window": str(i.get("replay_window", 0)),
+                "esn": "1" if i.get("esn") else "0",
+                "espinudp": "1" if i.get("encap_sport") else "0",
+            },
+        )
+
+
+# EXTENSION POINT: one entry per kind of state record (keys never: SaState has none).
 RECORDS: Final[tuple[Record, ...]] = (
     Record("daemon", "of l2tpv3d", (), _daemon_rows),
-    Record("tunnel", "per tunnel", ("tunnel_id",), _tunnel_rows, DROP_REASONS),
+    Record("tunnel", "per tunnel", ("tunnel_id",), _tunnel_rows, DROP_REASONS + TRUNK_DROP_REASONS),
     Record(
         "session",
         "per session",
         ("tunnel_id", "session_id", "ifname"),
         _session_rows,
         SESSION_DROP_REASONS,
+    ),
+    Record(
+        "sa",
+        "per ESP security association",
+        ("tunnel_id", "dir", "spi"),
+        _sa_rows,
+        ESP_DROP_REASONS,
     ),
 )
 
@@ -232,6 +284,8 @@ _GAUGE_HELP: Final[Mapping[str, str]] = {
     "mtu": "The interface's MTU",
     "offload": "1 for each offload the data path uses now",
     "sequencing": "1 for each direction that uses sequence numbers",
+    "liveness": "1 for the session's liveness state (liveness not off)",
+    "last_rx_seconds": "Seconds since the session last received a packet",
 }
 
 

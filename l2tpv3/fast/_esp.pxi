@@ -1,6 +1,7 @@
 # ESP (issue 9): the SA of proto/esp.py on fp_esp.c (libcrypto). Included by
 # _fastpath.pyx; kept in its own file so the ESP binding stays apart from the rest.
 
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from libc.stdint cimport UINT64_MAX, uint16_t
 
 from l2tpv3.fast.fp_shared cimport FP_NESPCOUNTERS, FP_NESPDROPS
@@ -50,6 +51,9 @@ cdef extern from "fp_esp.h" nogil:
         fp_esp_sa *out
         fp_esp_sa *in_ "in"[FP_ESP_MAX_IN]
         int nin
+        const uint32_t *foreign
+        int nforeign
+        int quiet_unknown
         uint64_t drops[FP_NESPDROPS]
     size_t fp_esp_path_head(const fp_esp_path *p)
     long fp_esp_path_seal(fp_esp_path *p, uint8_t *d, size_t len, uint8_t **pkt)
@@ -273,11 +277,18 @@ cdef class EspTunnel:
     cdef readonly object config
     cdef readonly EspSA sa_out
     cdef readonly dict inbound
+    cdef uint32_t *_foreign  # p.foreign: the sorted SPIs of set_foreign
+    cdef readonly frozenset foreign
+    cdef readonly bint count_unknown
 
     def __init__(self, config):
+        PyMem_Free(self._foreign)
+        self._foreign = NULL
         memset(&self.p, 0, sizeof(self.p))
         self.config = config
         self.inbound = {}
+        self.foreign = frozenset()
+        self.count_unknown = True
         v6 = config.family == 6
         self.p.udp = config.encap is Encap.UDP
         self.p.family = 6 if v6 else 4
@@ -313,6 +324,34 @@ cdef class EspTunnel:
         self.p.nin = j
         return sa
 
+    def __dealloc__(self):
+        PyMem_Free(self._foreign)
+
+    def set_foreign(self, foreign, bint count_unknown=True):
+        """proto/espdemux.py's part for this tunnel (EspInbound.foreign and
+        count_unknown): the other tunnels' inbound SPIs, ignored here without a count,
+        and whether this tunnel counts an SPI none of them knows."""
+        cdef list spis = sorted(set(foreign))
+        cdef Py_ssize_t i, n = len(spis)
+        cdef uint32_t *buf = NULL
+        for spi in spis:
+            if not 0 <= spi <= 0xFFFFFFFF:
+                raise ValueError("SPI must be 0..0xffffffff")
+        if n:
+            buf = <uint32_t *>PyMem_Malloc(n * sizeof(uint32_t))
+            if buf == NULL:
+                raise MemoryError()
+            for i in range(n):
+                buf[i] = spis[i]
+        old = self._foreign
+        self._foreign = buf
+        self.p.foreign = buf
+        self.p.nforeign = <int>n
+        self.p.quiet_unknown = not count_unknown
+        PyMem_Free(old)
+        self.foreign = frozenset(spis)
+        self.count_unknown = count_unknown
+
     @property
     def drops(self):
         """Drops that belong to no SA (EspInbound.drops): unknown SPI, too short."""
@@ -339,7 +378,8 @@ cdef class EspTunnel:
 
     def open(self, packet):
         """The L2TPv3 datagram, a drop reason (counted), or None for another flow's
-        (authenticated, encap udp ports not this tunnel's: not counted)."""
+        (authenticated, encap udp ports not this tunnel's) or another tunnel's (a
+        foreign SPI, or an unknown one that tunnel counts): not counted."""
         cdef bytearray buf = bytearray(packet)
         cdef uint8_t empty = 0
         cdef uint8_t *p = &empty

@@ -30,13 +30,14 @@ from l2tpv3.proto.counters import (
     Counters,
 )
 from l2tpv3.proto.layout import HeaderLayout
-from l2tpv3.proto.counters import SESSION_FEATURE_COUNTERS
+from l2tpv3.proto.counters import SESSION_FEATURE_COUNTERS, TRUNK_DROP_REASONS
 from l2tpv3.proto.mss import setting_code as _mss_setting_code
 
 # Generated at build time from constants.py and proto/counters.py (cgen.py).
 from l2tpv3.fast.fp_shared cimport (
     FP_NCOUNTERS,
     FP_NFEATURES,
+    FP_NTRUNKDROPS,
     FP_NSDROPS,
     FP_NTDROPS,
     FP_RX_FRAME_SLACK,
@@ -45,6 +46,7 @@ from l2tpv3.fast.fp_shared cimport (
     FP_SHARED_FINGERPRINT,
     FP_CONTROL_MAX_LEN,
     FP_CONTROL_QUEUE_SLOTS,
+    FP_CAPTURE_OUT,
 )
 
 cdef extern from "<sys/socket.h>":
@@ -116,6 +118,8 @@ cdef extern from "fp_session.h" nogil:
         double last_arp
         uint8_t arp_mac[6]
         int arp_watch
+        int vlan
+        int vlan_pop
     struct fp_layout:
         const uint8_t *tx_prefix
         int tx_prefix_len
@@ -139,12 +143,16 @@ cdef extern from "fp_session.h" nogil:
     void fp_session_set_mtu(fp_session *s, int mtu)
     int fp_session_clamp(fp_session *s, uint8_t *frame, size_t len, int partial,
                          size_t csum_start, size_t csum_offset)
+    void fp_session_set_vlan(fp_session *s, int vid, int pop)
+    int fp_session_untag(const fp_session *s, uint8_t *frame, size_t len)
 
 cdef extern from "fp_tunnel.h" nogil:
+    struct fp_capture
     struct fp_tunnel:
         uint64_t c[FP_NCOUNTERS]
         uint64_t retired[FP_NCOUNTERS]
         uint64_t drops[FP_NTDROPS]
+        fp_capture *cap
     int fp_tunnel_init(fp_tunnel *t, int udp, uint32_t tunnel_id, fp_ownership *own)
     void fp_tunnel_clear(fp_tunnel *t)
     int fp_tunnel_add(fp_tunnel *t, fp_session *s)
@@ -157,6 +165,16 @@ cdef extern from "fp_tunnel.h" nogil:
     int fp_tunnel_take_control(fp_tunnel *t, uint8_t (*out)[FP_CONTROL_MAX_LEN],
                                unsigned short *lens, int max)
     void fp_tunnel_session_header(fp_tunnel *t, fp_session *s, uint8_t *hdr, size_t flen)
+
+cdef extern from "fp_capture.h" nogil:
+    int fp_capture_start(fp_tunnel *t, uint32_t session_id)
+    void fp_capture_stop(fp_tunnel *t)
+    size_t fp_capture_take(fp_tunnel *t, const uint8_t **out, uint64_t *lost)
+    void fp_capture_push(fp_tunnel *t, int dir, uint32_t sid, const uint8_t *p, size_t len)
+    void fp_capture_receive(fp_tunnel *t, fp_capture *cap, const uint8_t *p, size_t len,
+                            double now, fp_out *out, fp_session **hit)
+    void fp_capture_receive_foreign(fp_tunnel *t, fp_capture *cap, const uint8_t *p,
+                                    size_t len, int family, const uint8_t *host)
 
 cdef extern from "fp_engine.h" nogil:
     struct fp_engine_opts:
@@ -184,8 +202,50 @@ cdef extern from "fp_engine.h" nogil:
     int fp_engine_notify_fd(const fp_tunnel *t)
     int fp_engine_follows_links(const fp_tunnel *t)
     int fp_engine_take_gone(fp_tunnel *t, uint32_t *out, int max)
+    int fp_engine_attach_trunk(fp_tunnel *t, fp_trunk *tr, int fd)
+    void fp_engine_detach_trunk(fp_tunnel *t, fp_trunk *tr)
+
+cdef extern from "fp_vlan.h" nogil:
+    struct fp_trunk:
+        int fd
+        int slot
+        uint32_t sid[4096]
+        uint64_t drops[FP_NTRUNKDROPS]
+    int fp_vlan_outer_vid(const uint8_t *f, size_t len)
+    uint32_t fp_trunk_classify(fp_trunk *t, const uint8_t *f, size_t len)
 
 include "_esp.pxi"
+
+cdef extern from "fp_tunnel.h" nogil:
+    void fp_tunnel_lock(fp_tunnel *t)
+    void fp_tunnel_unlock(fp_tunnel *t)
+
+cdef extern from "fp_engine.h" nogil:
+    void fp_engine_set_esp(fp_tunnel *t, fp_esp_path *path, int fd,
+                           const sockaddr_storage *peer, socklen_t peer_len, int espinudp)
+    long fp_engine_esp_seal(fp_tunnel *t, fp_esp_path *path, uint8_t *d, size_t len,
+                            uint8_t **pkt)
+    int fp_engine_iv_requested(const fp_tunnel *t)
+    void fp_engine_esp_grant(fp_tunnel *t, fp_esp_sa *sa, uint64_t first, uint64_t last)
+
+
+cdef socklen_t _sockaddr(object host, int port, bint v6, sockaddr_storage *out) except 0:
+    cdef sockaddr_in *a4
+    cdef sockaddr_in6 *a6
+    memset(out, 0, sizeof(sockaddr_storage))
+    if v6:
+        a6 = <sockaddr_in6 *>out
+        a6.sin6_family = AF_INET6
+        a6.sin6_port = htons(port)
+        packed = socket.inet_pton(socket.AF_INET6, host)
+        memcpy(&a6.sin6_addr, PyBytes_AS_STRING(packed), 16)
+        return sizeof(sockaddr_in6)
+    a4 = <sockaddr_in *>out
+    a4.sin_family = AF_INET
+    a4.sin_port = htons(port)
+    packed = socket.inet_pton(socket.AF_INET, host)
+    memcpy(&a4.sin_addr, PyBytes_AS_STRING(packed), 4)
+    return sizeof(sockaddr_in)
 
 # The C core was compiled with the values of a header generated from the Python source:
 # a build from other values must not run (ImportError, never an assert).
@@ -240,6 +300,8 @@ cdef class Session:
                            policy, timeout) < 0:
             raise ValueError(f"header layout does not fit the fast path: {lay!r}")
         fp_session_set_mss(&self.s, _mss_setting_code(config.mss_clamp))
+        if config.trunk is not None and config.vlan:
+            fp_session_set_vlan(&self.s, config.vlan, config.vlan_pop)
 
     def __dealloc__(self):
         fp_session_clear(&self.s)
@@ -318,8 +380,25 @@ cdef class Session:
         if n:
             memcpy(p + h, &view[0], n)
         fp_session_clamp(&self.s, p + h, n, 0, 0, 0)
-        fp_session_header(&self.s, p, n)
-        return out
+        cdef int cut = fp_session_untag(&self.s, p + h, n)
+        # The header goes where a popped tag was: the payload is `cut` bytes shorter.
+        fp_session_header(&self.s, p + cut, n - <size_t>cut)
+        return out[cut:] if cut else out
+
+    @property
+    def vlan(self):
+        return self.s.vlan
+
+    @property
+    def vlan_pop(self):
+        return bool(self.s.vlan_pop)
+
+    def untag(self, frame):
+        cdef uint8_t[:] view = frame
+        cdef size_t n = view.shape[0]
+        if n == 0:
+            return 0
+        return fp_session_untag(&self.s, &view[0], n)
 
     @property
     def features(self):
@@ -406,6 +485,47 @@ cdef int _family(int family) except -1:
     raise ValueError(f"family must be 4 or 6, not {family}")
 
 
+cdef class Trunk:
+    """A trunk's VID-to-session map and drops (proto/vlan.py Trunk), which a Tunnel's
+    engine reads once attach_trunk handed it the trunk TAP."""
+
+    cdef fp_trunk t
+    cdef readonly str name
+
+    def __cinit__(self):
+        memset(&self.t, 0, sizeof(self.t))
+        self.t.fd = -1
+        self.t.slot = -1
+
+    def __init__(self, str name):
+        self.name = name
+
+    @property
+    def vids(self):
+        return {vid: self.t.sid[vid] for vid in range(4096) if self.t.sid[vid]}
+
+    @property
+    def drops(self):
+        return {name: self.t.drops[i] for i, name in enumerate(TRUNK_DROP_REASONS)}
+
+    def add(self, int vid, uint32_t session_id):
+        if not 0 < vid < 4095:
+            raise ValueError(f"VLAN {vid} is not 1..4094")
+        if self.t.sid[vid]:
+            raise ValueError(f"VLAN {vid} of {self.name} is taken by session {self.t.sid[vid]}")
+        self.t.sid[vid] = session_id
+
+    def remove(self, int vid):
+        if 0 < vid < 4095:
+            self.t.sid[vid] = 0
+
+    def classify(self, frame):
+        cdef const uint8_t[:] view = frame
+        cdef size_t n = view.shape[0]
+        cdef uint32_t sid = fp_trunk_classify(&self.t, &view[0] if n else NULL, n)
+        return sid if sid else None
+
+
 cdef class IpOwnership:
     """ownership.IpOwnership on a C struct (fp_ownership.c), which the engines' receive
     threads consult; see proto/api.py IpOwnershipAPI for the semantics."""
@@ -479,9 +599,12 @@ cdef class Tunnel:
     cdef readonly dict sessions
     cdef readonly IpOwnership ownership
     cdef readonly bint running
+    # The trunks whose C structs fp_tunnel.trunks[] points at: alive while attached.
+    cdef dict _trunks
 
     def __cinit__(self):
         self._init = False
+        self._trunks = {}
 
     def __init__(self, config, IpOwnership ownership=None):
         cdef fp_ownership *own = NULL if ownership is None else &ownership.o
@@ -517,8 +640,12 @@ cdef class Tunnel:
         cdef uint8_t empty = 0
         out.fn = _collect
         out.ctx = <void *>frames
-        fp_tunnel_receive(&self.t, &view[0] if view.shape[0] else &empty, view.shape[0], now,
-                          &out, &hit)
+        if self.t.cap is not NULL:
+            fp_capture_receive(&self.t, self.t.cap, &view[0] if view.shape[0] else &empty,
+                               view.shape[0], now, &out, &hit)
+        else:
+            fp_tunnel_receive(&self.t, &view[0] if view.shape[0] else &empty, view.shape[0],
+                              now, &out, &hit)
         if hit is NULL:
             return None, frames
         return self.sessions[hit.session_id], frames
@@ -529,9 +656,48 @@ cdef class Tunnel:
         cdef int fam
         cdef bytes packed
         fam, packed = _host(host)
+        if self.t.cap is not NULL:
+            fp_capture_receive_foreign(&self.t, self.t.cap,
+                                       &view[0] if view.shape[0] else &empty, view.shape[0],
+                                       fam, <const uint8_t *>PyBytes_AS_STRING(packed))
+            return
         fp_tunnel_receive_foreign(&self.t, &view[0] if view.shape[0] else &empty,
                                   view.shape[0], fam,
                                   <const uint8_t *>PyBytes_AS_STRING(packed))
+
+    # `l2tpv3 capture` (fast/fp_capture.c, the twin of io/capture.py CaptureRing)
+
+    def capture_start(self, uint32_t session_id=0):
+        """Begin recording this tunnel's datagrams (0: every session's)."""
+        if fp_capture_start(&self.t, session_id) != 0:
+            if self.t.cap is not NULL:
+                raise StateError(f"a capture already runs on tunnel {self.config.tunnel_id}")
+            raise MemoryError("cannot allocate the capture buffers")
+
+    def capture_take(self):
+        """(the records since the last call, how many were lost so far)."""
+        cdef const uint8_t *p = NULL
+        cdef uint64_t lost = 0
+        cdef size_t n = fp_capture_take(&self.t, &p, &lost)
+        if p is NULL or n == 0:
+            return b"", lost
+        return PyBytes_FromStringAndSize(<const char *>p, n), lost
+
+    def capture_push(self, uint32_t session_id, payload):
+        """Record a datagram the daemon sends itself (a control message)."""
+        cdef const uint8_t[:] view = payload
+        if self.t.cap is NULL or view.shape[0] == 0:
+            return
+        with nogil:
+            fp_capture_push(&self.t, FP_CAPTURE_OUT, session_id, &view[0], view.shape[0])
+
+    def capture_stop(self):
+        with nogil:
+            fp_capture_stop(&self.t)
+
+    @property
+    def capturing(self):
+        return self.t.cap is not NULL
 
     def count_drop(self, str reason):
         fp_tunnel_drop(&self.t, DROP_REASONS.index(reason))
@@ -557,6 +723,8 @@ cdef class Tunnel:
             memcpy(p + h, &view[0], n)
         with nogil:
             fp_tunnel_session_header(&self.t, &s.s, p, n)
+            if self.t.cap is not NULL:
+                fp_capture_push(&self.t, FP_CAPTURE_OUT, s.s.session_id, p, h + n)
         return out
 
     @property
@@ -647,6 +815,21 @@ cdef class Tunnel:
         if rc < 0:
             raise OSError("cannot watch the TAP device")
 
+    def attach_trunk(self, Trunk trunk, int fd):
+        """Hand a trunk TAP (opened without IFF_VNET_HDR) to the engine: it reads it and
+        sends each frame through the session its VID maps to (``trunk.add``)."""
+        with nogil:
+            rc = fp_engine_attach_trunk(&self.t, &trunk.t, fd)
+        if rc < 0:
+            raise OSError("cannot watch the trunk device (too many trunks on one tunnel?)")
+        self._trunks[id(trunk)] = trunk
+
+    def detach_trunk(self, Trunk trunk):
+        """Take the trunk TAP back; call before closing it."""
+        with nogil:
+            fp_engine_detach_trunk(&self.t, &trunk.t)
+        self._trunks.pop(id(trunk), None)
+
     def detach(self, session_id):
         """Take the TAP back; call before closing it."""
         cdef Session s = self.sessions.get(session_id)
@@ -679,6 +862,95 @@ cdef class Tunnel:
         """The receive thread sets the MTU of attached TAPs (by ifindex) from RTM_NEWLINK
         itself; False when not started or without a netlink socket."""
         return bool(fp_engine_follows_links(&self.t))
+
+    # -- ESP in the engine (issue 9) ------------------------------------------------
+    # The threads read the EspTunnel's C struct (its SAs, counters, window) under the
+    # tunnel's locks, so every change to it goes through these methods.
+
+    def esp_start(self, EspTunnel et not None, sock, peer, bint espinudp=False):
+        """Seal every datagram with ``et`` and send it on ``sock`` (raw IPPROTO_ESP, or
+        the espinudp UDP socket) to ``peer`` (host, port: 0 for raw); open what arrives
+        on it. Keep ``et`` and ``sock`` alive until :meth:`esp_stop`."""
+        cdef sockaddr_storage ss
+        cdef socklen_t sl
+        if not self.running:
+            raise OSError("the engine is not running")
+        host, port = peer
+        sl = _sockaddr(host, port, self.config.family == 6, &ss)
+        cdef int fd = sock.fileno()
+        with nogil:
+            fp_engine_set_esp(&self.t, &et.p, fd, &ss, sl, espinudp)
+
+    def esp_stop(self):
+        """Back to plain L2TPv3; the ESP socket may be closed after this returns."""
+        with nogil:
+            fp_engine_set_esp(&self.t, NULL, -1, NULL, 0, 0)
+
+    def esp_set_out(self, EspTunnel et not None, EspSA sa):
+        with nogil:
+            fp_tunnel_lock(&self.t)
+        try:
+            et.set_out(sa)
+        finally:
+            fp_tunnel_unlock(&self.t)
+
+    def esp_add_in(self, EspTunnel et not None, EspSA sa not None):
+        with nogil:
+            fp_tunnel_lock(&self.t)
+        try:
+            et.add_in(sa)
+        finally:
+            fp_tunnel_unlock(&self.t)
+
+    def esp_remove_in(self, EspTunnel et not None, uint32_t spi):
+        with nogil:
+            fp_tunnel_lock(&self.t)
+        try:
+            return et.remove_in(spi)
+        finally:
+            fp_tunnel_unlock(&self.t)
+
+    def esp_set_foreign(self, EspTunnel et not None, foreign, bint count_unknown=True):
+        """EspTunnel.set_foreign under the tunnel's locks (the receive thread reads it)."""
+        with nogil:
+            fp_tunnel_lock(&self.t)
+        try:
+            et.set_foreign(foreign, count_unknown)
+        finally:
+            fp_tunnel_unlock(&self.t)
+
+    def esp_seal(self, EspTunnel et not None, datagram):
+        """EspTunnel.seal under the send lock (the send thread uses the same SA)."""
+        cdef const uint8_t[:] view = datagram
+        cdef size_t n = view.shape[0]
+        cdef size_t head = fp_esp_path_head(&et.p)
+        cdef uint8_t *pkt = NULL
+        if et.sa_out is None:
+            return None
+        buf = bytearray(head + n + fp_esp_tail(&et.sa_out.sa))
+        cdef uint8_t[:] out = buf
+        if n:
+            memcpy(&out[head], &view[0], n)
+        cdef long r
+        with nogil:
+            r = fp_engine_esp_seal(&self.t, &et.p, &out[head], n, &pkt)
+        if r < 0:
+            return None
+        cdef size_t off = pkt - &out[0]
+        return bytes(buf[off:off + r])
+
+    @property
+    def iv_requested(self):
+        """The send thread's outbound SA is short of AEAD IVs: grant the next block."""
+        return bool(fp_engine_iv_requested(&self.t))
+
+    def esp_grant(self, EspSA sa not None, first, last):
+        """EspSA.grant_ivs under the send lock; clears :attr:`iv_requested`."""
+        if not 1 <= first <= last <= UINT64_MAX:
+            raise ValueError("bad IV range")
+        cdef uint64_t f = first, l = last
+        with nogil:
+            fp_engine_esp_grant(&self.t, &sa.sa, f, l)
 
     def take_gone(self):
         cdef uint32_t buf[256]

@@ -69,9 +69,19 @@ CONSTANTS = (
     "MSS_IPV6_OVERHEAD",
     "TCP_MIN_MSS",
     "ETH_P_ARP",
+    "TPID_8021Q",
+    "TPID_8021AD",
+    "VLAN_HLEN",
+    "VLAN_VID_MASK",
+    "MAX_TRUNKS",
     "ARPOP_REPLY",
     "CONTROL_QUEUE_SLOTS",
     "CONTROL_MAX_LEN",
+    "ESP_IV_LOW_WATER",
+    "CAPTURE_HALF_BYTES",
+    "CAPTURE_HDR_LEN",
+    "CAPTURE_IN",
+    "CAPTURE_OUT",
 )
 
 # Index enums: (Python tuple in counters.py, prefix of each C name, C name of the count).
@@ -83,6 +93,11 @@ ENUMS = (
     ("ESP_COUNTER_NAMES", "FP_ESP_", "FP_NESPCOUNTERS"),
     ("ESP_DROP_REASONS", "FP_ESP_DROP_", "FP_NESPDROPS"),
     ("SESSION_FEATURE_COUNTERS", "FP_", "FP_NFEATURES"),
+    # l2tpv3 capture: the drop reason code of a record is its index + 1
+    ("CAPTURE_DROP_REASONS", "FP_CAP_", "FP_NCAPDROPS"),
+    ("CAPTURE_COUNTERS", "FP_", "FP_NCAPCOUNTERS"),
+    # per-VLAN sessions (proto/vlan.py, fp_vlan.c): a trunk's drops
+    ("TRUNK_DROP_REASONS", "FP_", "FP_NTRUNKDROPS"),
 )
 
 

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "fp_esp.h"
 #include "fp_tunnel.h"
 #include "offload.h"
 
@@ -17,8 +18,13 @@
  * constants.py); frames are read right after it and the header is written in place,
  * so sending copies nothing. */
 #define HEADROOM FP_HEADROOM
-#define BUFSZ (65536 + HEADROOM)
+/* ESP seals in place: the trailer and ICV (at most fp_esp_tail, 34 bytes) go after
+ * the frame, so every buffer and TSO segment keeps this much room behind it. */
+#define TAILROOM 64
+#define FRAMESZ 65536
+#define BUFSZ (FRAMESZ + HEADROOM + TAILROOM)
 #define WAKE_KEY UINT64_MAX
+#define TRUNK_KEY (1ull << 40) /* | slot: an epoll key that is no session ID */
 #define MAX_GONE 256
 #define VNET_HLEN FP_VNET_HDR_LEN /* the TAP is set to this size */
 /* Segments of one TCP super-frame, each with headroom for the L2TP header. */
@@ -52,11 +58,36 @@ int fp_engine_start(struct fp_tunnel *t, const struct fp_engine_opts *o, char *e
 void fp_engine_stop(struct fp_tunnel *t);
 int fp_engine_attach(struct fp_tunnel *t, struct fp_session *s, int tap_fd, int vnet);
 void fp_engine_detach(struct fp_tunnel *t, struct fp_session *s);
+/* A trunk TAP (fp_vlan.h): the engine reads tr->fd and hands each frame to the session
+ * its VID maps to. Sessions on it are attached with that fd and are not polled.
+ * attach: -1 when all FP_MAX_TRUNKS slots are taken or epoll refuses. */
+int fp_engine_attach_trunk(struct fp_tunnel *t, struct fp_trunk *tr, int fd);
+void fp_engine_detach_trunk(struct fp_tunnel *t, struct fp_trunk *tr);
 int fp_engine_notify_fd(const struct fp_tunnel *t);
 /* The receive thread follows the attached TAPs' MTUs through RTM_NEWLINK itself. */
 int fp_engine_follows_links(const struct fp_tunnel *t);
 /* Session IDs whose TAP device vanished (EBADFD); returns how many were copied. */
 int fp_engine_take_gone(struct fp_tunnel *t, uint32_t *out, int max);
+
+/* ESP (issue 9): from now on the engine seals every datagram with path (owned by the
+ * caller) and sends it on fd to peer (raw IPPROTO_ESP: port 0; espinudp: the encap
+ * port), and opens what arrives on fd; NULL goes back to plain L2TPv3. fd is polled by
+ * the receive thread; espinudp: fd is a UDP socket and peer's port is checked on
+ * receive. Takes both locks: the caller changes the path's SAs only under them too
+ * (fp_tunnel_lock). */
+void fp_engine_set_esp(struct fp_tunnel *t, struct fp_esp_path *path, int fd,
+                       const struct sockaddr_storage *peer, socklen_t peer_len, int espinudp);
+/* Seal one datagram the daemon sends while the engine runs (control messages, frames
+ * it injects), under the send lock: d[0..len) with fp_esp_path_head bytes before it and
+ * fp_esp_tail after; as fp_esp_path_seal. */
+long fp_engine_esp_seal(struct fp_tunnel *t, struct fp_esp_path *path, uint8_t *d, size_t len,
+                        uint8_t **pkt);
+/* 1 while the send thread waits for AEAD IVs: its outbound SA had fewer than
+ * FP_ESP_IV_LOW_WATER left (it signalled the notify fd once). */
+int fp_engine_iv_requested(const struct fp_tunnel *t);
+/* Install IVs first..last (already reserved on disk, io/ivstate.py) under the send
+ * lock, and clear the request. */
+void fp_engine_esp_grant(struct fp_tunnel *t, struct fp_esp_sa *sa, uint64_t first, uint64_t last);
 
 struct fp_engine {
     struct fp_engine_opts o;
@@ -78,6 +109,9 @@ struct fp_engine {
     struct mmsghdr *tx_msgs;
     struct iovec *tx_iov;
     struct fp_session **tx_sess;
+    /* With ESP: each queued packet's L2TPv3 datagram length before sealing, so that a
+     * failed send takes back what the session and the SA counted (as io/espport.py). */
+    size_t *tx_plen;
     /* rx */
     uint8_t *rx_bufs;
     struct mmsghdr *rx_msgs;
@@ -89,6 +123,7 @@ struct fp_engine {
     struct iovec *seg_iov;
     struct mmsghdr *seg_msgs;
     struct fp_session **seg_sess;
+    size_t *seg_plen;
     uint8_t *rx_cmsg;
     struct l2o_gro *gro;
     struct fp_session *gro_session;
@@ -100,6 +135,13 @@ struct fp_engine {
     /* rtnetlink (RTMGRP_LINK), read by the receive thread: a TAP's new MTU holds for the
      * next datagram (link_drain), -1 if it could not be opened */
     int link_fd;
+    /* ESP: the path and its socket (under both locks; -1/NULL when off), its peer
+     * address, and an eventfd that makes the receive thread poll a new socket */
+    struct fp_esp_path *esp;
+    int esp_fd, espinudp, esp_wake;
+    struct sockaddr_storage esp_peer;
+    socklen_t esp_peer_len;
+    volatile int iv_request;
 };
 
 double fp_now(void);

@@ -118,6 +118,13 @@ struct fp_esp_path {
     struct fp_esp_sa *out;
     struct fp_esp_sa *in[FP_ESP_MAX_IN];
     int nin;
+    /* proto/espdemux.py: the inbound SPIs of the other tunnels whose sockets hear the
+     * same packets (sorted, nforeign of them; owned by the caller), ignored here, and
+     * quiet_unknown: another tunnel counts an SPI none knows (and a packet too short
+     * for one), so this one ignores it too. */
+    const uint32_t *foreign;
+    int nforeign;
+    int quiet_unknown;
     volatile uint64_t drops[FP_NESPDROPS];
 };
 
@@ -132,8 +139,9 @@ static inline size_t fp_esp_path_head(const struct fp_esp_path *p)
  * or no outbound SA) if it cannot go. */
 long fp_esp_path_seal(struct fp_esp_path *p, uint8_t *d, size_t len, uint8_t **pkt);
 /* Open the ESP packet pkt[0..len) in place: 0 with the L2TPv3 datagram in *d, *dlen;
- * -1 dropped (reason in *reason, counted on the SA or the path); 1 authenticated but
- * another flow's (encap udp ports not the tunnel's: not counted, as espport.py). */
+ * -1 dropped (reason in *reason, counted on the SA or the path); 1 another tunnel's,
+ * not counted (as espport.py): authenticated but encap udp ports not the tunnel's, or
+ * an SPI of p->foreign, or with p->quiet_unknown an unknown SPI or no SPI at all. */
 int fp_esp_path_open(struct fp_esp_path *p, uint8_t *pkt, size_t len, uint8_t **d, size_t *dlen,
                      int *reason);
 /* RFC 768 / RFC 8200 §8.1 checksum of a UDP segment whose checksum field is zero. */

@@ -75,7 +75,7 @@ static int retry_connected(struct fp_engine *e, int *retried)
 
 /* Send datagrams [done, cnt) of one batch (messages, their iovecs and sessions). */
 void fp_netio_send_batch(struct fp_engine *e, struct mmsghdr *msgs, const struct iovec *iov,
-                       struct fp_session *const *sess, int done, int cnt)
+                       struct fp_session *const *sess, const size_t *plen, int done, int cnt)
 {
     int retried = 0;
     while (done < cnt) {
@@ -88,8 +88,18 @@ void fp_netio_send_batch(struct fp_engine *e, struct mmsghdr *msgs, const struct
         if ((errno == EAGAIN || errno == ENOBUFS) && wait_writable(e) == 0) continue;
         if (retry_connected(e, &retried)) continue;
         retried = 0;
-        /* The kernel counts a failed transmit in tx_errors (l2tp_xmit_skb). */
-        fp_session_tx_failed(sess[done], iov[done].iov_len);
+        /* The kernel counts a failed transmit in tx_errors (l2tp_xmit_skb). Sealed
+         * in ESP, the session counted the datagram before sealing, and so did the SA
+         * (with the UDP header inside it): both take it back. */
+        if (plen && e->esp && e->esp->out) {
+            struct fp_esp_sa *sa = e->esp->out;
+            sa->c[FP_ESP_TX_PACKETS]--;
+            sa->c[FP_ESP_TX_BYTES] -= plen[done] + (e->esp->udp ? 8 : 0);
+            sa->c[FP_ESP_TX_ERRORS]++;
+            fp_session_tx_failed(sess[done], plen[done]);
+        } else {
+            fp_session_tx_failed(sess[done], iov[done].iov_len);
+        }
         done++;
     }
 }

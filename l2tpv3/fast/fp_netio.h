@@ -17,7 +17,7 @@ void fp_netio_clear_error(int fd);
 /* Send datagrams [done, cnt) of one batch (messages, their iovecs and sessions);
  * a datagram that cannot be sent is counted in its session's tx_errors. */
 void fp_netio_send_batch(struct fp_engine *e, struct mmsghdr *msgs, const struct iovec *iov,
-                         struct fp_session *const *sess, int done, int cnt);
+                         struct fp_session *const *sess, const size_t *plen, int done, int cnt);
 /* Send segments [0, n) of seg_iov with UDP GSO; how many were sent. */
 int fp_netio_gso_send(struct fp_engine *e, int n);
 /* UDP: open the connected send socket (conn_fd, tx_fd), or leave conn_fd at -1. */

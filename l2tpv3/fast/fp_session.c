@@ -2,6 +2,7 @@
  * comments there say why each rule exists (kernel net/l2tp, RFC 3931, RFC 4719). */
 #include "fp_session.h"
 #include "fp_mss.h"
+#include "fp_vlan.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -96,6 +97,45 @@ void fp_session_tx_failed(struct fp_session *s, size_t pktlen)
 static void deliver_clamped(struct fp_session *s, const uint8_t *frame, size_t n,
                             struct fp_out *out);
 
+/* Session._to_trunk: pop pushes the tag (in a copy), otherwise the frame must be ours. */
+static void to_trunk(struct fp_session *s, const uint8_t *frame, size_t n, struct fp_out *out)
+{
+    if (!s->vlan) {
+        out->fn(out->ctx, s, frame, n);
+        return;
+    }
+    if (!s->vlan_pop) {
+        if (fp_vlan_outer_vid(frame, n) != s->vlan) {
+            s->drops[FP_VLAN_MISMATCH]++;
+            return;
+        }
+        out->fn(out->ctx, s, frame, n);
+        return;
+    }
+    uint8_t small[2048];
+    uint8_t *copy = n + FP_VLAN_HLEN <= sizeof(small) ? small : malloc(n + FP_VLAN_HLEN);
+    if (!copy) {
+        s->drops[FP_TAP_WRITE_FAILED]++;
+        return;
+    }
+    fp_vlan_push(copy, frame, n, s->vlan);
+    out->fn(out->ctx, s, copy, n + FP_VLAN_HLEN);
+    if (copy != small) free(copy);
+}
+
+int fp_session_untag(const struct fp_session *s, uint8_t *frame, size_t len)
+{
+    if (!s->vlan_pop || fp_vlan_outer_vid(frame, len) != s->vlan) return 0;
+    memmove(frame + FP_VLAN_HLEN, frame, 12);
+    return FP_VLAN_HLEN;
+}
+
+void fp_session_set_vlan(struct fp_session *s, int vid, int pop)
+{
+    s->vlan = vid;
+    s->vlan_pop = vid && pop;
+}
+
 /* Session._deliver for one frame, then the frame checks of l2tp_eth_dev_recv. */
 static void deliver(struct fp_session *s, const uint8_t *frame, size_t n, struct fp_out *out)
 {
@@ -113,7 +153,7 @@ static void deliver(struct fp_session *s, const uint8_t *frame, size_t n, struct
         deliver_clamped(s, frame, n, out);
         return;
     }
-    out->fn(out->ctx, s, frame, n);
+    to_trunk(s, frame, n, out);
 }
 
 static struct fp_entry *entry_new(struct fp_session *s, int32_t ns, double expires,
@@ -503,18 +543,18 @@ static void deliver_clamped(struct fp_session *s, const uint8_t *frame, size_t n
     struct fp_mss_hit h;
     uint8_t small[2048];
     if (!fp_mss_find(frame, n, s->mss4, s->mss6, 0, 0, 0, &h)) {
-        out->fn(out->ctx, s, frame, n);
+        to_trunk(s, frame, n, out);
         return;
     }
     uint8_t *copy = n <= sizeof(small) ? small : malloc(n);
     if (!copy) {
         /* Out of memory: the frame goes on unclamped rather than being lost. */
-        out->fn(out->ctx, s, frame, n);
+        to_trunk(s, frame, n, out);
         return;
     }
     memcpy(copy, frame, n);
     fp_mss_apply(copy, &h);
     s->features[FP_MSS_CLAMPED]++;
-    out->fn(out->ctx, s, copy, n);
+    to_trunk(s, copy, n, out);
     if (copy != small) free(copy);
 }

@@ -73,6 +73,8 @@ struct fp_session {
     volatile double last_rx, last_arp;
     uint8_t arp_mac[6];
     volatile int arp_watch;
+    /* per-VLAN sessions (fp_vlan.h): the VID on the trunk (0: none), pop the tag */
+    int vlan, vlan_pop;
 };
 
 /* A session's header layout, as proto/layout.py HeaderLayout computes it: the C side
@@ -111,5 +113,14 @@ void fp_session_set_mtu(struct fp_session *s, int mtu);
  * frames are clamped in delivery (a copy), so every receive path is covered. */
 int fp_session_clamp(struct fp_session *s, uint8_t *frame, size_t len, int partial,
                      size_t csum_start, size_t csum_offset);
+
+/* Per-VLAN sessions (proto/vlan.py): set after fp_session_init; vid 0 is no trunk.
+ * Received frames then reach the trunk tagged (pop: an 802.1Q tag pushed; otherwise
+ * only frames carrying vid, the rest vlan_mismatch drops). */
+void fp_session_set_vlan(struct fp_session *s, int vid, int pop);
+/* Session.untag: a frame read from the trunk, in place; with pop and the session's VID
+ * as its outer tag, the MAC addresses move 4 bytes on and the frame starts at
+ * frame + 4 (returned: 4), else 0. */
+int fp_session_untag(const struct fp_session *s, uint8_t *frame, size_t len);
 
 #endif

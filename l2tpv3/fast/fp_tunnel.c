@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include "fp_tunnel.h"
 #include "fp_engine.h"
+#include "fp_capture.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,7 @@ int fp_tunnel_init(struct fp_tunnel *t, int udp, uint32_t tunnel_id, struct fp_o
 void fp_tunnel_clear(struct fp_tunnel *t)
 {
     if (t->engine) fp_engine_stop(t);
+    fp_capture_stop(t);
     /* Sessions may outlive their tunnel: they must not count into it any more. */
     for (size_t i = 0; i < t->nbuckets; i++)
         for (struct fp_session *s = t->buckets[i]; s; s = s->hnext) s->queued_total = NULL;

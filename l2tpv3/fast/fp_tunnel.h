@@ -10,8 +10,10 @@
 
 #include "fp_ownership.h"
 #include "fp_session.h"
+#include "fp_vlan.h"
 
 struct fp_engine;
+struct fp_capture;
 
 struct fp_tunnel {
     int udp;
@@ -25,8 +27,13 @@ struct fp_tunnel {
     volatile uint64_t c[FP_NCOUNTERS];
     uint64_t retired[FP_NCOUNTERS];
     volatile uint64_t drops[FP_NTDROPS];
+    /* Trunk TAPs the engine reads and demuxes by VID (fp_vlan.h), under tx_lock;
+     * their sessions write to the trunk's fd but are not polled themselves. */
+    struct fp_trunk *trunks[FP_MAX_TRUNKS];
     pthread_mutex_t rx_lock, tx_lock;
     struct fp_engine *engine;
+    /* `l2tpv3 capture` (fp_capture.h): NULL unless one runs; set under both locks. */
+    struct fp_capture *cap;
     /* Control messages from the peer, for the daemon (proto/tunnel.py take_control),
      * under rx_lock; ctl_new tells the engine to signal its notify fd. */
     uint8_t ctl[FP_CONTROL_QUEUE_SLOTS][FP_CONTROL_MAX_LEN];

@@ -13,9 +13,19 @@ from l2tpv3.fast._fastpath import (
     EspTunnel,
     IpOwnership,
     Session,
+    Trunk,
     Tunnel,
     bench_esp,
 )
 
 # HAVE_ESP: built with libcrypto (EspSA works); False when its headers were missing.
-__all__ = ["HAVE_ESP", "EspSA", "EspTunnel", "IpOwnership", "Session", "Tunnel", "bench_esp"]
+__all__ = [
+    "HAVE_ESP",
+    "EspSA",
+    "EspTunnel",
+    "IpOwnership",
+    "Session",
+    "Trunk",
+    "Tunnel",
+    "bench_esp",
+]

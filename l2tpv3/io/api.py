@@ -19,7 +19,7 @@ from typing import Final, Protocol
 from l2tpv3.constants import HEADROOM, MAX_DATAGRAM
 from l2tpv3.io.sockets import DEFAULT_SOCKET_BUFFER
 from l2tpv3.io.tap import Tap
-from l2tpv3.proto.api import IpOwnershipAPI, SessionAPI, TunnelAPI
+from l2tpv3.proto.api import IpOwnershipAPI, SessionAPI, TrunkAPI, TunnelAPI
 
 # Datagrams or frames handled per readiness callback (or per system call, in the
 # engine) before yielding, so one busy direction cannot starve the other or the
@@ -95,7 +95,15 @@ class TunnelPortAPI(Protocol):
 
     def close_session(self, session_id: int) -> bool:
         """Stop the session's port, close its TAP, remove it from the tunnel; False if
-        the tunnel has no such session."""
+        the tunnel has no such session. A trunk session's TAP (the trunk's) stays open."""
+
+    def open_trunk(self, trunk: TrunkAPI, tap: Tap, on_gone: Callable[[], None]) -> None:
+        """Start reading a trunk TAP (opened without a virtio-net header): each frame
+        goes to the session ``trunk`` maps its VID to (proto/vlan.py). Its sessions are
+        opened with ``tap`` and write to it; ``on_gone``: the device was deleted."""
+
+    def close_trunk(self, trunk: TrunkAPI) -> None:
+        """Stop reading the trunk (before the daemon closes its TAP)."""
 
     def close(self) -> None:
         """Close every session's port and the socket."""
@@ -110,6 +118,16 @@ class TunnelPortAPI(Protocol):
 
     def send_control(self, payload: bytes) -> None:
         """Send one control message (HELLO, ZLB ACK) to the peer; failures are logged."""
+
+    # `l2tpv3 capture` (io/capture.py says the record format and the rules).
+    def capture_start(self, session_id: int) -> None:
+        """Begin copying the tunnel's datagrams (``session_id`` 0: every session's);
+        StateError if a capture runs already."""
+
+    def capture_take(self) -> tuple[bytes, int]:
+        """The records since the last call, and how many were lost so far."""
+
+    def capture_stop(self) -> None: ...
 
 
 class TunnelPortFactory(Protocol):

@@ -18,10 +18,11 @@ from typing import Literal
 from l2tpv3.config import SessionConfig, TunnelConfig
 from l2tpv3.io.api import Offloads, TunnelPortFactory
 from l2tpv3.io.ports import TunnelPort
-from l2tpv3.proto.api import IpOwnershipAPI, SessionAPI, TunnelAPI
+from l2tpv3.proto.api import IpOwnershipAPI, SessionAPI, TrunkAPI, TunnelAPI
 from l2tpv3.proto.ownership import IpOwnership
 from l2tpv3.proto.session import Session
 from l2tpv3.proto.tunnel import Tunnel
+from l2tpv3.proto.vlan import Trunk
 
 __all__ = ["NAMES", "PYTHON", "Implementation", "ImplementationUnavailable", "Name", "choose"]
 
@@ -45,6 +46,8 @@ class Implementation:
     ownership: Callable[[], IpOwnershipAPI]
     tunnel_port: TunnelPortFactory
     offloads: Offloads
+    # A trunk's VID-to-session map (proto/vlan.py), which this implementation's port reads.
+    trunk: Callable[[str], TrunkAPI]
     # Why tunnels with ESP SAs run on the Python path under this implementation (the
     # daemon logs it once), or None when its ports carry ESP themselves (issue 9).
     esp_fallback: str | None = None
@@ -57,6 +60,7 @@ PYTHON = Implementation(
     IpOwnership,
     TunnelPort,
     Offloads(tap_vnet_hdr=False, udp_gso=False, udp_gro=False),
+    Trunk,
 )
 
 
@@ -74,8 +78,9 @@ def _cython() -> Implementation:
         native.IpOwnership,
         CythonTunnelPort,
         Offloads(tap_vnet_hdr=True, udp_gso=True, udp_gro=True),
+        native.Trunk,
         esp_fallback=(
-            "the engine threads do not run ESP yet"
+            None
             if native.HAVE_ESP
             else "the fast path was built without OpenSSL's libcrypto (install libssl-dev "
             "and rebuild)"

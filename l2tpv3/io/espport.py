@@ -13,7 +13,9 @@ with a policy selecting the tunnel's datagrams):
 A tunnel with an inbound SA accepts only ESP: a plaintext L2TPv3 datagram on its
 socket is dropped and counted (``plaintext``). ESP arrives on a raw IPPROTO_ESP socket
 (or the espinudp UDP socket), is opened by the SA its SPI names, and the payload goes
-to the tunnel's ordinary receive path.
+to the tunnel's ordinary receive path. Every raw ESP socket on the address gets a copy:
+packets from another host are ignored, and so are those another tunnel to the same
+peer answers for (proto/espdemux.py, given by the daemon through :meth:`EspPath.set_foreign`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from typing import Final
 
 from l2tpv3.config import Encap, SaConfig, SaDir, TunnelConfig
 from l2tpv3.constants import (
+    ESP_IV_LOW_WATER,
     IP_MTU_DISCOVER,
     IP_PMTUDISC_DONT,
     IPV6_MTU_DISCOVER,
@@ -39,8 +42,18 @@ from l2tpv3.io.ivstate import IvStore
 from l2tpv3.io.sockets import ipv4_payload_offset
 from l2tpv3.proto.counters import ESP_TOO_SHORT
 from l2tpv3.proto.esp import NH_L2TP, NH_UDP, EspInbound, EspSA, key_fingerprint
+from l2tpv3.proto.espdemux import EspListener
 
-__all__ = ["IPPROTO_ESP", "EspPath", "make_sa", "udp_checksum"]
+__all__ = [
+    "IPPROTO_ESP",
+    "EspPath",
+    "check_new_sa",
+    "esp_listener",
+    "is_foreign_esp",
+    "make_sa",
+    "open_esp_socket",
+    "udp_checksum",
+]
 
 log = logging.getLogger("l2tpv3d")
 
@@ -48,12 +61,12 @@ IPPROTO_ESP: Final = 50
 # RFC 3948 §2.2: a UDP payload starting with 4 zero bytes is IKE, not ESP; §2.3: a
 # single 0xff byte is a NAT keepalive.
 _NON_ESP_MARKER: Final = b"\0\0\0\0"
-_IV_LOW_WATER: Final = 1024
 
 
-def make_sa(cfg: SaConfig) -> EspSA:
-    """The codec SA for a configured one (keys pass straight to the codec)."""
-    return EspSA(
+def make_sa(cfg: SaConfig, cls: Callable[..., EspSA] = EspSA) -> EspSA:
+    """The codec SA for a configured one (keys pass straight to the codec); ``cls``:
+    the reference EspSA, or the fast path's (same constructor)."""
+    return cls(
         cfg.spi,
         cfg.alg,
         cfg.key.reveal(),
@@ -84,6 +97,64 @@ def udp_checksum(src: bytes, dst: bytes, segment: bytes) -> int:
     return value or 0xFFFF
 
 
+def check_new_sa(cfg: SaConfig, out_cfg: SaConfig | None, in_cfgs: dict[int, SaConfig]) -> None:
+    """Refuse an SA the tunnel cannot take next to the ones it has (StateError)."""
+    if cfg.dir is SaDir.OUT:
+        # A new outbound SA replaces the old one in one step (key rotation: nothing
+        # is sent in clear or dropped in between); the same SPI again is refused.
+        if out_cfg is not None and out_cfg.spi == cfg.spi:
+            raise StateError(f"tunnel {cfg.tunnel_id} already has outbound SA spi 0x{cfg.spi:08x}")
+    elif cfg.spi in in_cfgs:
+        raise StateError(f"tunnel {cfg.tunnel_id} already has inbound SA spi 0x{cfg.spi:08x}")
+    others = [*in_cfgs.values()]
+    if cfg.dir is SaDir.IN and out_cfg is not None:
+        others.append(out_cfg)
+    for other in others:
+        if (other.encap_sport, other.encap_dport) != (cfg.encap_sport, cfg.encap_dport):
+            raise StateError("all SAs of a tunnel must use the same encap")
+
+
+def open_esp_socket(tunnel: TunnelConfig, cfg: SaConfig) -> socket.socket:
+    """The tunnel's ESP socket: raw IPPROTO_ESP, or UDP on encap_sport for espinudp;
+    non-blocking, bound to the tunnel's local address. StateError if it cannot be."""
+    family = socket.AF_INET6 if tunnel.family == 6 else socket.AF_INET
+    v6 = family == socket.AF_INET6
+    try:
+        if cfg.espinudp:
+            sock = socket.socket(family, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
+        else:
+            sock = socket.socket(family, socket.SOCK_RAW, IPPROTO_ESP)
+    except PermissionError:
+        raise StateError("ESP needs a raw socket: run l2tpv3d as root (CAP_NET_RAW)") from None
+    try:
+        if v6:
+            sock.setsockopt(socket.IPPROTO_IPV6, IPV6_MTU_DISCOVER, IPV6_PMTUDISC_DONT)
+            if cfg.espinudp:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        else:
+            sock.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DONT)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+        sock.bind((str(tunnel.local), cfg.encap_sport or 0))
+        sock.setblocking(False)
+    except OSError as exc:
+        sock.close()
+        raise StateError(f"cannot set up the ESP socket: {exc.strerror or exc}") from None
+    return sock
+
+
+def esp_listener(tunnel: TunnelConfig, cfg: SaConfig) -> EspListener:
+    """What the ESP socket :func:`open_esp_socket` opens for ``cfg`` hears, and from
+    whom the tunnel takes it (proto/espdemux.py: the tunnels that hear the same)."""
+    sport, dport = (cfg.encap_sport or 0, cfg.encap_dport or 0) if cfg.espinudp else (0, 0)
+    return EspListener(tunnel.family, str(tunnel.local), sport, str(tunnel.remote), dport)
+
+
+def is_foreign_esp(data: bytes) -> bool:
+    """RFC 3948 §2.2-2.3, on an espinudp socket: a NAT keepalive or IKE, not ESP."""
+    return data == b"\xff" or data[:4] == _NON_ESP_MARKER
+
+
 class EspPath:
     """One tunnel's SAs, ESP socket and the two directions through them."""
 
@@ -104,6 +175,8 @@ class EspPath:
         self.in_cfgs: dict[int, SaConfig] = {}
         self.sock: socket.socket | None = None
         self._sock_key: tuple[int, int] | None = None
+        # What the socket hears (set with it): the daemon's demux groups tunnels by it.
+        self.listener: EspListener | None = None
         self.next_header = NH_UDP if cfg.encap is Encap.UDP else NH_L2TP
         self.family = socket.AF_INET6 if cfg.family == 6 else socket.AF_INET
         self.local = cfg.local.packed
@@ -121,24 +194,7 @@ class EspPath:
         return bool(self.inbound)
 
     def add(self, cfg: SaConfig) -> None:
-        if cfg.dir is SaDir.OUT:
-            # A new outbound SA replaces the old one in one step (key rotation: nothing
-            # is sent in clear or dropped in between); the same SPI again is refused.
-            if self.out_cfg is not None and self.out_cfg.spi == cfg.spi:
-                raise StateError(
-                    f"tunnel {cfg.tunnel_id} already has outbound SA spi 0x{cfg.spi:08x}"
-                )
-        elif cfg.spi in self.in_cfgs:
-            raise StateError(f"tunnel {cfg.tunnel_id} already has inbound SA spi 0x{cfg.spi:08x}")
-        others = [*self.in_cfgs.values()]
-        if cfg.dir is SaDir.IN and self.out_cfg is not None:
-            others.append(self.out_cfg)
-        for other in others:
-            if other is not None and (other.encap_sport, other.encap_dport) != (
-                cfg.encap_sport,
-                cfg.encap_dport,
-            ):
-                raise StateError("all SAs of a tunnel must use the same encap")
+        check_new_sa(cfg, self.out_cfg, self.in_cfgs)
         sa = make_sa(cfg)
         if sa.aead and cfg.dir is SaDir.OUT:
             self._grant(sa, cfg)
@@ -162,6 +218,13 @@ class EspPath:
         if not self.active:
             self.close()
 
+    def set_foreign(self, foreign: frozenset[int], count_unknown: bool = True) -> None:
+        """The other tunnels' inbound SPIs this tunnel's socket also hears, ignored
+        without a count, and whether this tunnel counts an SPI none of them knows
+        (proto/espdemux.py; the daemon sets both)."""
+        self.inbound.foreign = foreign
+        self.inbound.count_unknown = count_unknown
+
     def _grant(self, sa: EspSA, cfg: SaConfig) -> None:
         fp = key_fingerprint(cfg.alg, cfg.key.reveal())
         sa.grant_ivs(*self.ivs.grant(fp))
@@ -170,29 +233,9 @@ class EspPath:
         key = (cfg.encap_sport or 0, cfg.encap_dport or 0)
         if self.sock is not None:
             return
-        v6 = self.family == socket.AF_INET6
-        try:
-            if cfg.espinudp:
-                sock = socket.socket(self.family, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
-            else:
-                sock = socket.socket(self.family, socket.SOCK_RAW, IPPROTO_ESP)
-        except PermissionError:
-            raise StateError("ESP needs a raw socket: run l2tpv3d as root (CAP_NET_RAW)") from None
-        try:
-            if v6:
-                sock.setsockopt(socket.IPPROTO_IPV6, IPV6_MTU_DISCOVER, IPV6_PMTUDISC_DONT)
-                if cfg.espinudp:
-                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            else:
-                sock.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DONT)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
-            sock.bind((str(self.cfg.local), key[0]))
-            sock.setblocking(False)
-        except OSError as exc:
-            sock.close()
-            raise StateError(f"cannot set up the ESP socket: {exc.strerror or exc}") from None
+        sock = open_esp_socket(self.cfg, cfg)
         self.sock, self._sock_key = sock, key
+        self.listener = esp_listener(self.cfg, cfg)
         self.loop.add_reader(sock.fileno(), self._on_readable)
 
     def close(self) -> None:
@@ -201,6 +244,7 @@ class EspPath:
                 self.loop.remove_reader(self.sock.fileno())
             self.sock.close()
             self.sock = None
+            self.listener = None
 
     # -- sending -------------------------------------------------------------------
 
@@ -221,7 +265,7 @@ class EspPath:
                 header = header[:6] + struct.pack("!H", csum)
             payload = header + payload
         left = sa.ivs_left
-        if left is not None and left < _IV_LOW_WATER and self.out_cfg is not None:
+        if left is not None and left < ESP_IV_LOW_WATER and self.out_cfg is not None:
             # Durable before use (io/ivstate.py): one fsync per block of IVs. A state
             # directory that cannot take the reservation fails this send like a socket
             # error (counted by the caller), never with a traceback in the loop.
@@ -263,7 +307,7 @@ class EspPath:
             if espinudp:
                 if self._sock_key is not None and source[1] != self._sock_key[1]:
                     continue
-                if data == b"\xff" or data[:4] == _NON_ESP_MARKER:
+                if is_foreign_esp(data):
                     continue  # NAT keepalive or IKE: not ours to count
             elif strip:
                 if len(data) < 20:
@@ -274,8 +318,8 @@ class EspPath:
     def receive(self, esp: bytes) -> None:
         """Open one ESP packet and hand the L2TPv3 datagram on; drops are counted."""
         out = self.inbound.open(esp, self.next_header)
-        if isinstance(out, str):
-            return
+        if out is None or isinstance(out, str):
+            return  # dropped and counted, or another tunnel's (proto/espdemux.py)
         payload = out[0]
         if self.cfg.encap is Encap.UDP:
             if len(payload) < 8:

@@ -15,17 +15,19 @@ import socket
 from collections.abc import Callable, Mapping
 
 from l2tpv3.config import Encap
-from l2tpv3.constants import HEADROOM
+from l2tpv3.constants import CAPTURE_OUT, HEADROOM
+from l2tpv3.errors import StateError
 from l2tpv3.io.api import Buffers, Offloads, Options, SessionPortAPI
+from l2tpv3.io.capture import CaptureRing, Foreign, Receive, capture_receivers
 from l2tpv3.io.espport import EspPath
 from l2tpv3.io.ivstate import IvStore
 from l2tpv3.io.sockets import ipv4_payload_offset, peer_address
 from l2tpv3.io.tap import Tap
-from l2tpv3.proto.api import IpOwnershipAPI, Payload, SessionAPI, TunnelAPI
+from l2tpv3.proto.api import IpOwnershipAPI, Payload, SessionAPI, TrunkAPI, TunnelAPI
 from l2tpv3.proto.counters import TAP_WRITE_FAILED
 from l2tpv3.proto.session import Session
 
-__all__ = ["SessionPort", "TunnelPort"]
+__all__ = ["SessionPort", "TrunkPort", "TunnelPort"]
 
 log = logging.getLogger("l2tpv3d")
 
@@ -53,12 +55,19 @@ class SessionPort:
         self._timer: asyncio.TimerHandle | None = None
         self.reorders = session.config.reorder_timeout > 0
         session.set_mtu(tap.mtu)
-        loop.add_reader(tap.fd, self._on_tap_readable)
+        # A trunk session writes to the shared trunk TAP; its TrunkPort reads it.
+        self.on_trunk = session.vlan != 0
+        if not self.on_trunk:
+            loop.add_reader(tap.fd, self._on_tap_readable)
 
     def _on_tap_readable(self) -> None:
         fd = self.tap.fd
         readv = os.readv
         send = self.tunnel.sendto
+        # `l2tpv3 capture`: the one test per batch when none runs.
+        cap = self.tunnel.capture
+        if cap is not None:
+            send = cap.sender(send, self.session.session_id)
         peer = self.tunnel.peer
         next_header = self.session.next_header
         buffers = self.buffers
@@ -99,9 +108,13 @@ class SessionPort:
         self.session.set_mtu(mtu)
 
     def inject(self, frame: bytes) -> None:
+        payload = self.session.encapsulate(frame)
+        cap = self.tunnel.capture
+        if cap is not None:
+            cap.add(CAPTURE_OUT, self.session.session_id, 0, payload)
         try:
             # Through the tunnel's sender: sealed in ESP when the tunnel has an SA.
-            self.tunnel.sendto(self.session.encapsulate(frame), self.tunnel.peer)
+            self.tunnel.sendto(payload, self.tunnel.peer)
         except OSError:
             self.session.tx_failed(self.session.layout.tx_header_len + len(frame))
 
@@ -132,11 +145,79 @@ class SessionPort:
         self.rearm()
 
     def close(self) -> None:
-        with contextlib.suppress(OSError, ValueError):
-            self.loop.remove_reader(self.tap.fd)
         if self._timer is not None:
             self._timer.cancel()
+        if self.on_trunk:
+            return  # the trunk's TAP is the daemon's to close, with its last session
+        with contextlib.suppress(OSError, ValueError):
+            self.loop.remove_reader(self.tap.fd)
         self.tap.close()
+
+
+class TrunkPort:
+    """A trunk TAP's reader: each frame to the session its outer VID maps to
+    (proto/vlan.py), untagged in place with ``pop``; the rest are the trunk's drops."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        tunnel: TunnelPort,
+        trunk: TrunkAPI,
+        tap: Tap,
+        on_gone: Callable[[], None],
+    ) -> None:
+        self.loop = loop
+        self.tunnel = tunnel
+        self.trunk = trunk
+        self.tap = tap
+        self.on_gone = on_gone
+        loop.add_reader(tap.fd, self._on_readable)
+
+    def _on_readable(self) -> None:
+        fd = self.tap.fd
+        readv = os.readv
+        tport = self.tunnel
+        send = tport.sendto
+        peer = tport.peer
+        ports = tport.ports_by_id
+        classify = self.trunk.classify
+        buffers = tport.buffers
+        buf = buffers.tx
+        view = buffers.tx_view
+        into = buffers.tx_frame
+        for _ in range(tport.batch):
+            try:
+                n = readv(fd, into)
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                if exc.errno == errno.EBADFD:
+                    # `ip link del` on the trunk: its sessions go with it.
+                    self.loop.remove_reader(fd)
+                    self.loop.call_soon(self.on_gone)
+                else:
+                    log.warning("%s: read failed: %s", self.tap.name, exc.strerror)
+                return
+            end = HEADROOM + n
+            sid = classify(view[HEADROOM:end])
+            port = None if sid is None else ports.get(sid)
+            if port is None:
+                continue
+            session = port.session
+            begin = HEADROOM + session.untag(view[HEADROOM:end])
+            if session.config.mss_clamp != "off":
+                session.clamp(view[begin:end])
+            hdr = session.next_header(end - begin)
+            start = begin - len(hdr)
+            buf[start:begin] = hdr
+            try:
+                send(view[start:end], peer)
+            except OSError:
+                session.tx_failed(end - start)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self.loop.remove_reader(self.tap.fd)
 
 
 class TunnelPort:
@@ -157,6 +238,8 @@ class TunnelPort:
         self.tunnel = tunnel
         self.sock = sock
         self._ports: dict[int, SessionPort] = {}
+        self.ports_by_id = self._ports
+        self._trunks: dict[str, TrunkPort] = {}
         cfg = tunnel.config
         self.peer = peer_address(cfg)
         # Unused: the tunnel consults the ownership it was made with (receive_foreign).
@@ -166,12 +249,21 @@ class TunnelPort:
         self.sendto: Callable[[bytes | memoryview, tuple[str, int]], object] = sock.sendto
         self.esp: EspPath | None = None
         self.on_control: Callable[[list[bytes]], None] | None = None
+        self._control_failing: str | None = None
+        # `l2tpv3 capture` (io/capture.py): None unless one runs.
+        self.capture: CaptureRing | None = None
         loop.add_reader(sock.fileno(), self._on_sock_readable)
 
     def _on_sock_readable(self) -> None:
         recv = self.sock.recvfrom_into
         buf = self.buffers.rx
-        receive = self.tunnel.receive
+        receive: Receive = self.tunnel.receive
+        foreign: Foreign = self.tunnel.receive_foreign
+        # `l2tpv3 capture`: the one test per batch when none runs.
+        if self.capture is not None:
+            receive, foreign = capture_receivers(
+                self.capture, self.tunnel, self.tunnel.config.encap is Encap.UDP
+            )
         ports = self._ports
         strip_ip = self._strip_ip
         peer_host, peer_port = self.peer
@@ -197,7 +289,7 @@ class TunnelPort:
                 data = data[ipv4_payload_offset(data) :]
             if source[0] != peer_host or source[1] != peer_port:
                 # wrong_source, or over IP maybe another tunnel's to count.
-                self.tunnel.receive_foreign(data, source[0])
+                foreign(data, source[0])
                 continue
             if esp is not None and esp.requires_esp:
                 # An inbound SA: the peer's L2TPv3 must come in ESP (docs/security.md).
@@ -220,18 +312,35 @@ class TunnelPort:
                 self.on_control(msgs)
 
     def send_control(self, payload: bytes) -> None:
+        if self.capture is not None:
+            self.capture.add(CAPTURE_OUT, 0, 0, payload)
         try:
             self.sendto(payload, self.peer)
         except OSError as exc:
-            log.warning(
-                "tunnel %d: cannot send a control message: %s",
-                self.tunnel.config.tunnel_id,
-                exc.strerror,
-            )
+            # Once per cause until a send succeeds: a peer sending HELLOs every few
+            # seconds to a tunnel that cannot answer (an inbound SA and no outbound one
+            # never falls back to clear text) must not fill the log.
+            why = exc.strerror or str(exc)
+            if why != self._control_failing:
+                self._control_failing = why
+                log.warning(
+                    "tunnel %d: cannot send a control message: %s (not logged again "
+                    "until one is sent)",
+                    self.tunnel.config.tunnel_id,
+                    why,
+                )
+        else:
+            self._control_failing = None
 
     def _deliver(self, data: bytes) -> None:
         """One L2TPv3 datagram that arrived in ESP, now opened."""
-        session, frames = self.tunnel.receive(data, self.loop.time())
+        receive: Receive = self.tunnel.receive
+        if self.capture is not None:
+            # `l2tpv3 capture` records it in clear, as the clear-text path does.
+            receive, _ = capture_receivers(
+                self.capture, self.tunnel, self.tunnel.config.encap is Encap.UDP
+            )
+        session, frames = receive(data, self.loop.time())
         if session is None:
             # A control message (HELLO, ZLB ACK) that came in ESP: the tunnel queued it
             # as the clear-text path's receive does; hand it over the same way.
@@ -290,14 +399,41 @@ class TunnelPort:
         self.tunnel.remove(session_id)
         return True
 
+    def open_trunk(self, trunk: TrunkAPI, tap: Tap, on_gone: Callable[[], None]) -> None:
+        self._trunks[trunk.name] = TrunkPort(self.loop, self, trunk, tap, on_gone)
+
+    def close_trunk(self, trunk: TrunkAPI) -> None:
+        port = self._trunks.pop(trunk.name, None)
+        if port is not None:
+            port.close()
+
     def close(self) -> None:
         for sid in list(self._ports):
             self.close_session(sid)
+        for trunk in list(self._trunks.values()):
+            trunk.close()
+        self._trunks.clear()
         if self.esp is not None:
             self.esp.close()
             self.esp = None
         self.loop.remove_reader(self.sock.fileno())
         self.sock.close()
+
+    def capture_start(self, session_id: int) -> None:
+        """Begin copying this tunnel's datagrams (``session_id`` 0: every session's)."""
+        if self.capture is not None:
+            raise StateError(f"a capture already runs on tunnel {self.tunnel.config.tunnel_id}")
+        self.capture = CaptureRing(session_id)
+
+    def capture_take(self) -> tuple[bytes, int]:
+        """The records since the last call, and how many were lost so far."""
+        cap = self.capture
+        if cap is None:
+            return b"", 0
+        return cap.take(), cap.lost
+
+    def capture_stop(self) -> None:
+        self.capture = None
 
     def offloads(self) -> Offloads:
         # One datagram per system call, one frame per TAP read: nothing offloaded.

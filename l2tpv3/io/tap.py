@@ -75,6 +75,15 @@ class Tap:
             self._dev.close()
             raise StateError(f"cannot configure TAP device {self.name}: {exc}") from None
 
+    def set_device_mtu(self, mtu: int) -> None:
+        """Change the device's MTU (``ip link set DEV mtu N``), as the daemon does when
+        an outbound SA changes what fits in the path; StateError if the kernel refuses."""
+        try:
+            self._dev.mtu = mtu
+        except (OSError, pytun.Error) as exc:
+            raise StateError(f"cannot set mtu {mtu} on {self.name}: {exc}") from None
+        self.mtu = mtu
+
     def set_carrier(self, on: bool) -> None:
         """Carrier on or off (``ip link`` shows NO-CARRIER), as a pulled cable would.
 

@@ -62,7 +62,15 @@ DROP_REASONS: Final = (
 FRAME_TOO_SHORT: Final = "frame_too_short"
 FRAME_TOO_LONG: Final = "frame_too_long"
 TAP_WRITE_FAILED: Final = "tap_write_failed"
-SESSION_DROP_REASONS: Final = (FRAME_TOO_SHORT, FRAME_TOO_LONG, TAP_WRITE_FAILED)
+# A frame received for a trunk session without `pop` whose outer tag is not the
+# session's VID (proto/vlan.py): never written to the trunk.
+VLAN_MISMATCH: Final = "vlan_mismatch"
+SESSION_DROP_REASONS: Final = (FRAME_TOO_SHORT, FRAME_TOO_LONG, TAP_WRITE_FAILED, VLAN_MISMATCH)
+
+# Frames read from a trunk TAP (proto/vlan.py) that no session takes, counted per trunk.
+VLAN_UNTAGGED: Final = "vlan_untagged"
+VLAN_UNMAPPED: Final = "vlan_unmapped"
+TRUNK_DROP_REASONS: Final = (VLAN_UNTAGGED, VLAN_UNMAPPED)
 
 # ESP (RFC 4303, l2tpv3/proto/esp.py), per SA, as `ip -s xfrm state` counts: packets,
 # and bytes of payload (the transport header onwards, before padding), each way.
@@ -90,3 +98,22 @@ ESP_DROP_REASONS: Final = (
 # still went on (neither kernel statistics nor drops); `show -s` prints the non-zero ones.
 MSS_CLAMPED: Final = "mss_clamped"
 SESSION_FEATURE_COUNTERS: Final = (MSS_CLAMPED,)
+
+# `l2tpv3 capture`: the reason written in a captured packet's comment when the receiver
+# dropped it (code = index + 1 in the capture record, 0 for none). The tunnel's drop
+# reasons, then the session's: the counters the kernel names (a cookie that does not
+# match, a sequence number too old; rx_errors for the rest, e.g. shorter than the
+# session's header) and the frame checks. A TAP write that fails later is not marked.
+CAPTURE_DROP_REASONS: Final = (
+    *DROP_REASONS,
+    "rx_cookie_discards",
+    "rx_seq_discards",
+    FRAME_TOO_SHORT,
+    FRAME_TOO_LONG,
+    "rx_errors",
+)
+# What a running capture counts (reported to its client and logged when it ends):
+# records kept, and records lost because the reader was slower than the tunnel.
+CAPTURE_RECORDS: Final = "capture_records"
+CAPTURE_LOST: Final = "capture_lost"
+CAPTURE_COUNTERS: Final = (CAPTURE_RECORDS, CAPTURE_LOST)

@@ -78,6 +78,64 @@ MAX_REPLAY_WINDOW: Final = 4096
 NH_UDP: Final = 17
 NH_L2TP: Final = 115
 
+# ESP's trailer: Pad Length and Next Header (RFC 4303 §2.5-§2.6).
+ESP_TRAILER: Final = 2
+# ESP in UDP adds a UDP header before the SPI (RFC 3948 §2.1).
+ESPINUDP_HLEN: Final = 8
+
+
+@dataclass(frozen=True, slots=True)
+class EspShape:
+    """What ESP adds to a datagram, per transform: the sizes the MTU arithmetic needs.
+
+    The one place the ESP overhead is computed (session MTU, ``mss_clamp auto``,
+    ``peer-config``, ``explain --overhead`` all call :meth:`max_payload`), so that a
+    full-size inner frame never makes an outer packet above the path MTU.
+    """
+
+    iv: int
+    block: int  # payload + trailer are padded to a multiple of this (RFC 4303 §2.4)
+    icv: int
+    espinudp: bool = False
+
+    @classmethod
+    def of(cls, alg: str, auth: str | None = None, espinudp: bool = False) -> EspShape:
+        """The shape of ``ip xfrm``'s ``aead ALG`` or ``enc ALG auth AUTH``."""
+        if alg in AEAD_ALGS:
+            # The kernel pads AEADs to ALIGN(crypto_aead_blocksize, 4) = 4 (esp_output).
+            return cls(8, 4, ICV_LEN[alg], espinudp)
+        if alg in ENC_ALGS and auth in AUTH_ALGS:
+            return cls(16, 16, ICV_LEN[auth], espinudp)
+        raise EspKeyError(f"unknown algorithm {alg}" + (f" with {auth}" if auth else ""))
+
+    @property
+    def fixed(self) -> int:
+        """Bytes added whatever the payload: [UDP] + SPI + sequence + IV + trailer + ICV."""
+        udp = ESPINUDP_HLEN if self.espinudp else 0
+        return udp + ESP_HLEN + self.iv + ESP_TRAILER + self.icv
+
+    @property
+    def worst(self) -> int:
+        """The most ESP ever adds to a payload: :attr:`fixed` plus ``block - 1`` padding."""
+        return self.fixed + self.block - 1
+
+    def padding(self, payload: int) -> int:
+        """The pad bytes for a payload of ``payload`` bytes (no over-padding, as the
+        kernel)."""
+        return -(payload + ESP_TRAILER) % self.block
+
+    def wire_len(self, payload: int) -> int:
+        """What a ``payload``-byte IP payload becomes after ESP (IP header excluded)."""
+        return payload + self.fixed + self.padding(payload)
+
+    def max_payload(self, room: int) -> int:
+        """The largest payload whose ESP packet fits in ``room`` bytes (the path MTU
+        minus the outer IP header): ``room`` minus the fixed part, rounded down to whole
+        blocks with the trailer inside them. May be negative if nothing fits."""
+        avail = room - (self.fixed - ESP_TRAILER)
+        return (avail // self.block) * self.block - ESP_TRAILER
+
+
 _U32: Final = 0xFFFFFFFF
 _U64: Final = 0xFFFFFFFFFFFFFFFF
 
@@ -399,27 +457,37 @@ def spi_of(packet: bytes | bytearray | memoryview) -> int | None:
 
 class EspInbound:
     """The inbound SAs of one tunnel, found by SPI (RFC 4303 §3.4.2), and the drops
-    that belong to no SA: an unknown SPI, plaintext where ESP is required."""
+    that belong to no SA: an unknown SPI, plaintext where ESP is required.
 
-    __slots__ = ("drops", "sas")
+    ``foreign``: the inbound SPIs of the other tunnels that hear the same packets, and
+    ``count_unknown``: whether this tunnel is the one of them that counts an unknown SPI
+    (proto/espdemux.py decides both; the daemon sets them)."""
+
+    __slots__ = ("count_unknown", "drops", "foreign", "sas")
 
     def __init__(self) -> None:
         self.sas: dict[int, EspSA] = {}
         self.drops = dict.fromkeys(ESP_DROP_REASONS, 0)
+        self.foreign: frozenset[int] = frozenset()
+        self.count_unknown = True
 
     def __bool__(self) -> bool:
         return bool(self.sas)
 
     def open(
         self, packet: bytes | bytearray | memoryview, next_header: int | None = None
-    ) -> tuple[bytes, int] | str:
+    ) -> tuple[bytes, int] | str | None:
         """Demux by SPI and open. ``next_header``: the only Next Header this tunnel
-        carries (17 over UDP, 115 over IP); anything else is ``bad_next_header``."""
+        carries (17 over UDP, 115 over IP); anything else is ``bad_next_header``.
+        None: another tunnel's packet (a foreign SPI, or one with an unknown SPI or too
+        short for one, which that tunnel counts), ignored and not counted here."""
         spi = spi_of(packet)
         if spi is None:
-            return self.drop(ESP_TOO_SHORT)
+            return self.drop(ESP_TOO_SHORT) if self.count_unknown else None
         sa = self.sas.get(spi)
         if sa is None:
+            if spi in self.foreign or not self.count_unknown:
+                return None
             return self.drop(ESP_UNKNOWN_SPI)
         out = sa.open(packet)
         if isinstance(out, str):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from l2tpv3.config import Encap, L2SpecType, SessionConfig, TunnelConfig
 from l2tpv3.constants import (
@@ -29,6 +30,9 @@ from l2tpv3.constants import (
     UDP_DATA_WORD,
     UDP_HLEN,
 )
+
+if TYPE_CHECKING:
+    from l2tpv3.proto.esp import EspShape
 
 _U32 = struct.Struct("!I")
 _UDP_WORD = _U32.pack(UDP_DATA_WORD)
@@ -87,21 +91,39 @@ class HeaderLayout:
         return self.header(ns) + frame
 
 
-def session_mtu(tunnel: TunnelConfig, session: SessionConfig, path_mtu: int | None) -> int:
+def session_mtu(
+    tunnel: TunnelConfig,
+    session: SessionConfig,
+    path_mtu: int | None,
+    esp: EspShape | None = None,
+) -> int:
     """The l2tpethN MTU exactly as the kernel's l2tp_eth_adjust_mtu computes it.
 
     Overhead = underlay IP header + UDP header (UDP encap) + the L2TP header we send
     (session ID, our cookie, sublayer, UDP flags word) + the inner Ethernet header.
+
+    With ``esp`` (the tunnel's outbound SA) the datagram is sealed in ESP before it
+    reaches IP, so the L2TP overhead is taken from the largest ESP payload that fits
+    (:meth:`EspShape.max_payload`: header, IV, worst-case padding, trailer, ICV and the
+    RFC 3948 UDP header): a full-size frame never makes an outer packet above the path
+    MTU. The kernel's l2tp_eth ignores xfrm; there the MTU must be set by hand (our
+    ``peer-config`` says how).
     """
     layout = HeaderLayout.for_session(tunnel, session)
     ip_hlen = IPV4_HLEN if tunnel.family == 4 else IPV6_HLEN
     overhead = ip_hlen + (UDP_HLEN if tunnel.encap is Encap.UDP else 0)
     overhead += layout.tx_header_len + ETH_HLEN
+
+    def fit(path: int) -> int:
+        if esp is None:
+            return path - overhead
+        return ip_hlen + esp.max_payload(path - ip_hlen) - overhead
+
     if path_mtu is None:
-        return ETH_DATA_LEN - overhead
-    mtu = path_mtu - overhead
+        return fit(ETH_DATA_LEN)
+    mtu = fit(path_mtu)
     # The kernel falls back to 1500 - overhead when the result is outside the
     # Ethernet device's limits (68..65535).
     if mtu < MIN_MTU or mtu > MAX_MTU:
-        return ETH_DATA_LEN - overhead
+        return fit(ETH_DATA_LEN)
     return mtu

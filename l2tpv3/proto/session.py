@@ -19,6 +19,7 @@ from l2tpv3.constants import (
     SEQ_MASK,
 )
 from l2tpv3.proto import mss as _mss_rule
+from l2tpv3.proto import vlan as _vlan_rule
 from l2tpv3.proto.api import Payload as Payload  # defined there, for both implementations
 from l2tpv3.proto.counters import FRAME_TOO_LONG as FRAME_TOO_LONG
 from l2tpv3.proto.counters import FRAME_TOO_SHORT as FRAME_TOO_SHORT
@@ -29,6 +30,7 @@ from l2tpv3.proto.counters import (
     Counters,
 )
 from l2tpv3.proto.counters import TAP_WRITE_FAILED as TAP_WRITE_FAILED
+from l2tpv3.proto.counters import VLAN_MISMATCH as VLAN_MISMATCH
 from l2tpv3.proto.layout import HeaderLayout
 from l2tpv3.proto.sequence import RxSequencer
 
@@ -53,6 +55,8 @@ class Session:
         "_rx_header_len",
         "_tx_l2spec",
         "_tx_unsequenced",
+        "_vlan",
+        "_vlan_pop",
         "config",
         "counters",
         "drops",
@@ -108,6 +112,9 @@ class Session:
         self.last_rx = 0.0
         self.last_arp = 0.0
         self._arp_mac = b""
+        # Per-VLAN sessions (proto/vlan.py): the VID on the trunk (0: no trunk).
+        self._vlan = config.vlan if config.trunk is not None and config.vlan else 0
+        self._vlan_pop = bool(self._vlan and config.vlan_pop)
 
     @property
     def session_id(self) -> int:
@@ -136,7 +143,27 @@ class Session:
                 _mss_rule.apply(buf, hit)
                 self.features[MSS_CLAMPED] += 1
                 frame = bytes(buf)
+        if self._vlan_pop and _vlan_rule.outer_vid(frame) == self._vlan:
+            frame = _vlan_rule.pop(frame)
         return self.next_header(len(frame)) + frame
+
+    @property
+    def vlan(self) -> int:
+        """The session's VID on its trunk, 0 without one."""
+        return self._vlan
+
+    @property
+    def vlan_pop(self) -> bool:
+        return self._vlan_pop
+
+    def untag(self, frame: bytearray | memoryview) -> int:
+        """A frame read from the trunk, in place, before :meth:`next_header`: with
+        ``pop`` and the session's VID as its outer tag, the MAC addresses move 4 bytes
+        on and the frame starts 4 bytes in (returned: 4); else 0, nothing changed."""
+        if not self._vlan_pop or _vlan_rule.outer_vid(frame) != self._vlan:
+            return 0
+        frame[4:16] = bytes(frame[0:12])
+        return 4
 
     def clamp(self, frame: bytearray | memoryview, partial: tuple[int, int] | None = None) -> bool:
         """Clamp the MSS of a frame read from the TAP, in place (writable ``frame``), before
@@ -222,7 +249,11 @@ class Session:
             c.rx_bytes += len(payload)
             if not self._frame_ok(frame):
                 return []
-            return [self._clamp_rx(frame) if self._mss4 else frame]
+            if self._mss4:
+                frame = self._clamp_rx(frame)
+            if self._vlan:
+                return self._to_trunk(frame)
+            return [frame]
         return self._deliver(self.sequencer.push(bytes(frame), ns, now))
 
     def poll(self, now: float) -> list[Payload]:
@@ -236,12 +267,25 @@ class Session:
         c = self.counters
         hdr = self._rx_header_len
         out: list[Payload] = []
-        for frame in frames:
+        for held in frames:
             c.rx_packets += 1
-            c.rx_bytes += len(frame) + hdr
-            if self._frame_ok(frame):
-                out.append(self._clamp_rx(frame) if self._mss4 else frame)
+            c.rx_bytes += len(held) + hdr
+            if self._frame_ok(held):
+                frame: Payload = self._clamp_rx(held) if self._mss4 else held
+                if self._vlan:
+                    out.extend(self._to_trunk(frame))
+                else:
+                    out.append(frame)
         return out
+
+    def _to_trunk(self, frame: Payload) -> list[Payload]:
+        # proto/vlan.py: with pop the tag is pushed; without, the frame must carry ours.
+        if self._vlan_pop:
+            return [_vlan_rule.push(frame, self._vlan)]
+        if _vlan_rule.outer_vid(frame) != self._vlan:
+            self.drops[VLAN_MISMATCH] += 1
+            return []
+        return [frame]
 
     def _clamp_rx(self, frame: Payload) -> Payload:
         # Received frames may be views of a shared buffer, or bytes: a copy is changed.

@@ -54,7 +54,9 @@ def l2tpv3_script() -> str:
         for keyword, value in command.keywords.items():
             choices = usage.choices(value)
             kind = "" if isinstance(value, tuple) else _VALUE_KINDS.get(value, "")
-            if choices:
+            if value == "":
+                values.append(f"    [{_q(key + ' ' + keyword)}]=flag")
+            elif choices:
                 values.append(f"    [{_q(key + ' ' + keyword)}]={_q(['words', *choices])}")
             elif kind:
                 values.append(f"    [{_q(key + ' ' + keyword)}]={kind}")
@@ -145,7 +147,10 @@ _l2tpv3()
     while (( i < cword )); do
         kw=${words[i]}
         kind=${_l2tpv3_values["$key $kw"]-}
-        if [[ -n $kind ]]; then
+        if [[ $kind == flag ]]; then
+            used[$kw]=1
+            (( i++ ))
+        elif [[ -n $kind ]]; then
             used[$kw]=1
             if (( i + 1 == cword )); then
                 _l2tpv3_complete_value "$kind" "$cur"; return

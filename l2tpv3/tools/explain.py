@@ -24,7 +24,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from struct import error as struct_error
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scapy.error import Scapy_Exception
 from scapy.layers.inet import ICMP, IP, TCP, UDP
@@ -51,10 +51,20 @@ from l2tpv3.constants import (
     L2TP_VERSION_3,
 )
 from l2tpv3.control import client
-from l2tpv3.control.protocol import SessionState, ShowSessions, ShowTunnels, TunnelState
-from l2tpv3.errors import ConfigError, ControlError, L2TPError
+from l2tpv3.control.protocol import (
+    SaState,
+    SessionState,
+    ShowSas,
+    ShowSessions,
+    ShowTunnels,
+    TunnelState,
+)
+from l2tpv3.errors import ConfigError, ControlError, L2TPError, RefusedError
 from l2tpv3.proto.session import Session
 from l2tpv3.proto.tunnel import Tunnel
+
+if TYPE_CHECKING:
+    from l2tpv3.tools.overhead import EspAlg
 from l2tpv3.tools.scapy_layers import L2SpecDefault, L2TPv3, L2TPv3UDP, session_format
 
 __all__ = [
@@ -154,6 +164,26 @@ def daemon_view(socket_path: str, tunnel_id: int) -> DaemonView:
         tuple(s.config for s in mine),
         {s.config.session_id: s.mtu for s in mine},
     )
+
+
+def daemon_out_sa(socket_path: str, tunnel_id: int) -> tuple[EspAlg, bool] | None:
+    """The ESP transform of the tunnel's outbound SA in the daemon (and whether it is in
+    UDP), None when it sends in clear or the daemon has no ESP."""
+    from l2tpv3.tools import overhead as oh
+
+    try:
+        states: list[SaState] | None = client.call(socket_path, ShowSas(tunnel_id))
+    except RefusedError:
+        return None  # a daemon without ESP (no show_sas operation)
+    for st in states or []:
+        info = st.info
+        if info.get("tunnel_id") != tunnel_id or info.get("dir") != "out":
+            continue
+        aead, auth = info.get("aead"), info.get("auth")
+        name = aead if isinstance(aead, str) else f"cbc(aes)+{auth}"
+        if name in oh.ESP_ALGS:
+            return oh.ESP_ALGS[name], info.get("encap_dport") is not None
+    return None
 
 
 # -- the output records -------------------------------------------------------------------
@@ -1192,6 +1222,11 @@ def _run_overhead(args: list[str], socket_path: str, as_json: bool) -> int:
     cases: list[tuple[str, TunnelConfig, SessionConfig]] = []
     if tunnel_id is not None:
         view = daemon_view(socket_path, tunnel_id)
+        if esp is None:
+            # ESP as configured: the tunnel's outbound SA, when it has one.
+            found = daemon_out_sa(socket_path, tunnel_id)
+            if found is not None:
+                esp, espinudp = found
         for s in view.sessions:
             if session_id is None or s.session_id == session_id:
                 cases.append((f"tunnel {tunnel_id} session {s.session_id}", view.tunnel, s))

@@ -23,12 +23,12 @@ from dataclasses import dataclass
 
 from l2tpv3.config import Encap, L2SpecType, SessionConfig, TunnelConfig
 from l2tpv3.constants import ETH_HLEN, IPV4_HLEN, IPV6_HLEN, MAX_MTU, MIN_MTU, UDP_HLEN
+from l2tpv3.proto import esp as _esp
+from l2tpv3.proto.esp import ESP_HLEN, ESP_TRAILER, EspShape
 from l2tpv3.proto.layout import HeaderLayout, session_mtu
 
 __all__ = ["ESP_ALGS", "EspAlg", "Overhead", "compute", "render", "session_for"]
 
-ESP_HLEN = 8  # SPI + sequence number, RFC 4303 §2.1-§2.2
-ESP_TRAILER = 2  # pad length + next header, RFC 4303 §2.5-§2.6
 TCP_HLEN = 20  # RFC 9293 §3.1, no options
 INNER_IPV4, INNER_IPV6 = 20, 40
 
@@ -43,13 +43,22 @@ class EspAlg:
     icv: int
     ref: str
 
+    def shape(self, espinudp: bool = False) -> EspShape:
+        return EspShape(self.iv, self.block, self.icv, espinudp)
+
+
+def _alg(name: str, alg: str, auth: str | None, ref: str) -> EspAlg:
+    # The sizes come from proto/esp.py, the arithmetic the daemon's MTU uses too.
+    s = EspShape.of(alg, auth)
+    return EspAlg(name, s.iv, s.block, s.icv, ref)
+
 
 # ip xfrm names (issue 9); short aliases as strongSwan/OpenWrt write them.
 _ALGS = (
-    EspAlg("rfc4106(gcm(aes))", 8, 4, 16, "RFC 4106 §3-§5"),
-    EspAlg("rfc7539esp(chacha20,poly1305)", 8, 4, 16, "RFC 7634 §2-§3"),
-    EspAlg("cbc(aes)+hmac(sha256)", 16, 16, 16, "RFC 3602 §3, RFC 4868 §2"),
-    EspAlg("cbc(aes)+hmac(sha1)", 16, 16, 12, "RFC 3602 §3, RFC 2404 §2"),
+    _alg("rfc4106(gcm(aes))", _esp.AEAD_GCM, None, "RFC 4106 §3-§5"),
+    _alg("rfc7539esp(chacha20,poly1305)", _esp.AEAD_CHACHA, None, "RFC 7634 §2-§3"),
+    _alg("cbc(aes)+hmac(sha256)", _esp.ENC_CBC, _esp.AUTH_SHA256, "RFC 3602 §3, RFC 4868 §2"),
+    _alg("cbc(aes)+hmac(sha1)", _esp.ENC_CBC, _esp.AUTH_SHA1, "RFC 3602 §3, RFC 2404 §2"),
 )
 ESP_ALGS: dict[str, EspAlg] = {a.name: a for a in _ALGS}
 ESP_ALGS.update(
@@ -135,13 +144,13 @@ def compute(
         esp_rows: list[tuple[str, int, str]] = []
     else:
         # Largest ESP payload P with IP + [UDP 8] + 8 + IV + roundup(P + 2, block) + ICV
-        # <= path MTU, then session_mtu on the packet as it is before encryption.
-        room = path_mtu - ip_hlen - (UDP_HLEN if espinudp else 0) - ESP_HLEN - esp.iv - esp.icv
-        payload_max = (room // esp.block) * esp.block - ESP_TRAILER
+        # <= path MTU (EspShape.max_payload), as the daemon's session_mtu computes it.
+        shape = esp.shape(espinudp)
+        payload_max = shape.max_payload(path_mtu - ip_hlen)
         if payload_max - inner_fixed < MIN_MTU:
             raise ValueError(f"a path MTU of {path_mtu} cannot carry this session with ESP")
-        mtu = session_mtu(tunnel, session, ip_hlen + payload_max)
-        pad = -(inner_fixed + mtu + ESP_TRAILER) % esp.block
+        mtu = session_mtu(tunnel, session, path_mtu, shape)
+        pad = shape.padding(inner_fixed + mtu)
         esp_rows = []
         if espinudp:
             esp_rows.append(("UDP 4500 (ESP in UDP)", UDP_HLEN, "RFC 3948 §2.1"))
@@ -163,7 +172,7 @@ def compute(
     stack.append(("Ethernet", ETH_HLEN, "RFC 4719 §3"))
     tail: list[tuple[str, int, str]] = []
     if esp is not None:
-        pad = -(inner_fixed + mtu + ESP_TRAILER) % esp.block
+        pad = esp.shape().padding(inner_fixed + mtu)
         tail = [
             ("ESP padding", pad, "RFC 4303 §2.4"),
             ("ESP pad length + next header", ESP_TRAILER, "RFC 4303 §2.5-§2.6"),

@@ -16,7 +16,7 @@ __all__ = ["Command", "Usage", "parse_usage"]
 
 _PROG_LINE = re.compile(r"^(?:Usage:)?\s*(?P<prog>[a-z0-9-]+) \[ OPTIONS \] (?P<rest>.*)$")
 _DEFINITION = re.compile(r"^(?:Where:)?\s+(?P<name>[A-Z_0-9]+)\s*:=\s*(?P<text>.*)$")
-_KEYWORD = re.compile(r"^(?:--)?[a-z][a-z0-9_-]*$")
+_KEYWORD = re.compile(r"^-{0,2}[a-z][a-z0-9_-]*$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +73,10 @@ def _keywords(tokens: list[str]) -> dict[str, tuple[str, ...] | str]:
         i += 1
         if not _KEYWORD.match(tok) or i >= len(tokens):
             continue
-        if tokens[i] == "{":
+        if tokens[i] in ("]", "["):
+            # `[ esn ]`, `[ --inner ]`, `--overhead [ ... ]`: a flag, no value ("").
+            out[tok] = ""
+        elif tokens[i] == "{":
             end = tokens.index("}", i)
             out[tok] = tuple(t for t in tokens[i + 1 : end] if t != "|")
             i = end + 1

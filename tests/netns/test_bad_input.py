@@ -95,10 +95,13 @@ def test_malformed_packets_are_counted(wire: tuple[Daemon, Daemon], tmp_path: Pa
         "control_message": 1,
         "unknown_session": 1,
         "wrong_source": 2,
+        "vlan_untagged": 0,
+        "vlan_unmapped": 0,
     }  # fmt: skip
     ip_drops = {k: after_t[3]["drops"][k] - before_t[3]["drops"][k] for k in udp_drops}
     assert ip_drops == {"too_short": 1, "bad_version": 0, "control_message": 1,
-                        "unknown_session": 1, "wrong_source": 0}  # fmt: skip
+                        "unknown_session": 1, "wrong_source": 0, "vlan_untagged": 0,
+                        "vlan_unmapped": 0}  # fmt: skip
     assert after_t[1]["stats"]["rx_invalid"] - before_t[1]["stats"]["rx_invalid"] == 6
 
     # `l2tpv3 explain ... tunnel_id` on A's daemon names, packet by packet, the counters

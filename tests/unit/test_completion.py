@@ -68,6 +68,10 @@ def test_committed_script_is_current(name: str) -> None:
         ("l2tpv3d --no", ["--no-offload"]),
         ("l2tpv3d --user ro", ["root"]),
         ("l2tpv3d --metrics ", []),
+        ("l2tpv3 capture tunnel_id 1 ", ["session_id", "-w", "-c", "--inner"]),
+        ("l2tpv3 capture tunnel_id 1 --inner -", ["-w", "-c"]),
+        ("l2tpv3 add sa esn r", ["replay_window"]),
+        ("l2tpv3 add session vlan 5 pop tr", ["trunk"]),
     ],
 )  # fmt: skip
 def test_completes(line: str, offered: list[str]) -> None:

@@ -91,3 +91,23 @@ def test_errors_are_one_line_and_name_the_place(tmp_path: Path, text: str, needl
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(L2TPError, match="cannot read config file"):
         load_config(str(tmp_path / "nope.toml"))
+
+
+def test_trunk_session_keys(tmp_path: Path) -> None:
+    path = tmp_path / "trunk.toml"
+    path.write_text(
+        '[[tunnel]]\ntunnel_id = 1\npeer_tunnel_id = 2\nlocal = "10.0.0.1"\n'
+        'remote = "10.0.0.2"\nudp_sport = 5000\nudp_dport = 5000\n'
+        '[[tunnel.session]]\nsession_id = 5\npeer_session_id = 5\ntrunk = "trunk0"\nvlan = 5\n'
+        '[[tunnel.session]]\nsession_id = 7\npeer_session_id = 7\ntrunk = "trunk0"\nvlan = 7\n'
+        "vlan_pop = true\n"
+    )
+    _, sessions = load_config(str(path))
+    assert [(s.trunk, s.vlan, s.vlan_pop) for s in sessions] == [
+        ("trunk0", 5, False),
+        ("trunk0", 7, True),
+    ]
+    path.write_text(path.read_text().replace("vlan = 7", "vlan = 4095"))
+    with pytest.raises(L2TPError, match=r"1\.\.4094") as exc:
+        load_config(str(path))
+    assert "\n" not in str(exc.value)

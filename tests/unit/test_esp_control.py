@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import socket
+
+import pytest
 
 from l2tpv3.config import Encap, TunnelConfig
 from l2tpv3.io.api import Buffers, Options
@@ -44,6 +47,54 @@ def test_hello_delivered_in_esp_reaches_on_control() -> None:
             port._deliver(hello_message(ns, 0, udp=True))
         assert [len(batch) for batch in got] == [1, 1, 1]
         assert tunnel.take_control() == []
+        port.close()
+    finally:
+        sock.close()
+        loop.close()
+
+
+def test_control_send_failures_are_logged_once_per_cause(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An inbound-only ESP tunnel cannot answer HELLOs (no clear-text fallback): one
+    warning, not one per HELLO; a success re-arms it."""
+    impl = choose("python")
+    cfg = TunnelConfig(
+        tunnel_id=1,
+        peer_tunnel_id=2,
+        encap=Encap.UDP,
+        local=ipaddress.ip_address("127.0.0.1"),
+        remote=ipaddress.ip_address("127.0.0.1"),
+        udp_sport=41703,
+        udp_dport=41704,
+    )
+    ownership = impl.ownership()
+    tunnel = impl.tunnel(cfg, ownership)
+    loop = asyncio.new_event_loop()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.bind(("127.0.0.1", 0))
+        port = TunnelPort(loop, tunnel, sock, ownership, Options(), Buffers())
+        sent: list[bytes] = []
+
+        def failing(data: bytes | memoryview, peer: tuple[str, int]) -> None:
+            raise OSError("no outbound SA")
+
+        def working(data: bytes | memoryview, peer: tuple[str, int]) -> None:
+            sent.append(bytes(data))
+
+        with caplog.at_level(logging.WARNING, logger="l2tpv3d"):
+            port.sendto = failing
+            for _ in range(5):
+                port.send_control(b"x")
+            port.sendto = working
+            port.send_control(b"y")
+            port.sendto = failing
+            port.send_control(b"z")
+        warnings = [r.getMessage() for r in caplog.records if "control message" in r.getMessage()]
+        assert len(warnings) == 2, warnings
+        assert "no outbound SA" in warnings[0]
+        assert sent == [b"y"]
         port.close()
     finally:
         sock.close()

@@ -27,7 +27,7 @@ from scapy.utils import wrpcap, wrpcapng
 from l2tpv3.cli import main as cli
 from l2tpv3.cli.wireshark import tshark_options
 from l2tpv3.config import Encap, L2SpecType, SeqMode, SessionConfig, TunnelConfig
-from l2tpv3.control.protocol import SessionState, TunnelState
+from l2tpv3.control.protocol import SaState, SessionState, TunnelState
 from l2tpv3.proto.counters import COUNTER_NAMES, DROP_REASONS
 from l2tpv3.proto.layout import session_mtu
 from l2tpv3.tools import overhead as oh
@@ -433,7 +433,8 @@ def test_overhead_of_a_daemons_session(short_dir: Path, capsys: pytest.CaptureFi
     fake = FakeDaemon(str(short_dir / "d.sock"))
     tunnels, sessions = _states()
     fake.answers = {"show_tunnels": {"ok": True, "result": tunnels},
-                    "show_sessions": {"ok": True, "result": sessions}}  # fmt: skip
+                    "show_sessions": {"ok": True, "result": sessions},
+                    "show_sas": {"ok": False, "error": "unknown op"}}  # fmt: skip
     fake.start()
     try:
         status = cli.main(["-S", fake.path, "-j", "explain", "--overhead", "tunnel_id", "1"])
@@ -442,6 +443,42 @@ def test_overhead_of_a_daemons_session(short_dir: Path, capsys: pytest.CaptureFi
         [r] = json.loads(out)
         assert r["name"] == "tunnel 1 session 10"
         assert r["mtu"] == session_mtu(TUNNEL_UDP, SESSION, 1500) == 1442
+        assert r["esp"] is None
+    finally:
+        fake.stop()
+
+
+@pytest.mark.parametrize(
+    ("sa", "esp", "mtu"),
+    [
+        ({"aead": "rfc4106(gcm(aes))"}, "rfc4106(gcm(aes))", 1408),
+        ({"aead": "rfc4106(gcm(aes))", "encap_sport": 4500, "encap_dport": 4500},
+         "rfc4106(gcm(aes))", 1400),
+        ({"enc": "cbc(aes)", "auth": "hmac(sha1)"}, "cbc(aes)+hmac(sha1)", 1400),
+    ],
+)  # fmt: skip
+def test_overhead_of_a_daemons_session_counts_its_outbound_sa(
+    short_dir: Path, capsys: pytest.CaptureFixture[str], sa: dict[str, Any], esp: str, mtu: int
+) -> None:
+    """With tunnel_id, ESP is the tunnel's outbound SA as the daemon has it (the session
+    here has a 4-byte cookie: 1442 in clear, 34 less with GCM, 42 with CBC/SHA-1)."""
+    fake = FakeDaemon(str(short_dir / "d.sock"))
+    tunnels, sessions = _states()
+    base = {"tunnel_id": 1, "spi": 0x1000, "replay_window": 0, "esn": False}
+    sas = [
+        SaState({**base, "dir": "in", "aead": "rfc7539esp(chacha20,poly1305)"}, {}, {}).to_json(),
+        SaState({**base, "dir": "out", **sa}, {}, {}).to_json(),
+    ]
+    fake.answers = {"show_tunnels": {"ok": True, "result": tunnels},
+                    "show_sessions": {"ok": True, "result": sessions},
+                    "show_sas": {"ok": True, "result": sas}}  # fmt: skip
+    fake.start()
+    try:
+        status = cli.main(["-S", fake.path, "-j", "explain", "--overhead", "tunnel_id", "1"])
+        out, err = capsys.readouterr()
+        assert status == 0, err
+        [r] = json.loads(out)
+        assert (r["esp"], r["mtu"]) == (esp, mtu)
     finally:
         fake.stop()
 

@@ -88,6 +88,9 @@ def test_usage_keywords_are_the_grammars(command: Command) -> None:
         choices = USAGE.choices(value)
         examples = {"ADDR": "192.0.2.1", "HEXSTR": "00112233", "NAME": "pw0", "MS": "10"}
         arg = choices[0] if choices else examples.get(str(value), "1")
+        given = [keyword] if value == "" else [keyword, arg]  # "": a flag (`[ esn ]`)
+        if keyword == "pop":
+            given = ["vlan", "5", "pop"]  # `vlan VID [ pop ]`: pop modifies vlan
         try:
             if command.words[1:] == ("sa",):
                 # `add|del|show sa` has its own parser (cli/sa.py, `ip xfrm state` style).
@@ -95,11 +98,11 @@ def test_usage_keywords_are_the_grammars(command: Command) -> None:
                 words = (
                     ["encap", "espinudp", "4500", "4500"]
                     if keyword in ("encap", "espinudp")
-                    else [keyword, arg]
+                    else given
                 )
                 sa.parse_sa(command.words[0], words, stdin=lambda: "0x00")
             else:
-                parse([*command.words, keyword, arg])
+                parse([*command.words, *given])
         except (MissingArgument, ConfigError):
             pass  # the command needs more, but the keyword was taken
         except (UsageError, sa.SaUsageError) as exc:

@@ -19,7 +19,14 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
 from l2tpv3.config import SeqMode, SessionConfig, TunnelConfig
-from l2tpv3.control.protocol import OffloadState, Pong, SessionState, TunnelState
+from l2tpv3.control.protocol import (
+    LivenessState,
+    OffloadState,
+    Pong,
+    SaState,
+    SessionState,
+    TunnelState,
+)
 from l2tpv3.daemon.metrics import (
     RECORDS,
     Endpoint,
@@ -34,7 +41,13 @@ from l2tpv3.daemon.metrics import (
     parse_endpoint,
 )
 from l2tpv3.errors import L2TPError
-from l2tpv3.proto.counters import COUNTER_NAMES, DROP_REASONS, SESSION_DROP_REASONS
+from l2tpv3.proto.counters import (
+    COUNTER_NAMES,
+    DROP_REASONS,
+    ESP_COUNTER_NAMES,
+    ESP_DROP_REASONS,
+    SESSION_DROP_REASONS,
+)
 
 FACTS = Facts("9.9.9", "cython", 1_700_000_000.5)
 
@@ -50,13 +63,23 @@ class FakeDaemon:
         stats = {name: 100 + i for i, name in enumerate(COUNTER_NAMES)}
         drops = {name: 10 + i for i, name in enumerate(DROP_REASONS)}
         offload = OffloadState(False, True, True, "udp_csum off", "udp_csum on")
-        self.tunnels = [TunnelState(t, stats, drops, False, offload)]
+        control = {"hellos_sent": 0, "hellos_received": 5, "acks_sent": 5, "acks_received": 0,
+                   "control_ignored": 1}  # fmt: skip
+        self.tunnels = [TunnelState(t, stats, drops, False, offload, control)]
         s = SessionConfig(1000, 3000, 4000, seq=SeqMode.SEND, cookie=bytes.fromhex("deadbeef"))
         sstats = {name: 2**40 + i for i, name in enumerate(COUNTER_NAMES)}
         sdrops = {"frame_too_long": 7, "some_newer_reason": 3}
+        live = LivenessState("down", 7.25, 7.5, 3, None, control)
         self.sessions = [
-            SessionState(s, "l2tpeth0", 2000, 1488, True, False, sstats, sdrops),
+            SessionState(
+                s, "l2tpeth0", 2000, 1488, True, False, sstats, sdrops, {"mss_clamped": 42}, live
+            ),
         ]
+        sa_info = {"tunnel_id": 1000, "dir": "in", "spi": 0x4000, "aead": "rfc4106(gcm(aes))",
+                   "replay_window": 64, "esn": False, "key": "SECRET-KEY-BYTES"}  # fmt: skip
+        sa_stats = {name: 500 + i for i, name in enumerate(ESP_COUNTER_NAMES)}
+        sa_drops = {name: 20 + i for i, name in enumerate(ESP_DROP_REASONS)}
+        self.sas = [SaState(sa_info, sa_stats, sa_drops)]
         self.reads = 0
 
     def show_tunnels(self, tunnel_id: int | None = None) -> list[TunnelState]:
@@ -67,6 +90,9 @@ class FakeDaemon:
         self, tunnel_id: int | None = None, session_id: int | None = None
     ) -> list[SessionState]:
         return self.sessions
+
+    def show_sas(self, tunnel_id: int | None = None) -> list[SaState]:
+        return self.sas
 
     def ping(self) -> Pong:
         return Pong("9.9.9", 1)
@@ -94,7 +120,7 @@ def families() -> dict[str, Metric]:
 def test_names_and_labels_follow_prometheus_conventions(families: dict[str, Metric]) -> None:
     assert families
     for family in families.values():
-        assert re.fullmatch(r"l2tpv3_(daemon|tunnel|session)_[a-z0-9_]+", family.name)
+        assert re.fullmatch(r"l2tpv3_(daemon|tunnel|session|sa)_[a-z0-9_]+", family.name)
         for sample in family.samples:
             if family.type == "counter":
                 assert sample.name == family.name + "_total"
@@ -120,6 +146,29 @@ def test_every_counter_and_drop_reason_is_exported(families: dict[str, Metric]) 
     for reason in (*SESSION_DROP_REASONS, "some_newer_reason"):
         got = value(families, "l2tpv3_session_drops_total", **sl, reason=reason)
         assert got == (s.drops or {}).get(reason, 0)
+
+
+def test_features_liveness_hellos_and_sas_are_exported(families: dict[str, Metric]) -> None:
+    sl = {"tunnel_id": "1000", "session_id": "3000", "ifname": "l2tpeth0"}
+    assert value(families, "l2tpv3_session_mss_clamped_total", **sl) == 42
+    assert value(families, "l2tpv3_session_liveness", **sl, state="down") == 1
+    assert value(families, "l2tpv3_session_liveness", **sl, state="up") == 0
+    assert value(families, "l2tpv3_session_liveness_transitions_total", **sl) == 3
+    assert value(families, "l2tpv3_session_last_rx_seconds", **sl) == 7.25
+    assert value(families, "l2tpv3_tunnel_hellos_received_total", tunnel_id="1000") == 5
+    assert value(families, "l2tpv3_tunnel_acks_sent_total", tunnel_id="1000") == 5
+    assert value(families, "l2tpv3_tunnel_control_ignored_total", tunnel_id="1000") == 1
+    sa = {"tunnel_id": "1000", "dir": "in", "spi": "0x00004000"}
+    d = FakeDaemon()
+    for name in ESP_COUNTER_NAMES:
+        assert value(families, f"l2tpv3_sa_{name}_total", **sa) == d.sas[0].stats[name]
+    for reason in ESP_DROP_REASONS:
+        got = value(families, "l2tpv3_sa_drops_total", **sa, reason=reason)
+        assert got == d.sas[0].drops[reason]
+    info = families["l2tpv3_sa_info"].samples[0].labels
+    assert info["algorithm"] == "rfc4106(gcm(aes))" and info["replay_window"] == "64"
+    # An SA's keys are never exported, whatever its record carries.
+    assert "SECRET" not in str(families)
 
 
 def test_daemon_facts_offload_and_state(families: dict[str, Metric]) -> None:

@@ -420,3 +420,47 @@ def test_subcommand_offline_config(capsys: pytest.CaptureFixture[str], tmp_path:
     assert status == 0
     assert "  l2tp id 6 5\n" in out
     assert run(capsys, "peer-config", "--for", "linux", "--config", str(tmp_path / "no"))[0] == 2
+
+
+def test_trunk_session_far_end_needs_the_man_pages_vlan_device() -> None:
+    # ip-l2tp(8) VLAN example: l2tpeth0.5 on the far end, bridged with eth1.5.
+    t = TunnelConfig(1, 2, ip("10.0.0.1"), ip("10.0.0.2"), Encap.UDP, udp_sport=1, udp_dport=2)
+    s = SessionConfig(1, 10, 20, trunk="trunk0", vlan=5)
+    lines = peerconfig.linux([t], [s]).splitlines()
+    cmds = [ln for ln in lines if not ln.startswith("#")]
+    assert cmds[1] == "ip l2tp add session name l2tp20 tunnel_id 2 session_id 20 peer_session_id 10"
+    assert cmds[2:] == [
+        "ip link add link l2tp20 name l2tp20.5 type vlan id 5",
+        "ip link add brvlan5 type bridge",
+        "ip link set l2tp20.5 master brvlan5",
+        "ip link set l2tp20 up",
+        "ip link set l2tp20.5 up",
+        "ip link set brvlan5 up",
+    ]
+    # Our trunk words are ours alone: never in the far end's ip l2tp line.
+    assert "trunk" not in cmds[1] and "vlan" not in cmds[1]
+
+
+def test_trunk_pop_session_far_end_bridges_its_l2tpeth() -> None:
+    t = TunnelConfig(1, 2, ip("10.0.0.1"), ip("10.0.0.2"), Encap.UDP, udp_sport=1, udp_dport=2)
+    s = SessionConfig(1, 10, 4000000000, trunk="trunk0", vlan=4094, vlan_pop=True)
+    cmds = [ln for ln in peerconfig.linux([t], [s]).splitlines() if not ln.startswith("#")]
+    assert cmds[2:] == [
+        "ip link add brvlan4094 type bridge",
+        "ip link set l2tp4000000000 master brvlan4094",
+        "ip link set l2tp4000000000 up",
+        "ip link set brvlan4094 up",
+    ]
+    # Without pop the VLAN device's name would not fit IFNAMSIZ: a shorter one.
+    s = replace(s, vlan_pop=False)
+    text = peerconfig.linux([t], [s])
+    assert "ip link add link l2tp4000000000 name l2tpv4094 type vlan id 4094" in text
+
+
+def test_trunk_session_notes_for_qemu_and_cisco() -> None:
+    t = TunnelConfig(1, 2, ip("10.0.0.1"), ip("10.0.0.2"), Encap.IP)
+    s = SessionConfig(1, 10, 20, trunk="trunk0", vlan=5, l2spec_type=L2SpecType.NONE)
+    _, notes = peerconfig.qemu([t], [s])
+    assert any("travel tagged 5, the guest must send them tagged 5" in n for n in notes)
+    text = peerconfig.cisco([t], [replace(s, vlan_pop=True)])
+    assert "! our session 10 is VLAN 5 of our trunk trunk0 with pop" in text

@@ -184,6 +184,41 @@ def test_peer_config_tshark_lines_decode_each_direction(tmp_path: Path) -> None:
     ]
 
 
+def test_peer_config_tshark_line_decodes_both_directions(tmp_path: Path) -> None:
+    """Cookies of one length: one line with a display filter for both session IDs,
+    which this tshark accepts (it refused the space-separated set once printed)."""
+    exe = require_tshark()
+    tun = TunnelConfig(1, 2, ip_address("192.0.2.1"), ip_address("192.0.2.2"), Encap.UDP,
+                       udp_sport=41000, udp_dport=42000)  # fmt: skip
+    ours = SessionConfig(1, 100, 200, cookie=C4, peer_cookie=C4[::-1])
+    frame = bytes(Ether(src=MAC_A, dst=MAC_B) / IP(src=INNER_A, dst=INNER_B) / ICMP())
+    theirs = peerconfig.mirror_session(tun, ours)
+    sent = HeaderLayout.for_session(tun, ours).build(frame)
+    received = HeaderLayout.for_session(peerconfig.mirror_tunnel(tun), theirs).build(frame)
+    pcap = tmp_path / "both.pcap"
+    wrpcap(str(pcap), [
+        OUTER / IP(src="192.0.2.1", dst="192.0.2.2") / UDP(sport=41000, dport=42000) / Raw(sent),
+        OUTER / IP(src="192.0.2.2", dst="192.0.2.1") / UDP(sport=42000, dport=41000)
+        / Raw(received),
+    ])  # fmt: skip
+    status, out, _ = cli_run("peer-config", "--for", "tshark", "--config", str(
+        write_config(tmp_path, tun, ours)))  # fmt: skip
+    assert status == 0
+    lines = [ln for ln in out.splitlines() if not ln.startswith("#")]
+    assert len(lines) == 1
+    proc = subprocess.run(
+        [exe, "-n", "-r", str(pcap), *shlex.split(lines[0])[1:], "-T", "fields", "-e",
+         "l2tp.sid", "-e", "l2tp.cookie"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    got = [tuple(ln.split("\t")) for ln in proc.stdout.splitlines()]
+    assert [(int(sid, 0), ck.replace(":", "")) for sid, ck in got] == [
+        (200, C4.hex()),
+        (100, C4[::-1].hex()),
+    ]
+
+
 def test_preference_names_exist_in_this_tshark() -> None:
     """The names above are the installed tshark's, not remembered ones."""
     exe = require_tshark()
