@@ -22,7 +22,8 @@ PROBE = [sys.executable, str(Path(__file__).resolve().parent / "probe.py")]
 def need_tools(tools: Sequence[str]) -> None:
     """Exit with one line naming what is missing (and the apt package to install)."""
     packages = {"iperf3": "iperf3", "openvpn": "openvpn", "ethtool": "ethtool",
-                "ip": "iproute2", "ping": "iputils-ping"}  # fmt: skip
+                "ip": "iproute2", "ping": "iputils-ping", "wg": "wireguard-tools",
+                "wireguard-go": "wireguard-go"}  # fmt: skip
     missing = [t for t in tools if shutil.which(t) is None]
     if missing:
         pkgs = " ".join(sorted({packages.get(t, t) for t in missing}))

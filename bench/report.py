@@ -29,6 +29,14 @@ RATIO_TARGETS = [
     ("Cython 64-byte packets/s vs OpenVPN tap", "l2tpv3_cy", "udp64_pps", "openvpn", 3.0),
     ("pure-Python TCP vs OpenVPN tap", "l2tpv3_py", "tcp", "openvpn", 0.8),
 ]
+# Issue 9's targets for the encrypted links (run.py --esp); reported when any of their
+# cases ran.
+ESP_TARGETS = [
+    ("Cython + ESP TCP vs OpenVPN AES-256-GCM", "l2tpv3_cy_esp", "tcp", "openvpn_gcm", 3.0),
+    ("Cython + ESP TCP vs VXLAN over wireguard-go", "l2tpv3_cy_esp", "tcp", "vxlan_wg", 1.0),
+    ("pure-Python + ESP TCP vs OpenVPN AES-256-GCM", "l2tpv3_py_esp", "tcp", "openvpn_gcm", 0.8),
+]
+ESP_CASES = ("openvpn_gcm", "vxlan_wg", "l2tpv3_py_esp", "l2tpv3_cy_esp")
 MAX_ADDED_PING_MS = 0.3
 
 
@@ -54,17 +62,34 @@ def _added_ping(cases: dict[str, Any], key: str) -> float | None:
     return x - y if x is not None and y is not None else None
 
 
+def _miss_notes(cases: dict[str, Any], key: str, what: str, versus: str, got: float,
+                minimum: float) -> list[str]:  # fmt: skip
+    """Why a ratio was missed, as far as the run itself can tell."""
+    notes = [f"{(1 - got / minimum) * 100:.0f}% short"]
+    # A ratio the raw underlay itself cannot reach in this run is bounded by the load
+    # generator and the machine, not by the tunnel: say so next to a miss.
+    ceiling = _ratio(_value(cases.get("veth", {}), what), _value(cases.get(versus, {}), what))
+    if ceiling is not None and ceiling < 2 * minimum:
+        notes.append(f"raw veth itself reaches only {ceiling:.2f}x in this run")
+    if cases.get(key, {}).get("datapath") == "python":
+        notes.append(
+            "this case's ESP ran on the pure-Python path (add sa moves a compiled tunnel"
+            " there until the C engine has ESP), so it measures Python ESP"
+        )
+    return notes
+
+
 def targets(cases: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
-    for name, key, what, versus, minimum in RATIO_TARGETS:
+    wanted = list(RATIO_TARGETS)
+    if any(k in cases for k in ESP_CASES):
+        wanted += ESP_TARGETS
+    for name, key, what, versus, minimum in wanted:
         got = _ratio(_value(cases.get(key, {}), what), _value(cases.get(versus, {}), what))
         entry = {"target": name, "measured": got, "required": f">= {minimum}x",
                  "pass": None if got is None else got >= minimum}  # fmt: skip
-        # A ratio the raw underlay itself cannot reach in this run is bounded by the load
-        # generator and the machine, not by the tunnel: say so next to a miss.
-        ceiling = _ratio(_value(cases.get("veth", {}), what), _value(cases.get(versus, {}), what))
-        if got is not None and got < minimum and ceiling is not None and ceiling < 2 * minimum:
-            entry["note"] = f"raw veth itself reaches only {ceiling:.2f}x in this run"
+        if got is not None and got < minimum:
+            entry["note"] = "; ".join(_miss_notes(cases, key, what, versus, got, minimum))
         out.append(entry)
     added = _added_ping(cases, "l2tpv3_cy")
     out.append({"target": "Cython added ping latency vs raw veth (ms)", "measured": added,
@@ -93,12 +118,27 @@ def _f(v: float | None, fmt: str) -> str:
     return "—" if v is None else format(v, fmt)
 
 
-def rows(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+# Ratio columns of the table: (heading, reference case, measure).
+REFERENCES = [
+    ("TCP vs OpenVPN", "openvpn", "tcp"),
+    ("TCP vs VXLAN no-off", "vxlan_nooff", "tcp"),
+    ("pps vs OpenVPN", "openvpn", "udp64_pps"),
+]
+ESP_REFERENCES = [
+    ("TCP vs OpenVPN-GCM", "openvpn_gcm", "tcp"),
+    ("TCP vs VXLAN/wireguard-go", "vxlan_wg", "tcp"),
+    ("pps vs OpenVPN-GCM", "openvpn_gcm", "udp64_pps"),
+]
+
+
+def rows(
+    results: dict[str, Any], refs: list[tuple[str, str, str]] | None = None
+) -> tuple[list[str], list[list[str]]]:
     cases = results["cases"]
-    ovpn, vxn = cases.get("openvpn", {}), cases.get("vxlan_nooff", {})
+    refs = REFERENCES if refs is None else refs
     head = ["case", "TCP A→B Gbit/s", "TCP B→A Gbit/s", "retrans", "64 B kpps", "(sent)",
             "ping avg ms", "ping p99 ms", "+ping vs veth ms", "CPU % (TCP)",
-            "TCP vs OpenVPN", "TCP vs VXLAN no-off", "pps vs OpenVPN"]  # fmt: skip
+            *(r[0] for r in refs)]  # fmt: skip
     body = []
     for key, c in cases.items():
         if not c["available"]:
@@ -114,15 +154,20 @@ def rows(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
             _f((c.get("udp64_sent_pps") or 0) / 1000 or None, ".0f"),
             _f(c.get("ping_avg_ms"), ".3f"), _f(c.get("ping_p99_ms"), ".3f"),
             _f(_added_ping(cases, key), "+.3f"), cpu_s,
-            _f(_ratio(_tcp(c), _value(ovpn, "tcp")), ".2f"),
-            _f(_ratio(_tcp(c), _value(vxn, "tcp")), ".2f"),
-            _f(_ratio(pps, _value(ovpn, "udp64_pps")), ".2f"),
+            *(_f(_ratio(_value(c, what), _value(cases.get(ref, {}), what)), ".2f")
+              for _, ref, what in refs),
         ])  # fmt: skip
     return head, body
 
 
-def table(results: dict[str, Any]) -> str:
-    head, body = rows(results)
+def present_references(results: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """The ratio columns whose reference case is in the run (all of REFERENCES if none)."""
+    refs = [r for r in REFERENCES + ESP_REFERENCES if r[1] in results["cases"]]
+    return refs or REFERENCES
+
+
+def table(results: dict[str, Any], refs: list[tuple[str, str, str]] | None = None) -> str:
+    head, body = rows(results, refs)
     widths = [max(len(r[i]) for r in [head, *body] if len(r[i]) < 40) for i in range(len(head))]
     lines = ["  ".join(h.rjust(w) if i else h.ljust(w) for i, (h, w) in
                        enumerate(zip(head, widths, strict=True)))]  # fmt: skip
@@ -135,8 +180,8 @@ def table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def markdown_table(results: dict[str, Any]) -> str:
-    head, body = rows(results)
+def markdown_table(results: dict[str, Any], refs: list[tuple[str, str, str]] | None = None) -> str:
+    head, body = rows(results, refs)
     out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     out += ["| " + " | ".join(r) + " |" for r in body]
     return "\n".join(out)
@@ -159,6 +204,8 @@ def meta(args: argparse.Namespace, started: float, prefix: str) -> dict[str, Any
         "python": platform.python_version(),
         "iperf3": version(["iperf3", "--version"]),
         "openvpn": version(["openvpn", "--version"]),
+        "wireguard_go": version(["wireguard-go", "--version"]),
+        "note": getattr(args, "note", ""),
         "reps": args.reps,
         "tcp_seconds": args.time,
         "udp_seconds": args.udp_time,
@@ -203,15 +250,28 @@ def chart(results: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-def write(results: dict[str, Any], directory: Path) -> list[Path]:
+def write(results: dict[str, Any], directory: Path, latest: bool = True) -> list[Path]:
+    """``<stamp>.json`` and ``.png``; also copied to ``latest.*`` unless ``latest`` is
+    false (a partial run must not replace the full run the docs table is made from)."""
     directory.mkdir(parents=True, exist_ok=True)
     stamp = results["meta"]["started"].replace(":", "").replace("-", "")
     js, png = directory / f"{stamp}.json", directory / f"{stamp}.png"
     js.write_text(json.dumps(results, indent=1) + "\n")
     chart(results, png)
+    if not latest:
+        return [js, png]
     shutil.copyfile(js, directory / "latest.json")
     shutil.copyfile(png, directory / "latest.png")
     return [js, png, directory / "latest.json", directory / "latest.png"]
+
+
+def write_esp(results: dict[str, Any], directory: Path) -> list[Path]:
+    """``esp-latest.json`` (the whole run) and ``esp-latest.md`` (its encrypted part)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    js, md = directory / "esp-latest.json", directory / "esp-latest.md"
+    js.write_text(json.dumps(results, indent=1) + "\n")
+    md.write_text(esp_markdown(results))
+    return [js, md]
 
 
 def write_docs(results: dict[str, Any], path: Path) -> Path:
@@ -234,6 +294,10 @@ def write_docs(results: dict[str, Any], path: Path) -> Path:
             path.parent.parent / "bench" / "results" / "integrity-latest.md",
             "Not run yet: `sudo python3 bench/integrity.py`.",
         ),
+        esp=_extra(
+            path.parent.parent / "bench" / "results" / "esp-latest.md",
+            "Not run yet: `sudo python3 bench/run.py --esp`.",
+        ),
         scale=_extra(
             path.parent.parent / "bench" / "results" / "scale-latest.md",
             "Not run yet: `sudo python3 bench/scale.py`.",
@@ -241,6 +305,54 @@ def write_docs(results: dict[str, Any], path: Path) -> Path:
     )
     path.write_text(text)
     return path
+
+
+def evidence_lines(cases: dict[str, Any]) -> list[str]:
+    """One line per case with counters proving its traffic took the encrypted path."""
+    out = []
+    for c in cases.values():
+        ev = c.get("evidence") or {}
+        if not ev:
+            continue
+        parts = []
+        for end, v in sorted(ev.items()):
+            if isinstance(v, str):  # OpenVPN's log line
+                parts.append(f"{end} {v}")
+            elif isinstance(v, list):  # l2tpv3 SAs
+                for sa in v:
+                    n = sa["tx_packets"] if sa["dir"] == "out" else sa["rx_packets"]
+                    drops = ", ".join(f"{k} {d}" for k, d in sa.get("drops", {}).items())
+                    parts.append(f"{end} SA {sa['dir']} spi {sa['spi']:#x}: {n} packets"
+                                 + (f" (dropped: {drops})" if drops else ""))  # fmt: skip
+            else:  # WireGuard
+                parts.append(f"{end} WireGuard rx {v['rx_bytes']} B, tx {v['tx_bytes']} B")
+        out.append(f"{c['label']}: {'; '.join(parts)}")
+    return out
+
+
+def esp_markdown(results: dict[str, Any]) -> str:
+    """The encrypted links' part of a run (run.py --esp), for docs/performance.md."""
+    m = results["meta"]
+    keep = {k: c for k, c in results["cases"].items() if k in ESP_CASES or k == "veth"}
+    sub = {**results, "cases": keep}
+    load = ", ".join(f"{x:.2f}" for x in m["loadavg_at_end"])
+    lines = [
+        f"Run {m['started']} (`{m.get('command', 'bench/run.py --esp')}`), kernel {m['kernel']},"
+        f" {m['cpus']} CPUs, load average at the end {load}; {m['reps']} repetitions,"
+        f" TCP runs of {m['tcp_seconds']} s, 64-byte UDP runs of {m['udp_seconds']} s,"
+        f" {m['pings']} pings; {m.get('wireguard_go', 'wireguard-go ?')};"
+        f" {m['openvpn']}.",
+    ]
+    if m.get("note"):
+        lines += ["", f"**{m['note']}**"]
+    lines += ["", markdown_table(sub, ESP_REFERENCES), ""]
+    esp = [t for t in results["targets"] if t["target"] in {e[0] for e in ESP_TARGETS}]
+    lines += [f"- {line}" for line in target_lines(esp)]
+    ev = evidence_lines(keep)
+    if ev:
+        lines += ["", "What carried the traffic, read after the run:", ""]
+        lines += [f"- {line}" for line in ev]
+    return "\n".join(lines) + "\n"
 
 
 def _extra(path: Path, missing: str) -> str:
