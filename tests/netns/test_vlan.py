@@ -125,6 +125,8 @@ def test_vlans_do_not_reach_each_other(lab: Lab) -> None:
         if far7.poll() is None:
             far7.send_signal(signal.SIGINT)
             far7.wait()
+        if far7.stdout is not None:
+            far7.stdout.close()
     assert MAC5 not in out, out
     assert f"vid 0 {MAC7}" in out, out  # untagged on the far side: the session pops
     assert after7["tx_packets"] == before7["tx_packets"], (before7, after7)

@@ -10,6 +10,7 @@ back the tag the kernel moved into the packet's metadata (PACKET_AUXDATA).
 from __future__ import annotations
 
 import sys
+import threading
 import time
 
 from scapy.config import conf
@@ -28,9 +29,13 @@ def _vid(p: Packet) -> int:
 
 
 def _exchange(dev: str, frame: Packet, match: object, wait: float) -> Packet | None:
-    sniffer = AsyncSniffer(iface=dev, lfilter=match, count=1)
+    # Send only once the sniffer's socket is open: a fixed sleep lost the answer when
+    # the machine was busy (a pong that came back before the sniffer listened).
+    listening = threading.Event()
+    sniffer = AsyncSniffer(iface=dev, lfilter=match, count=1, started_callback=listening.set)
     sniffer.start()
-    time.sleep(0.3)
+    if not listening.wait(10):
+        return None
     sendp(frame, iface=dev, verbose=False)
     sniffer.join(timeout=wait)
     got = sniffer.stop() if sniffer.running else sniffer.results
@@ -52,7 +57,14 @@ def ping(dev: str, vid: int, mac: str, ip: str, dst: str) -> int:
         return 0
     print(f"arp {reply[ARP].hwsrc} vid {_vid(reply)}", flush=True)
     echo = Ether(src=mac, dst=reply[ARP].hwsrc) / _tag(vid) / IP(src=ip, dst=dst) / ICMP(id=77)
-    pong = _exchange(dev, echo, lambda p: ICMP in p and p[ICMP].type == 0 and p[IP].src == dst, 3.0)
+    pong = None
+    # Three tries as for the ARP: one lost echo is not a verdict on the path.
+    for _ in range(3):
+        pong = _exchange(
+            dev, echo, lambda p: ICMP in p and p[ICMP].type == 0 and p[IP].src == dst, 2.0
+        )
+        if pong is not None:
+            break
     print(f"pong vid {_vid(pong)}" if pong is not None else "nopong", flush=True)
     return 0
 
@@ -66,9 +78,13 @@ def send(dev: str, vid: int, count: int) -> int:
 
 
 def capture(dev: str, seconds: float) -> int:
-    sniffer = AsyncSniffer(iface=dev, lfilter=lambda p: ARP in p or ICMP in p)
+    listening = threading.Event()
+    sniffer = AsyncSniffer(iface=dev, lfilter=lambda p: ARP in p or ICMP in p,
+                           started_callback=listening.set)  # fmt: skip
     sniffer.start()
-    time.sleep(0.3)
+    if not listening.wait(10):
+        print("sniffer did not start", flush=True)
+        return 1
     print("ready", flush=True)
     time.sleep(seconds)
     for p in sniffer.stop() or []:
