@@ -62,6 +62,7 @@ def ours_args(case: Case, extra: tuple[str, ...] = ()) -> tuple[list[str], list[
 
 
 def reset(peer: KernelPeer, daemon: Daemon) -> None:
+    peer.revive()
     for t in daemon.tunnels():
         daemon.cli("del", "tunnel", "tunnel_id", str(t["tunnel_id"]))
     peer.reset_l2tp()

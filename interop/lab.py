@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,18 @@ class KernelPeer:
 
     def sh(self, script: str, timeout: float = 60) -> str:
         return self.vm.sh(script, timeout)
+
+    def revive(self) -> None:
+        """Boot a fresh guest on the same TAP if the last one was stopped after it
+        stopped answering (GuestHang); its console log is kept beside the new one."""
+        if self.vm.alive:
+            return
+        workdir = self.vm.workdir
+        with contextlib.suppress(FileNotFoundError):
+            self.vm.console.rename(workdir / f"console.{time.time_ns()}.log")
+        with contextlib.suppress(FileNotFoundError):
+            self.vm.sock_path.unlink()
+        self.vm = _boot(self.artifacts, self.ns, workdir)
 
     def reset_l2tp(self) -> None:
         """Delete every tunnel (and so every session) the kernel has."""
@@ -80,11 +93,22 @@ def kernel_peer(tag: str = "kvm", artifacts: Artifacts | None = None,
         stack.callback(ns.delete)
         stack.callback(ns.run, "ip", "link", "del", TAP, check=False)
         _setup_ns(ns)
-        netdev = f"tap,id=n0,ifname={TAP},script=no,downscript=no"
-        vm = Vm(art, ns.name, netdev, workdir)
-        stack.callback(vm.stop)
+        vm = _boot(art, ns, workdir)
+        peer = KernelPeer(ns=ns, vm=vm, artifacts=art)
+        # The peer's VM, whichever it is by then (revive replaces it).
+        stack.callback(lambda: peer.vm.stop())
+        yield peer
+
+
+def _boot(art: Artifacts, ns: Netns, workdir: Path) -> Vm:
+    netdev = f"tap,id=n0,ifname={TAP},script=no,downscript=no"
+    vm = Vm(art, ns.name, netdev, workdir)
+    try:
         vm.sh(
             f"ip addr add {GUEST4}/24 dev eth0 && ip addr add {GUEST6}/64 dev eth0"
             " && ip link set eth0 up"
         )
-        yield KernelPeer(ns=ns, vm=vm, artifacts=art)
+    except BaseException:
+        vm.stop()
+        raise
+    return vm

@@ -16,6 +16,8 @@ from interop.lab import KernelPeer
 from interop.netns import prog
 
 PORT = 5001
+# Under the guest command limit (300 s) and pytest-timeout.
+GUEST_NC_SECONDS = 150
 
 
 @dataclass(frozen=True)
@@ -71,15 +73,23 @@ def guest_to_host(peer: KernelPeer, addr: str, size: int) -> Transfer:
         if srv.stdout.readline().strip() != "ready":
             raise RuntimeError(f"host TCP server did not start: {srv.stderr.read()}")  # type: ignore[union-attr]
         t0 = time.monotonic()
-        res = peer.vm.run(f"nc {addr} {PORT} < /tmp/tx", timeout=300)
+        # busybox timeout ends a stalled nc inside the guest, so that one stalled
+        # transfer fails its own test and leaves the guest's shell usable for the next.
+        res = peer.vm.run(f"timeout {GUEST_NC_SECONDS} nc {addr} {PORT} < /tmp/tx", timeout=300)
+        if res.status != 0:
+            srv.kill()
+            got, err = srv.communicate(timeout=30)
+            raise RuntimeError(f"guest nc failed (status {res.status}): {res.output}; "
+                               f"host side: {got!r} {err!r}")  # fmt: skip
         got, err = srv.communicate(timeout=120)
         seconds = time.monotonic() - t0
     finally:
         if srv.poll() is None:
             srv.kill()
             srv.wait()
+        for pipe in (srv.stdout, srv.stderr):
+            if pipe is not None:
+                pipe.close()
     peer.sh("rm -f /tmp/tx")
-    if res.status != 0:
-        raise RuntimeError(f"guest nc failed: {res.output}")
     g = got.split()
     return Transfer(size, seconds, (sent[0], sent[1]), (g[0], g[1]) if len(g) == 2 else ("?", err))

@@ -25,6 +25,12 @@ class GuestError(Exception):
     pass
 
 
+class GuestHang(GuestError):
+    """The guest's shell stopped answering: the VM is stopped and must be booted again
+    (KernelPeer.revive). The interop tests rerun once on this error alone
+    (tests/interop/conftest.py), never on a failed command or a data-path failure."""
+
+
 _PR_SET_PDEATHSIG = 1
 
 
@@ -140,9 +146,11 @@ class Vm:
         self.sock.sendall(f"{tag} {payload}\n".encode())
         deadline = time.monotonic() + timeout
         out: list[str] = []
+        begun = False
         try:
             while self._read_line(deadline) != f"{BEGIN} {tag}":
                 pass
+            begun = True
             while True:
                 line = self._read_line(deadline)
                 if line.startswith(f"{END} {tag} "):
@@ -152,7 +160,14 @@ class Vm:
             # The guest shell is now busy with a command we gave up on; no later command
             # could be trusted, so the guest is unusable.
             self.stop()
-            raise GuestError(f"guest command timed out after {timeout}s: {script!r}") from None
+            # Whether the guest's shell took the command at all, what it printed, and the
+            # kernel console's last lines (an oops or a stall shows there).
+            state = "started" if begun else "never started"
+            raise GuestHang(
+                f"guest command timed out after {timeout}s ({state}): {script!r}\n"
+                f"output so far: {''.join(s + chr(10) for s in out)[-1500:]!r}\n"
+                f"console:\n{self.console_text()[-3000:]}"
+            ) from None
 
     def sh(self, script: str, timeout: float = 60) -> str:
         return self.run(script, timeout).check()

@@ -37,6 +37,7 @@ from interop.lab import (
 )  # fmt: skip
 from interop.peerlines import uses_cli
 from interop.traffic import guest_to_host, host_to_guest
+from interop.vm import GuestHang
 from l2tpv3.config import SeqMode, SessionConfig, TunnelConfig
 from l2tpv3.proto.session import Session
 from tests.support.netns import Daemon, require_root, wait_until, workdir
@@ -505,3 +506,20 @@ def test_mss_clamp_on_syns_the_kernel_receives(lab: Lab) -> None:
     assert sorted(tx) == ["syn 1200 csum-ok", "synack 1200 csum-ok"], kernel_saw
     assert sorted(we_saw) == ["syn 1200 csum-ok", "synack 1200 csum-ok"], we_saw
     assert lab.daemon.session(OUR_SID)["features"]["mss_clamped"] - before == 4
+
+
+def test_a_hung_guest_is_booted_again_and_the_next_case_runs(lab: Lab) -> None:
+    """The harness's answer to a guest that stops answering (tests/interop/conftest.py):
+    the hang is a GuestHang with the console's tail, the VM is stopped, and the next
+    test's reset boots a fresh guest on the same TAP that carries a pseudowire again."""
+    old = lab.peer.vm
+    with pytest.raises(
+        GuestHang, match=r"timed out after 1s \((started|never started)\)[\s\S]*console:"
+    ):
+        lab.peer.vm.run("echo begun; sleep 30", timeout=1)
+    assert not old.alive
+    case = Case("udp", 4, 0, "default", "none")
+    configure(lab, case)  # interop.cases.reset revives the guest first
+    assert lab.peer.vm is not old and lab.peer.vm.alive
+    assert wait_until(lambda: ping_guest(lab, INNER_HOST4, count=1), timeout=15), "no path"
+    assert ping_host(lab, INNER_GUEST4)
