@@ -314,8 +314,8 @@ class L2tpv3(Case):
 
 def esp_datapath(label: str, logs: list[str]) -> tuple[str, str, str]:
     """The compiled ESP case's label, reason and data path, saying which path really
-    ran: until the C engine has ESP, `add sa` moves the tunnel to the Python path and
-    the daemon logs so (ESP_MOVED)."""
+    ran: an extension built without libcrypto has no ESP, so `add sa` moves the tunnel
+    to the Python path and the daemon logs so (ESP_MOVED)."""
     moved = sum(ESP_MOVED in log for log in logs)
     if moved == len(logs):
         return (f"{label} (ESP ran on the Python path)",

@@ -8,6 +8,7 @@ import os
 import platform
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -73,8 +74,8 @@ def _miss_notes(cases: dict[str, Any], key: str, what: str, versus: str, got: fl
         notes.append(f"raw veth itself reaches only {ceiling:.2f}x in this run")
     if cases.get(key, {}).get("datapath") == "python":
         notes.append(
-            "this case's ESP ran on the pure-Python path (add sa moves a compiled tunnel"
-            " there until the C engine has ESP), so it measures Python ESP"
+            "this case's ESP ran on the pure-Python path (the extension was built without"
+            " libcrypto, so add sa moved the tunnel there): it measures Python ESP"
         )
     return notes
 
@@ -255,14 +256,24 @@ def write(results: dict[str, Any], directory: Path, latest: bool = True) -> list
     false (a partial run must not replace the full run the docs table is made from)."""
     directory.mkdir(parents=True, exist_ok=True)
     stamp = results["meta"]["started"].replace(":", "").replace("-", "")
-    js, png = directory / f"{stamp}.json", directory / f"{stamp}.png"
+    js = directory / f"{stamp}.json"
+    png: Path | None = directory / f"{stamp}.png"
     js.write_text(json.dumps(results, indent=1) + "\n")
-    chart(results, png)
+    try:
+        chart(results, directory / f"{stamp}.png")
+    except ImportError:
+        # The chart is the bench extra's (matplotlib); the figures stand without it.
+        print("no chart: matplotlib is missing (pip install -e '.[bench]')", file=sys.stderr)
+        png = None
+    written = [js] if png is None else [js, png]
     if not latest:
-        return [js, png]
+        return written
     shutil.copyfile(js, directory / "latest.json")
-    shutil.copyfile(png, directory / "latest.png")
-    return [js, png, directory / "latest.json", directory / "latest.png"]
+    written.append(directory / "latest.json")
+    if png is not None:
+        shutil.copyfile(png, directory / "latest.png")
+        written.append(directory / "latest.png")
+    return written
 
 
 def write_esp(results: dict[str, Any], directory: Path) -> list[Path]:
