@@ -22,7 +22,7 @@ from pathlib import Path
 
 from interop.build import Artifacts, build
 from interop.netns import Netns, remove_stale_namespaces, sigterm_cleans_up
-from interop.vm import Vm
+from interop.vm import GuestHang, Vm
 
 HOST4, GUEST4 = "192.0.2.1", "192.0.2.2"
 HOST6, GUEST6 = "2001:db8:1::1", "2001:db8:1::2"
@@ -41,6 +41,27 @@ class KernelPeer:
 
     def sh(self, script: str, timeout: float = 60) -> str:
         return self.vm.sh(script, timeout)
+
+    def underlay_alive(self) -> bool:
+        """Whether the guest's NIC still carries anything: a ping over the underlay
+        itself (tap0 <-> eth0), which no daemon under test takes part in."""
+        for addr in (GUEST4, GUEST6):
+            ping = ("ping", "-c", "3", "-i", "0.3", "-W", "1", addr)
+            if self.ns.run(*ping, check=False, timeout=15).returncode == 0:
+                return True
+        return False
+
+    def lost(self, exc: BaseException) -> GuestHang | None:
+        """A GuestHang for a test that failed because the guest's NIC stopped (no
+        underlay ping either family; the VM is stopped so that revive boots a fresh
+        one), or None when the underlay works and the failure is the test's own."""
+        if not self.vm.alive or self.underlay_alive():
+            return None
+        self.vm.stop()
+        return GuestHang(
+            f"the guest's NIC stopped (no ping to {GUEST4} or {GUEST6} over the underlay)"
+            f" after: {exc!r:.1500}\nconsole:\n{self.vm.console_text()[-3000:]}"
+        )
 
     def revive(self) -> None:
         """Boot a fresh guest on the same TAP if the last one was stopped after it

@@ -508,18 +508,31 @@ def test_mss_clamp_on_syns_the_kernel_receives(lab: Lab) -> None:
     assert lab.daemon.session(OUR_SID)["features"]["mss_clamped"] - before == 4
 
 
-def test_a_hung_guest_is_booted_again_and_the_next_case_runs(lab: Lab) -> None:
-    """The harness's answer to a guest that stops answering (tests/interop/conftest.py):
-    the hang is a GuestHang with the console's tail, the VM is stopped, and the next
-    test's reset boots a fresh guest on the same TAP that carries a pseudowire again."""
+def test_a_lost_guest_is_booted_again_and_the_next_case_runs(lab: Lab) -> None:
+    """The harness's answers to a guest that stops (tests/interop/conftest.py): a shell
+    that stops answering is a GuestHang with the console's tail; a failure while the
+    guest's NIC carries nothing becomes one (KernelPeer.lost), a failure with a working
+    underlay does not; either way the VM is stopped, and the next test's reset boots a
+    fresh guest on the same TAP that carries a pseudowire again."""
+    case = Case("udp", 4, 0, "default", "none")
+    assert lab.peer.lost(AssertionError("no path")) is None  # the underlay works
     old = lab.peer.vm
     with pytest.raises(
         GuestHang, match=r"timed out after 1s \((started|never started)\)[\s\S]*console:"
     ):
-        lab.peer.vm.run("echo begun; sleep 30", timeout=1)
+        old.run("echo begun; sleep 30", timeout=1)
     assert not old.alive
-    case = Case("udp", 4, 0, "default", "none")
     configure(lab, case)  # interop.cases.reset revives the guest first
     assert lab.peer.vm is not old and lab.peer.vm.alive
+    assert wait_until(lambda: ping_guest(lab, INNER_HOST4, count=1), timeout=15), "no path"
+    # The guest's NIC goes quiet (as a stalled virtio queue would): the failure that
+    # follows is the VM's, and says so.
+    old = lab.peer.vm
+    old.sh("ip link set eth0 down")
+    hang = lab.peer.lost(AssertionError("no path"))
+    assert hang is not None and "NIC stopped" in str(hang) and "no path" in str(hang)
+    assert not old.alive
+    configure(lab, case)
+    assert lab.peer.vm is not old
     assert wait_until(lambda: ping_guest(lab, INNER_HOST4, count=1), timeout=15), "no path"
     assert ping_host(lab, INNER_GUEST4)
