@@ -22,6 +22,8 @@ from interop.vm import GuestHang
 
 # pytest-rerunfailures matches this against the error's type and message.
 GUEST_HANG = r"GuestHang"
+# What each GuestHang said, for the terminal summary (a rerun that passes shows no error).
+HANGS = pytest.StashKey[list[str]]()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -38,9 +40,11 @@ def _peer(item: pytest.Item) -> KernelPeer | None:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
+    hangs = item.config.stash.setdefault(HANGS, [])
     try:
         return (yield)
-    except GuestHang:
+    except GuestHang as exc:
+        hangs.append(f"{item.nodeid}: {str(exc)[:300]}")
         raise
     except (Exception, pytest.fail.Exception) as exc:
         peer = _peer(item)
@@ -50,4 +54,13 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
         if lost is None:
             exc.add_note("(the underlay to the guest answers ping: not the VM's NIC)")
             raise
+        hangs.append(f"{item.nodeid}: {str(lost)[:300]}")
         raise lost from exc
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    hangs = terminalreporter.config.stash.get(HANGS, [])
+    if hangs:
+        terminalreporter.section("interop: the guest stopped (each test reran once)")
+        for line in hangs:
+            terminalreporter.line(line)
