@@ -14,6 +14,7 @@ The daemon under test runs in the namespace; the VM is its only neighbour.
 from __future__ import annotations
 
 import contextlib
+import json
 import tempfile
 import time
 from collections.abc import Iterator
@@ -57,11 +58,29 @@ class KernelPeer:
         one), or None when the underlay works and the failure is the test's own."""
         if not self.vm.alive or self.underlay_alive():
             return None
+        rates = self.tap_rates()
         self.vm.stop()
         return GuestHang(
-            f"the guest's NIC stopped (no ping to {GUEST4} or {GUEST6} over the underlay)"
-            f" after: {exc!r:.1500}\nconsole:\n{self.vm.console_text()[-3000:]}"
+            f"the guest's NIC stopped (no ping to {GUEST4} or {GUEST6} over the underlay;"
+            f" {rates}) after: {exc!r:.1500}\nconsole:\n{self.vm.console_text()[-3000:]}"
         )
+
+    def tap_rates(self) -> str:
+        """Packets per second each way on tap0 over one second: whether anything floods
+        the underlay when the guest stops answering, and from which side."""
+
+        def counts() -> tuple[int, int]:
+            out = self.ns.run("ip", "-j", "-s", "link", "show", TAP, check=False).stdout
+            try:
+                st = json.loads(out)[0]["stats64"]
+                return int(st["tx"]["packets"]), int(st["rx"]["packets"])
+            except (ValueError, LookupError, TypeError):
+                return -1, -1
+
+        t0, r0 = counts()
+        time.sleep(1)
+        t1, r1 = counts()
+        return f"tap0 to the guest {t1 - t0} pkt/s, from the guest {r1 - r0} pkt/s"
 
     def revive(self) -> None:
         """Boot a fresh guest on the same TAP if the last one was stopped after it

@@ -44,7 +44,8 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
     try:
         return (yield)
     except GuestHang as exc:
-        hangs.append(f"{item.nodeid}: {str(exc)[:300]}")
+        # The VM is already stopped here: tap0's rates would say nothing.
+        hangs.append(f"{item.nodeid}: {str(exc)[-1500:]}")
         raise
     except (Exception, pytest.fail.Exception) as exc:
         peer = _peer(item)
@@ -54,7 +55,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
         if lost is None:
             exc.add_note("(the underlay to the guest answers ping: not the VM's NIC)")
             raise
-        hangs.append(f"{item.nodeid}: {str(lost)[:300]}")
+        hangs.append(f"{item.nodeid}: {str(lost)[-1500:]}")
         raise lost from exc
 
 

@@ -10,6 +10,7 @@ the kernel's counters (debugfs) against ours.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -531,6 +532,7 @@ def test_a_lost_guest_is_booted_again_and_the_next_case_runs(lab: Lab) -> None:
     old.sh("ip link set eth0 down")
     hang = lab.peer.lost(AssertionError("no path"))
     assert hang is not None and "NIC stopped" in str(hang) and "no path" in str(hang)
+    assert re.search(r"tap0 to the guest -?\d+ pkt/s, from the guest -?\d+ pkt/s", str(hang))
     assert not old.alive
     configure(lab, case)
     assert lab.peer.vm is not old
